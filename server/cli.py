@@ -1,0 +1,204 @@
+"""The `tally` command: a thin adapter over TallyService (and the data generator).
+
+Exit codes: 0 success, 1 a server-side or warehouse fault, 2 the caller's mistake (bad flags,
+unknown metric, invalid filter...). Errors are one line on stderr, never a traceback (set
+TALLY_DEBUG=1 to see one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from server.core.errors import CallerError, TallyError
+
+FORMATS = ("table", "json", "csv", "arrow")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except TallyError as e:
+        print(f"error: {e.message}", file=sys.stderr)
+        return 2 if isinstance(e, CallerError) else 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as e:  # the last line of defence: one line, not a traceback
+        if os.environ.get("TALLY_DEBUG"):
+            traceback.print_exc()
+        print(f"internal error: {type(e).__name__}: {e} (TALLY_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tally", description="Self-hosted semantic layer and metrics API server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def project_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--project-dir", type=Path, default=None,
+                       help="dbt project folder (env TALLY_PROJECT_DIR, default dbt_project)")
+        p.add_argument("--profiles-dir", type=Path, default=None,
+                       help="folder of profiles.yml (default: the project folder)")
+        p.add_argument("--target", default=None, help="dbt profile target (env TALLY_TARGET)")
+
+    def query_flags(p: argparse.ArgumentParser) -> None:
+        project_flags(p)
+        p.add_argument("--metrics", action="append", default=[],
+                       help="comma-separated metric names")
+        p.add_argument("--group-by", action="append", default=[],
+                       help="comma-separated dimensions, e.g. metric_time__month,customer__country")
+        p.add_argument("--where", action="append", default=[],
+                       help="filter, e.g. \"{{ Dimension('customer__country') }} = 'US'\" (repeatable)")
+        p.add_argument("--order-by", action="append", default=[],
+                       help="comma-separated; prefix '-' for descending, e.g. -revenue")
+        p.add_argument("--limit", default=None, help="most rows to return")
+        p.add_argument("--saved-query", default=None, help="run a saved query by name")
+        p.add_argument("--start", default=None, help="first metric_time to include (ISO date)")
+        p.add_argument("--end", default=None, help="last metric_time to include (ISO date)")
+
+    q = sub.add_parser("query", help="run a metric query")
+    query_flags(q)
+    q.add_argument("--format", choices=FORMATS, default="table")
+    q.add_argument("--explain", action="store_true", help="print the SQL instead of running it")
+    q.set_defaults(handler=_cmd_query)
+
+    c = sub.add_parser("compile", help="print the SQL of a metric query")
+    query_flags(c)
+    c.set_defaults(handler=_cmd_compile)
+
+    lst = sub.add_parser("list", help="list metrics, dimensions, entities or saved queries")
+    project_flags(lst)
+    lst.add_argument("what", choices=("metrics", "dimensions", "entities", "saved-queries"))
+    lst.add_argument("--metrics", action="append", default=[],
+                     help="only what these metrics can be grouped by")
+    lst.add_argument("--format", choices=("table", "json"), default="table")
+    lst.set_defaults(handler=_cmd_list)
+
+    g = sub.add_parser("generate", help="generate the raw demo data into a DuckDB file")
+    g.add_argument("--seed", type=int, default=42)
+    g.add_argument("--scale", type=float, default=1.0, help="1.0 = about 10k customers")
+    g.add_argument("--out", type=Path, default=Path("dbt_project/warehouse.duckdb"))
+    g.add_argument("--start", default="2022-01-01")
+    g.add_argument("--end", default="2025-12-31")
+    g.set_defaults(handler=_cmd_generate)
+    return parser
+
+
+def _service(args: argparse.Namespace):
+    from server.core.service import TallyService
+    from server.settings import load_settings
+
+    settings = load_settings(project_dir=args.project_dir, profiles_dir=args.profiles_dir,
+                             target=args.target)
+    return TallyService(settings)
+
+
+def _request(args: argparse.Namespace):
+    from server.core.request import QueryRequest, split_csv
+
+    return QueryRequest.create(
+        metrics=split_csv(args.metrics), group_by=split_csv(args.group_by), where=args.where,
+        order_by=split_csv(args.order_by), limit=args.limit, saved_query=args.saved_query,
+        start=args.start, end=args.end,
+    )
+
+
+def _cmd_query(args: argparse.Namespace) -> int:
+    request = _request(args)
+    service = _service(args)
+    if args.explain:
+        print(service.compile(request).sql)
+        return 0
+    result = service.query(request)
+    from server import encoding
+
+    if args.format == "json":
+        print(encoding.to_json(result))
+    elif args.format == "csv":
+        sys.stdout.buffer.write(encoding.to_csv(result.table))
+    elif args.format == "arrow":
+        if sys.stdout.isatty():
+            print("error: --format arrow writes binary; redirect it to a file or a pipe",
+                  file=sys.stderr)
+            return 2
+        sys.stdout.buffer.write(encoding.to_arrow_stream(result.table))
+    else:
+        print(encoding.to_text_table(result.table))
+        t = result.timing
+        print(f"compile {t.compile_ms:.1f} ms, execute {t.execute_ms:.1f} ms, "
+              f"total {t.total_ms:.1f} ms", file=sys.stderr)
+    return 0
+
+
+def _cmd_compile(args: argparse.Namespace) -> int:
+    print(_service(args).compile(_request(args)).sql)
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    from server.core.request import split_csv
+
+    service = _service(args)
+    metrics = tuple(split_csv(args.metrics))
+    items: Sequence[object]
+    if args.what == "metrics":
+        items = service.list_metrics()
+        columns = ("name", "type", "label", "description")
+    elif args.what == "dimensions":
+        items = service.list_dimensions(metrics)
+        columns = ("name", "type", "grains", "label", "description")
+    elif args.what == "entities":
+        items = service.list_entities(metrics)
+        columns = ("name", "type", "label", "description")
+    else:
+        items = service.list_saved_queries()
+        columns = ("name", "metrics", "group_by", "description")
+    rows = [asdict(i) for i in items]  # type: ignore[call-overload]
+    if args.format == "json":
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    import pyarrow as pa
+
+    from server.encoding import to_text_table
+
+    def cell(v: object) -> str:
+        text = ", ".join(v) if isinstance(v, tuple | list) else str(v)
+        return text if len(text) <= 70 else text[:67] + "..."
+
+    table = pa.table({c: [cell(r[c]) for r in rows] for c in columns})
+    print(to_text_table(table, max_rows=10_000))
+    return 0
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    from server.datagen import generate
+
+    if args.scale <= 0:
+        print("error: --scale must be greater than 0", file=sys.stderr)
+        return 2
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    counts = generate(args.out, seed=args.seed, scale=args.scale, start=args.start, end=args.end,
+                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    summary = ", ".join(f"{n:,} {t}" for t, n in counts.items())
+    print(f"generated {summary} into {args.out} in {time.perf_counter() - started:.1f} s",
+          file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""MetricFlow, wrapped: catalog look-ups and request -> SQL for one warehouse dialect.
+
+The engine is built once per manifest over a compile-only SQL client (MetricFlow needs only
+the engine type and the plan renderer to write SQL; execution goes through tally's own
+warehouse layer). MetricFlow keeps global state (its id generator), so compiling happens under
+a lock; executing the SQL does not need it.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from metricflow.engine.metricflow_engine import (
+    MetricFlowEngine,
+    MetricFlowQueryRequest,
+    OutputColumnOrderMode,
+)
+from metricflow.protocols.sql_client import SqlEngine
+from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
+from metricflow.sql.render.postgres import PostgresSQLSqlPlanRenderer
+from metricflow_semantics.errors.error_classes import InformativeUserError
+
+from server.core.catalog import (
+    GRAINS,
+    DimensionInfo,
+    EntityInfo,
+    MetricInfo,
+    SavedQueryInfo,
+    grains_from,
+)
+from server.core.errors import (
+    CompileFault,
+    InvalidGrain,
+    InvalidOrderBy,
+    InvalidQuery,
+    InvalidRequest,
+    UnknownDimension,
+    UnknownMetric,
+    UnknownSavedQuery,
+    suggestion_suffix,
+)
+from server.core.filters import check_where
+from server.core.request import QueryRequest
+from server.core.semantic_manifest import LoadedManifest
+
+_DIALECTS: dict[str, tuple[SqlEngine, Any]] = {
+    "duckdb": (SqlEngine.DUCKDB, DuckDbSqlPlanRenderer),
+    "postgres": (SqlEngine.POSTGRES, PostgresSQLSqlPlanRenderer),
+}
+
+
+class _CompileOnlyClient:
+    """The part of MetricFlow's SqlClient protocol that compiling uses."""
+
+    def __init__(self, dialect: str) -> None:
+        if dialect not in _DIALECTS:
+            raise CompileFault(f"No SQL dialect {dialect!r}; tally supports {sorted(_DIALECTS)}.")
+        engine, renderer = _DIALECTS[dialect]
+        self.sql_engine_type = engine
+        self.sql_plan_renderer = renderer()
+
+    def query(self, *args: Any, **kwargs: Any) -> Any:
+        raise CompileFault("tally executes SQL through its warehouse layer, not MetricFlow's.")
+
+    execute = dry_run = query
+
+    def close(self) -> None:
+        pass
+
+    def render_bind_parameter_key(self, bind_parameter_key: str) -> str:
+        return f"${bind_parameter_key}"
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    request: QueryRequest  # the request as compiled (saved query expanded)
+
+
+_SAVED_GROUP_BY = re.compile(
+    r"^\s*(?P<kind>Dimension|TimeDimension|Entity)\(\s*'(?P<name>[\w]+)'"
+    r"(?:\s*,\s*'(?P<grain>\w+)')?\s*\)(?:\.grain\(\s*'(?P<grain2>\w+)'\s*\))?\s*$"
+)
+
+
+class Compiler:
+    def __init__(self, loaded: LoadedManifest, dialect: str) -> None:
+        self.loaded = loaded
+        self.dialect = dialect
+        self._lock = threading.Lock()
+        self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(dialect))
+        manifest = loaded.manifest
+        self.metrics: dict[str, MetricInfo] = {m.name: _metric_info(m) for m in manifest.metrics}
+        self.saved_queries: dict[str, SavedQueryInfo] = {
+            q.name: _saved_query_info(q) for q in manifest.saved_queries
+        }
+
+    # Catalog ---------------------------------------------------------------------------
+
+    def metric(self, name: str) -> MetricInfo:
+        if name not in self.metrics:
+            hint, best = suggestion_suffix(name, self.metrics)
+            raise UnknownMetric(f"Unknown metric '{name}'.{hint}", suggestion=best)
+        return self.metrics[name]
+
+    def saved_query(self, name: str) -> SavedQueryInfo:
+        if name not in self.saved_queries:
+            hint, best = suggestion_suffix(name, self.saved_queries)
+            raise UnknownSavedQuery(f"Unknown saved query '{name}'.{hint}", suggestion=best)
+        return self.saved_queries[name]
+
+    def dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
+        for name in metrics:
+            self.metric(name)
+        return self._dimensions(tuple(sorted(set(metrics))))
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019 - one Compiler per manifest, bounded
+    def _dimensions(self, metrics: tuple[str, ...]) -> tuple[DimensionInfo, ...]:
+        with self._lock:
+            found = self._engine.list_dimensions(list(metrics) or None)
+        out: dict[str, DimensionInfo] = {}
+        for d in found:
+            is_time = d.type.value == "time"
+            name = d.granularity_free_dunder_name if is_time else d.dunder_name
+            grain = d.type_params.time_granularity.value if is_time and d.type_params else None
+            out.setdefault(name, DimensionInfo(
+                name=name,
+                label=d.label or _title(name),
+                description=d.description or "",
+                type="time" if is_time else "categorical",
+                grains=grains_from(grain) if is_time else (),
+                semantic_model=d.semantic_model_reference.semantic_model_name
+                if d.semantic_model_reference else None,
+            ))
+        if "metric_time" in out:
+            mt = out["metric_time"]
+            out["metric_time"] = DimensionInfo(
+                name="metric_time", label="Metric time",
+                description="The time of each metric's events (order date for order metrics), "
+                "at the grain asked for.", type="time", grains=mt.grains,
+            )
+        return tuple(sorted(out.values(), key=lambda d: (d.name != "metric_time", d.name)))
+
+    def entities(self, metrics: tuple[str, ...] = ()) -> tuple[EntityInfo, ...]:
+        for name in metrics:
+            self.metric(name)
+        return self._entities(tuple(sorted(set(metrics))))
+
+    @functools.lru_cache(maxsize=512)  # noqa: B019
+    def _entities(self, metrics: tuple[str, ...]) -> tuple[EntityInfo, ...]:
+        if metrics:
+            with self._lock:
+                names = {e.name for e in self._engine.entities_for_metrics(list(metrics))}
+        else:
+            names = None
+        out: dict[str, EntityInfo] = {}
+        for model in self.loaded.manifest.semantic_models:
+            for e in model.entities:
+                if names is not None and e.name not in names:
+                    continue
+                current = out.get(e.name)
+                if current is None or (current.type != "primary" and e.type.value == "primary"):
+                    out[e.name] = EntityInfo(
+                        name=e.name, label=e.label or _title(e.name),
+                        description=e.description or "", type=e.type.value,
+                    )
+        return tuple(sorted(out.values(), key=lambda e: e.name))
+
+    # Compile ---------------------------------------------------------------------------
+
+    def expand(self, request: QueryRequest) -> QueryRequest:
+        """A saved query becomes an ordinary request (its filters AND the caller's)."""
+        if not request.saved_query:
+            return request
+        saved = self.saved_query(request.saved_query)
+        return QueryRequest(
+            metrics=request.metrics or saved.metrics,
+            group_by=request.group_by or saved.group_by,
+            where=(*saved.where, *request.where),
+            order_by=request.order_by,
+            limit=request.limit,
+            saved_query=None,
+            start=request.start,
+            end=request.end,
+            access_context=request.access_context,
+        )
+
+    def check(self, request: QueryRequest) -> QueryRequest:
+        """Validate names against the catalog (typed errors with suggestions) and return the
+        request with its filters in canonical, checked spelling."""
+        request = self.expand(request)
+        if not request.metrics:
+            raise InvalidRequest("Ask for at least one metric.")
+        for name in request.metrics:
+            self.metric(name)
+        dims = self.dimensions(request.metrics)
+        entities = {e.name for e in self.entities(request.metrics)}
+        for name in request.group_by:
+            self._check_group_by(name, dims, entities, request.metrics)
+        wheres = []
+        for clause in request.where:
+            checked = check_where(clause, self.dialect)
+            for ref in checked.references:
+                if ref.kind == "Metric":
+                    self.metric(ref.name)
+                    continue
+                name = f"{ref.name}__{ref.grain}" if ref.grain else ref.name
+                self._check_group_by(name, dims, entities, request.metrics, in_filter=True)
+            wheres.append(checked.sql)
+        has_time = any(g == "metric_time" or g.startswith("metric_time__") for g in request.group_by)
+        for name in request.metrics:
+            if self.metrics[name].requires_metric_time and not has_time:
+                raise InvalidQuery(
+                    f"'{name}' compares a period with an earlier one: group by metric_time "
+                    "(e.g. metric_time__month).")
+        selectable = set(request.metrics) | set(request.group_by)
+        for item in request.order_by:
+            name = item.lstrip("-")
+            if name not in selectable:
+                hint, best = suggestion_suffix(name, selectable)
+                raise InvalidOrderBy(
+                    f"Cannot order by '{name}': order by one of the requested metrics or "
+                    f"group-bys ({', '.join(sorted(selectable))}).{hint}", suggestion=best)
+        return QueryRequest(
+            metrics=request.metrics, group_by=request.group_by, where=tuple(wheres),
+            order_by=request.order_by, limit=request.limit, start=request.start,
+            end=request.end, access_context=request.access_context,
+        )
+
+    def _check_group_by(
+        self, name: str, dims: tuple[DimensionInfo, ...], entities: set[str],
+        metrics: tuple[str, ...], in_filter: bool = False,
+    ) -> None:
+        by_name = {d.name: d for d in dims}
+        if name in by_name or name in entities:
+            return
+        base, _, grain = name.rpartition("__")
+        if base in by_name and by_name[base].type == "time":
+            dim = by_name[base]
+            if grain in dim.grains:
+                return
+            raise InvalidGrain(
+                f"'{base}' cannot be asked at grain '{grain}': use one of "
+                f"{', '.join(dim.grains)} (e.g. '{base}__{dim.grains[0]}').",
+                dimension=base, grains=list(dim.grains),
+            )
+        if base in by_name and grain in GRAINS:
+            raise InvalidGrain(f"'{base}' is not a time dimension; it has no grain '{grain}'.")
+        candidates = [n for d in dims for n in d.group_by_names()] + sorted(entities)
+        hint, best = suggestion_suffix(name, candidates)
+        where = " in a filter" if in_filter else ""
+        raise UnknownDimension(
+            f"Unknown dimension '{name}'{where} for {', '.join(metrics)}.{hint}",
+            suggestion=best,
+        )
+
+    def compile(self, request: QueryRequest, limit: int | None = None) -> CompiledQuery:
+        checked = self.check(request)
+        mf_request = MetricFlowQueryRequest.create(
+            metric_names=list(checked.metrics),
+            group_by_names=list(checked.group_by) or None,
+            where_constraints=list(checked.where) or None,
+            # Without an order, rows come in group-by order (time ascending), so the same
+            # question always prints the same way and a limit keeps the earliest rows.
+            order_by_names=list(checked.order_by or checked.group_by) or None,
+            limit=limit if limit is not None else checked.limit,
+            time_constraint_start=checked.start,
+            time_constraint_end=checked.end,
+            output_column_order_mode=OutputColumnOrderMode.TYPE_GROUPED,
+        )
+        with self._lock:
+            try:
+                sql = self._engine.explain(mf_request).sql_statement.sql
+            except InformativeUserError as e:
+                raise InvalidQuery(_mf_message(e)) from None
+            except Exception as e:
+                raise CompileFault(f"MetricFlow could not compile this query: {e}") from e
+        return CompiledQuery(sql=sql, request=checked)
+
+
+def _metric_info(m: Any) -> MetricInfo:
+    tp = m.type_params
+    inputs: list[str] = []
+    if tp.numerator:
+        inputs += [tp.numerator.name, tp.denominator.name]
+    inputs += [i.name for i in tp.metrics or []]
+    if tp.measure:
+        inputs.append(tp.measure.name)
+    meta = dict(m.config.meta) if m.config and m.config.meta else {}
+    metric_filter = " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
+    requires_time = any(getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
+                        for i in tp.metrics or [])
+    return MetricInfo(
+        name=m.name, label=m.label or _title(m.name), description=m.description or "",
+        type=m.type.value, meta=meta, requires_metric_time=bool(requires_time),
+        inputs=tuple(dict.fromkeys(inputs)), filter=metric_filter,
+    )
+
+
+def _saved_query_info(q: Any) -> SavedQueryInfo:
+    group_by = []
+    for item in q.query_params.group_by:
+        match = _SAVED_GROUP_BY.match(item)
+        if not match:
+            raise CompileFault(f"Saved query {q.name!r} has a group-by tally cannot read: {item!r}")
+        grain = match.group("grain") or match.group("grain2")
+        group_by.append(f"{match.group('name')}__{grain}" if grain else match.group("name"))
+    where = tuple(f.where_sql_template for f in q.query_params.where.where_filters) \
+        if q.query_params.where else ()
+    meta = dict(q.config.meta) if getattr(q, "config", None) and q.config.meta else {}
+    ttl = meta.get("cache_ttl_seconds")
+    return SavedQueryInfo(
+        name=q.name, label=q.label or _title(q.name), description=q.description or "",
+        metrics=tuple(q.query_params.metrics), group_by=tuple(group_by), where=where,
+        cache_ttl_seconds=float(ttl) if ttl is not None else None,
+    )
+
+
+def _title(name: str) -> str:
+    return name.replace("__", " ").replace("_", " ").strip().capitalize()
+
+
+def _mf_message(e: Exception) -> str:
+    """MetricFlow's long multi-section message, shortened to its message and suggestions."""
+    text = str(e)
+    parts = re.split(r"\n\s*(?:Query Input|Issue Location|Object Builder Input):", text)
+    head = parts[0]
+    head = re.sub(r"Got error\(s\) during query resolution\.\s*", "", head)
+    head = re.sub(r"Error #\d+:\s*Message:\s*", "", head)
+    return " ".join(head.split())

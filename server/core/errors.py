@@ -1,0 +1,120 @@
+"""Typed errors. Every error tally raises carries a stable machine-readable `code`, an HTTP-like
+`status` and a human message; transports map them to their own shape in one place.
+
+`CallerError` (4xx) is the caller's mistake; `ServerFault` (5xx) is ours or the warehouse's.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+
+class TallyError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = {k: v for k, v in details.items() if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return {"error": body}
+
+
+class CallerError(TallyError):
+    """The request is wrong; retrying it unchanged will fail again."""
+
+    code = "invalid_request"
+    status = 400
+
+
+class InvalidRequest(CallerError):
+    code = "invalid_request"
+
+
+class UnknownMetric(CallerError):
+    code = "unknown_metric"
+
+
+class UnknownDimension(CallerError):
+    code = "unknown_dimension"
+
+
+class UnknownSavedQuery(CallerError):
+    code = "unknown_saved_query"
+
+
+class NotFound(CallerError):
+    """A named resource (GET /metrics/{name}) does not exist; `code` is set per instance."""
+
+    status = 404
+
+    def __init__(self, message: str, code: str = "not_found", **details: Any) -> None:
+        super().__init__(message, **details)
+        self.code = code  # type: ignore[misc]
+
+
+class InvalidGrain(CallerError):
+    code = "invalid_grain"
+
+
+class InvalidFilter(CallerError):
+    code = "invalid_filter"
+
+
+class InvalidOrderBy(CallerError):
+    code = "invalid_order_by"
+
+
+class InvalidQuery(CallerError):
+    """MetricFlow cannot answer this combination (e.g. a dimension no metric of it reaches)."""
+
+    code = "invalid_query"
+
+
+class ServerFault(TallyError):
+    code = "internal_error"
+    status = 500
+
+
+class ManifestUnavailable(ServerFault):
+    code = "manifest_unavailable"
+    status = 503
+
+
+class WarehouseError(ServerFault):
+    code = "warehouse_error"
+    status = 502
+
+
+class WarehouseUnavailable(ServerFault):
+    code = "warehouse_unavailable"
+    status = 503
+
+
+class QueryTimeout(ServerFault):
+    code = "query_timeout"
+    status = 504
+
+
+class CompileFault(ServerFault):
+    code = "compile_error"
+    status = 500
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt name, or None when nothing is close."""
+    matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def suggestion_suffix(name: str, candidates: Iterable[str]) -> tuple[str, str | None]:
+    """(" Did you mean 'x'?", "x") or ("", None)."""
+    best = did_you_mean(name, candidates)
+    return (f" Did you mean '{best}'?", best) if best else ("", None)

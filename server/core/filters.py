@@ -1,0 +1,265 @@
+"""Safe where clauses.
+
+A where clause is MetricFlow's template SQL: `{{ Dimension('customer__country') }} = 'US'`.
+It ends up inside the generated SQL, so nothing passes unchecked: the template references are
+parsed (only Dimension / TimeDimension / Entity / Metric with literal arguments), every other
+piece of Jinja is refused, and the rest is parsed with sqlglot and must be a single boolean
+expression built from an allow-list (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST,
+arithmetic, a few scalar functions) whose only columns are those references. No subqueries, no
+statements, no bare column names, no functions outside the list.
+
+Structured filters ({"dimension": ..., "op": "in", "values": [...]}) are compiled here too, with
+values quoted by sqlglot, so callers never write SQL at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from server.core.errors import InvalidFilter
+
+_REF = re.compile(
+    r"\{\{\s*(?P<kind>Dimension|TimeDimension|Entity|Metric)\s*\((?P<args>[^{}]*?)\)"
+    r"(?:\s*\.\s*grain\(\s*(?P<q>['\"])(?P<grain>\w+)(?P=q)\s*\))?\s*\}\}"
+)
+_JINJA = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+_PLACEHOLDER = "__tally_ref_{}__"
+
+_ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
+    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.And, exp.Or, exp.Not, exp.In, exp.Between, exp.Is, exp.Like, exp.ILike,
+    exp.Escape, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
+    exp.Cast, exp.TryCast, exp.DataType, exp.Interval, exp.Var,
+    exp.Lower, exp.Upper, exp.Trim, exp.Coalesce, exp.Abs, exp.Round, exp.Length,
+    exp.CurrentDate, exp.CurrentTimestamp, exp.DateTrunc, exp.TimestampTrunc, exp.Extract,
+    exp.Concat, exp.DPipe, exp.Substring, exp.If, exp.Case,
+)
+
+
+@dataclass(frozen=True)
+class FilterReference:
+    kind: str  # Dimension | TimeDimension | Entity | Metric
+    name: str
+    grain: str | None = None
+    group_by: tuple[str, ...] = ()
+
+    def template(self) -> str:
+        if self.kind == "Metric":
+            items = ", ".join(f"'{g}'" for g in self.group_by)
+            return f"{{{{ Metric('{self.name}', group_by=[{items}]) }}}}"
+        if self.kind == "TimeDimension" and self.grain:
+            return f"{{{{ TimeDimension('{self.name}', '{self.grain}') }}}}"
+        if self.grain:
+            return f"{{{{ {self.kind}('{self.name}').grain('{self.grain}') }}}}"
+        return f"{{{{ {self.kind}('{self.name}') }}}}"
+
+
+@dataclass(frozen=True)
+class CheckedFilter:
+    """A where clause that passed the checks, in canonical spelling, with what it references."""
+
+    sql: str
+    references: tuple[FilterReference, ...]
+
+
+def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
+    references: list[FilterReference] = []
+
+    def substitute(match: re.Match[str]) -> str:
+        references.append(_parse_reference(match))
+        return _PLACEHOLDER.format(len(references) - 1)
+
+    body = _REF.sub(substitute, clause)
+    if _JINJA.search(body):
+        raise InvalidFilter(
+            f"Filter {clause!r} has template code other than "
+            "{{ Dimension('...') }}, {{ TimeDimension('...', 'grain') }}, {{ Entity('...') }} "
+            "or {{ Metric('...', group_by=['...']) }}."
+        )
+    if not references:
+        raise InvalidFilter(
+            f"Filter {clause!r} references no dimension. Write e.g. "
+            "\"{{ Dimension('customer__country') }} = 'US'\"."
+        )
+    tree = _parse_expression(body, clause, dialect)
+    for node in tree.walk():
+        if isinstance(node, exp.Column):
+            name = node.name
+            if node.table or not re.fullmatch(r"__tally_ref_\d+__", name):
+                raise InvalidFilter(
+                    f"Filter {clause!r} names column {node.sql(dialect=dialect)!r} directly: "
+                    f"wrap names in {{{{ Dimension('...') }}}}."
+                )
+        elif not isinstance(node, _ALLOWED_NODES):
+            what = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
+            raise InvalidFilter(
+                f"Filter {clause!r} uses {what}, which filters may not contain "
+                "(allowed: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST, arithmetic, "
+                "lower/upper/trim/coalesce/abs/round/length/date_trunc/extract)."
+            )
+    # comments=False: a comment's text must not survive into the SQL.
+    sql = tree.sql(dialect=dialect, comments=False)
+    for i, ref in enumerate(references):
+        sql = sql.replace(_PLACEHOLDER.format(i), ref.template())
+    return CheckedFilter(sql=sql, references=tuple(references))
+
+
+def _parse_reference(match: re.Match[str]) -> FilterReference:
+    kind, args_src, grain = match.group("kind"), match.group("args"), match.group("grain")
+    try:
+        call = ast.parse(f"f({args_src})", mode="eval").body
+    except SyntaxError:
+        raise InvalidFilter(f"Cannot read the arguments of {match.group(0)!r}.") from None
+    assert isinstance(call, ast.Call)
+    positional = [_literal(a, match.group(0)) for a in call.args]
+    keywords = {k.arg: _literal(k.value, match.group(0)) for k in call.keywords}
+    if not positional or not isinstance(positional[0], str):
+        raise InvalidFilter(f"{match.group(0)!r} needs a name as its first argument.")
+    name = positional[0].strip().lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise InvalidFilter(f"Invalid name {positional[0]!r} in {match.group(0)!r}.")
+    allowed_keywords = {
+        "Dimension": {"entity_path"},
+        "Entity": {"entity_path"},
+        "TimeDimension": {"time_granularity_name", "entity_path"},
+        "Metric": {"group_by"},
+    }[kind]
+    unknown = set(keywords) - allowed_keywords
+    if unknown:
+        raise InvalidFilter(f"{match.group(0)!r} has unknown argument(s) {sorted(unknown)}.")
+    if "entity_path" in keywords:
+        raise InvalidFilter("entity_path is not supported: use the dunder name, e.g. 'customer__country'.")
+    group_by: tuple[str, ...] = ()
+    if kind == "TimeDimension":
+        extra = positional[1] if len(positional) > 1 else keywords.get("time_granularity_name")
+        grain = grain or extra
+    elif len(positional) > 1:
+        raise InvalidFilter(f"{match.group(0)!r} takes one name.")
+    if kind == "Metric":
+        raw = keywords.get("group_by", positional[1] if len(positional) > 1 else None)
+        if not isinstance(raw, list | tuple) or not raw or not all(isinstance(g, str) for g in raw):
+            raise InvalidFilter(f"{match.group(0)!r} needs group_by=['entity', ...].")
+        group_by = tuple(g.strip().lower() for g in raw)
+    if grain is not None and (not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())):
+        raise InvalidFilter(f"Invalid grain {grain!r} in {match.group(0)!r}.")
+    return FilterReference(kind=kind, name=name, grain=grain.lower() if grain else None,
+                           group_by=group_by)
+
+
+def _literal(node: ast.expr, where: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise InvalidFilter(f"Only literal arguments are allowed in {where!r}.") from None
+
+
+def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
+    try:
+        trees = sqlglot.parse(body, dialect=dialect)
+    except ParseError as e:
+        first = e.errors[0]["description"] if e.errors else str(e)
+        raise InvalidFilter(f"Cannot parse filter {clause!r}: {first}.") from None
+    trees = [t for t in trees if t is not None]
+    if len(trees) != 1:
+        raise InvalidFilter(f"Filter {clause!r} must be one expression, not several statements.")
+    tree = trees[0]
+    if isinstance(tree, exp.Query | exp.Command | exp.DDL | exp.DML) or not isinstance(
+        tree, exp.Condition | exp.Predicate | exp.Paren
+    ):
+        raise InvalidFilter(f"Filter {clause!r} must be a condition such as \"... = 'US'\".")
+    return tree
+
+
+# Structured filters -----------------------------------------------------------------------
+
+STRUCTURED_OPS = ("=", "!=", "in", "not_in", ">", ">=", "<", "<=", "between", "is_null",
+                  "is_not_null", "contains")
+
+
+def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
+    """{"dimension": "customer__country", "op": "in", "values": ["US", "DE"]} -> a where clause.
+
+    Values become sqlglot literals (quoted and escaped), so no value can break out of its quotes.
+    """
+    if not isinstance(item, dict):
+        raise InvalidFilter(f"A structured filter must be an object, got {item!r}.")
+    unknown = set(item) - {"dimension", "op", "value", "values", "grain"}
+    if unknown:
+        raise InvalidFilter(f"Unknown key(s) {sorted(unknown)} in filter {item!r}.")
+    name = item.get("dimension")
+    op = str(item.get("op", "=")).lower()
+    if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip().lower()):
+        raise InvalidFilter(f"Filter {item!r} needs a 'dimension' name such as 'customer__country'.")
+    if op not in STRUCTURED_OPS:
+        raise InvalidFilter(f"Unknown filter op {op!r}; use one of {', '.join(STRUCTURED_OPS)}.")
+    name = name.strip().lower()
+    grain = item.get("grain")
+    if name == "metric_time" or name.endswith("__metric_time") or grain:
+        ref = FilterReference("TimeDimension", name, str(grain or "day").lower())
+    else:
+        ref = FilterReference("Dimension", name)
+    col = exp.column(_PLACEHOLDER.format(0))
+    values = _values(item, op)
+    condition: exp.Expression
+    if op == "is_null":
+        condition = exp.Is(this=col, expression=exp.Null())
+    elif op == "is_not_null":
+        condition = exp.not_(exp.Is(this=col, expression=exp.Null()))
+    elif op in ("in", "not_in"):
+        condition = exp.In(this=col, expressions=[_lit(v) for v in values])
+        if op == "not_in":
+            condition = exp.not_(condition)
+    elif op == "between":
+        condition = exp.Between(this=col, low=_lit(values[0]), high=_lit(values[1]))
+    elif op == "contains":
+        needle = str(values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = exp.Like(this=exp.Lower(this=col),
+                        expression=exp.Literal.string(f"%{needle.lower()}%"))
+        condition = exp.Escape(this=like, expression=exp.Literal.string("\\"))
+    else:
+        cls = {"=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
+        condition = cls[op](this=col, expression=_lit(values[0]))
+    return condition.sql(dialect=dialect, comments=False).replace(_PLACEHOLDER.format(0), ref.template())
+
+
+def _values(item: dict[str, Any], op: str) -> Sequence[Any]:
+    if op in ("is_null", "is_not_null"):
+        return ()
+    if "values" in item:
+        values = item["values"]
+        if not isinstance(values, list | tuple):
+            values = [values]
+    elif "value" in item:
+        values = [item["value"]]
+    else:
+        raise InvalidFilter(f"Filter {item!r} needs 'value' or 'values'.")
+    values = list(values)
+    wanted = {"between": 2}.get(op)
+    if op in ("in", "not_in"):
+        if not values:
+            raise InvalidFilter(f"Filter {item!r}: '{op}' needs at least one value.")
+    elif wanted and len(values) != wanted:
+        raise InvalidFilter(f"Filter {item!r}: 'between' needs exactly two values.")
+    elif not wanted and len(values) != 1:
+        raise InvalidFilter(f"Filter {item!r}: '{op}' takes one value.")
+    for v in values:
+        if not isinstance(v, str | int | float | bool) or v is None:
+            raise InvalidFilter(f"Filter values must be strings, numbers or booleans, got {v!r}.")
+    return values
+
+
+def _lit(value: Any) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))

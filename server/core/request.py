@@ -1,0 +1,169 @@
+"""The one request model every transport builds: metrics, group_by, where, order_by, limit,
+saved_query, plus an optional time range. Construction validates shape and spelling (names,
+limits); whether the names exist is the catalog's business."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.core.errors import InvalidFilter, InvalidOrderBy, InvalidRequest
+
+# Semantic names are snake_case; group-bys add `__` links and an optional grain.
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_MAX_ITEMS = 64
+_MAX_WHERE_LENGTH = 4_000
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    metrics: tuple[str, ...] = ()
+    group_by: tuple[str, ...] = ()
+    where: tuple[str, ...] = ()
+    order_by: tuple[str, ...] = ()
+    limit: int | None = None
+    saved_query: str | None = None
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    # Who is asking; part of every cache key so no caller can see another's cached rows.
+    access_context: tuple[tuple[str, str], ...] = field(default=())
+
+    @classmethod
+    def create(
+        cls,
+        metrics: Iterable[str] | str | None = None,
+        group_by: Iterable[str] | str | None = None,
+        where: Iterable[str] | str | None = None,
+        order_by: Iterable[str] | str | None = None,
+        limit: Any = None,
+        saved_query: str | None = None,
+        start: Any = None,
+        end: Any = None,
+        access_context: dict[str, str] | None = None,
+    ) -> QueryRequest:
+        metric_names = _names(metrics, "metrics")
+        saved = saved_query.strip() if isinstance(saved_query, str) else saved_query
+        if saved is not None and (not isinstance(saved, str) or not _NAME.match(saved)):
+            raise InvalidRequest(f"Invalid saved query name {saved_query!r}.")
+        if not metric_names and not saved:
+            raise InvalidRequest("Ask for at least one metric (or a saved_query).")
+        group_names = _names(group_by, "group_by")
+        order_names = tuple(_order_item(o) for o in _strings(order_by, "order_by"))
+        wheres = tuple(_where(w) for w in _strings(where, "where"))
+        start_dt, end_dt = _instant(start, "start"), _instant(end, "end")
+        if start_dt and end_dt and start_dt > end_dt:
+            raise InvalidRequest(f"start ({start_dt.date()}) is after end ({end_dt.date()}).")
+        return cls(
+            metrics=metric_names,
+            group_by=group_names,
+            where=wheres,
+            order_by=order_names,
+            limit=_limit(limit),
+            saved_query=saved or None,
+            start=start_dt,
+            end=end_dt,
+            access_context=tuple(sorted((access_context or {}).items())),
+        )
+
+    def normalized(self) -> QueryRequest:
+        """The same question in one canonical spelling: order of metrics and group-bys does not
+        matter, nor does white space in filters. (Order of order_by does matter.)"""
+        return QueryRequest(
+            metrics=tuple(sorted(self.metrics)),
+            group_by=tuple(sorted(self.group_by)),
+            where=tuple(sorted(" ".join(w.split()) for w in self.where)),
+            order_by=self.order_by,
+            limit=self.limit,
+            saved_query=self.saved_query,
+            start=self.start,
+            end=self.end,
+            access_context=self.access_context,
+        )
+
+
+def _strings(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    items = list(value)
+    if len(items) > _MAX_ITEMS:
+        raise InvalidRequest(f"Too many {what}: {len(items)} (at most {_MAX_ITEMS}).")
+    for item in items:
+        if not isinstance(item, str):
+            raise InvalidRequest(f"Each item of {what} must be a string, got {item!r}.")
+    return tuple(s.strip() for s in items if s.strip())
+
+
+def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
+    """Comma-split, trimmed, lower-cased, de-duplicated names in first-seen order."""
+    raw = _strings(value, what)
+    out: list[str] = []
+    for chunk in raw:
+        for name in chunk.split(","):
+            name = name.strip().lower()
+            if not name:
+                continue
+            if not _NAME.match(name):
+                raise InvalidRequest(
+                    f"Invalid name {name!r} in {what}: names are snake_case "
+                    "(letters, digits, underscores), e.g. 'customer__country'."
+                )
+            if name not in out:
+                out.append(name)
+    return tuple(out)
+
+
+def _order_item(item: str) -> str:
+    descending = item.startswith("-")
+    name = item[1:].strip().lower() if descending else item.strip().lower()
+    if not _NAME.match(name):
+        raise InvalidOrderBy(
+            f"Invalid order_by item {item!r}: use a metric or group-by name, '-' for descending."
+        )
+    return f"-{name}" if descending else name
+
+
+def _where(clause: str) -> str:
+    if len(clause) > _MAX_WHERE_LENGTH:
+        raise InvalidFilter(f"Filter is too long ({len(clause)} characters).")
+    return clause
+
+
+def _limit(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise InvalidRequest(f"limit must be a whole number, got {value!r}.")
+    try:
+        limit = int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"limit must be a whole number, got {value!r}.") from None
+    if isinstance(value, float) and value != limit:
+        raise InvalidRequest(f"limit must be a whole number, got {value!r}.")
+    if limit < 0:
+        raise InvalidRequest(f"limit must be 0 or more, got {limit}.")
+    return limit
+
+
+def _instant(value: Any, what: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidRequest(f"{what} must be an ISO date or date-time (2025-01-31), got {value!r}.")
+
+
+def split_csv(values: Sequence[str] | None) -> list[str]:
+    """CLI helper: ['a,b', 'c'] -> ['a', 'b', 'c']."""
+    return [v.strip() for chunk in values or [] for v in chunk.split(",") if v.strip()]

@@ -1,0 +1,44 @@
+"""Loading the semantic manifest dbt writes (target/semantic_manifest.json).
+
+MetricFlow's Python API is not a stable public API; this module and compiler.py are the only
+places that import it, and the version is pinned in pyproject.toml.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from metricflow_semantics.model.dbt_manifest_parser import (
+    parse_manifest_from_dbt_generated_manifest,
+)
+from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+
+from server.core.errors import ManifestUnavailable
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    path: Path
+    version: str  # sha256 of the file's bytes: changes exactly when the definitions change
+    lookup: SemanticManifestLookup
+
+    @property
+    def manifest(self):  # PydanticSemanticManifest
+        return self.lookup.semantic_manifest
+
+
+def load_manifest(path: Path) -> LoadedManifest:
+    if not path.exists():
+        raise ManifestUnavailable(
+            f"Semantic manifest not found at {path}: run `make warehouse` first "
+            "(it builds the marts and runs `dbt parse`)."
+        )
+    raw = path.read_bytes()
+    try:
+        manifest = parse_manifest_from_dbt_generated_manifest(raw.decode("utf-8"))
+        lookup = SemanticManifestLookup(manifest)
+    except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
+        raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
+    return LoadedManifest(path=path, version=hashlib.sha256(raw).hexdigest()[:16], lookup=lookup)

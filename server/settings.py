@@ -1,0 +1,39 @@
+"""One settings class. Every value resolves argument -> environment (TALLY_*) -> default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore", frozen=True)
+
+    project_dir: Path = Field(Path("dbt_project"), description="The dbt project folder.")
+    profiles_dir: Path | None = Field(None, description="Folder of profiles.yml (default: project_dir).")
+    target: str | None = Field(None, description="dbt profile target (default: the profile's).")
+    manifest_path: Path | None = Field(
+        None, description="semantic_manifest.json (default: project_dir/target/...)."
+    )
+    max_rows: int = Field(100_000, ge=1, description="Most rows a query may return.")
+    query_timeout_seconds: float = Field(60.0, gt=0, description="Per-query warehouse timeout.")
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+
+    def resolved_project_dir(self) -> Path:
+        return self.project_dir.expanduser().resolve()
+
+    def resolved_profiles_dir(self) -> Path:
+        return (self.profiles_dir or self.project_dir).expanduser().resolve()
+
+    def resolved_manifest_path(self) -> Path:
+        if self.manifest_path is not None:
+            return self.manifest_path.expanduser().resolve()
+        return self.resolved_project_dir() / "target" / "semantic_manifest.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with explicit (non-None) arguments taking precedence."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
