@@ -172,11 +172,20 @@ def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
     if len(trees) != 1:
         raise InvalidFilter(f"Filter {clause!r} must be one expression, not several statements.")
     tree = trees[0]
-    if isinstance(tree, exp.Query | exp.Command | exp.DDL | exp.DML) or not isinstance(
-        tree, exp.Condition | exp.Predicate | exp.Paren
-    ):
+    if not _is_boolean(tree):
         raise InvalidFilter(f"Filter {clause!r} must be a condition such as \"... = 'US'\".")
     return tree
+
+
+def _is_boolean(node: exp.Expression) -> bool:
+    """Whether the top of the expression yields true/false (a bare column or value does not)."""
+    if isinstance(node, exp.Paren):
+        return _is_boolean(node.this)
+    if isinstance(node, exp.Not):
+        return _is_boolean(node.this)
+    if isinstance(node, exp.Connector):
+        return _is_boolean(node.left) and _is_boolean(node.right)
+    return isinstance(node, exp.Predicate | exp.Boolean | exp.Escape)
 
 
 # Structured filters -----------------------------------------------------------------------

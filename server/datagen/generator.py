@@ -23,8 +23,6 @@ from collections.abc import Callable, Sequence
 
 import duckdb
 
-TABLES = ("customers", "products", "orders", "order_items")
-
 # (ISO alpha-2, weight %, calling code): US dominates, as for a US-born web shop.
 COUNTRIES = [
     ("US", 38, "1"), ("GB", 12, "44"), ("DE", 9, "49"), ("FR", 7, "33"), ("CA", 7, "1"),
@@ -103,6 +101,7 @@ STATUS_LAG = {
 P_NEVER, P_ONCE = 0.10, 0.24
 TAIL_SCALE, TAIL_POWER = 6.0, 0.45
 FULL_TENURE_DAYS, TENURE_POWER = 1095.0, 0.5
+# Resolution of the product lookup table (popularity weights are quantized to 1/65536)
 PRODUCT_BUCKETS = 65536
 LINES_PER_ORDER = [(1, 36), (2, 28), (3, 16), (4, 10), (5, 6), (6, 4)]
 QUANTITY = [(1, 74), (2, 16), (3, 5), (4, 3), (5, 2)]

@@ -1,0 +1,65 @@
+# tally: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+SEED   ?= 42
+SCALE  ?= 1
+PROJECT     := dbt_project
+WAREHOUSE   := $(PROJECT)/warehouse.duckdb
+BUILD_DIR   := $(PROJECT)/.build
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install warehouse demo test lint clean help
+
+help:
+	@echo "make demo       install, build the warehouse, show the metrics"
+	@echo "make test       run the test suite (builds its own small warehouse)"
+	@echo "make install    create .venv and install tally (editable, with dev tools)"
+	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE)), dbt build, dbt parse"
+	@echo "make lint       ruff"
+	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+# The warehouse is built in $(BUILD_DIR) and moved over $(WAREHOUSE) in one rename, so a
+# running server never sees a half-built file and never blocks the build (it holds no
+# connection between queries). The file keeps its name: dbt and MetricFlow call the DuckDB
+# catalog after it ("warehouse").
+warehouse: $(STAMP)
+	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)
+	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --out $(BUILD_DIR)/warehouse.duckdb
+	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt build --profiles-dir .
+	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt parse --profiles-dir . --quiet
+	mv -f $(BUILD_DIR)/warehouse.duckdb $(WAREHOUSE)
+	@rm -rf $(BUILD_DIR)
+	@echo "warehouse ready: $(WAREHOUSE), manifest: $(PROJECT)/target/semantic_manifest.json"
+
+demo: warehouse
+	@echo; echo "== tally list metrics"; $(BIN)/tally list metrics
+	@echo; echo "== revenue and orders by year"
+	$(BIN)/tally query --metrics revenue,order_count,average_order_value --group-by metric_time__year
+	@echo; echo "== customer segments"
+	$(BIN)/tally query --saved-query customer_segments
+	@echo; echo "== revenue by country, 2025, top 5"
+	$(BIN)/tally query --metrics revenue --group-by customer__country --start 2025-01-01 --end 2025-12-31 --order-by -revenue --limit 5
+	@echo; echo "== cohort retention of the first cohorts, first months"
+	$(BIN)/tally query --metrics retention_rate --group-by cohort__cohort_month__month,cohort__period_number --where "{{ Dimension('cohort__period_number') }} <= 3" --limit 8
+	@echo; echo "== a typo gets a suggestion (exit code 2)"
+	-$(BIN)/tally query --metrics revenu
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check server tests bench
+
+clean:
+	rm -rf $(VENV) $(BUILD_DIR) $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target $(PROJECT)/logs \
+	       $(PROJECT)/dbt_packages .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,137 @@
+"""The core service over a real warehouse: typed errors, catalog, limits, manifest reload."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from server.core.errors import (
+    InvalidFilter,
+    InvalidGrain,
+    InvalidOrderBy,
+    InvalidQuery,
+    ManifestUnavailable,
+    NotFound,
+    UnknownDimension,
+    UnknownMetric,
+    UnknownSavedQuery,
+)
+from server.core.request import QueryRequest
+from server.core.service import ResultTooLarge, TallyService
+from server.settings import Settings
+from server.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import PROJECT_DIR
+
+
+def q(**kw):
+    return QueryRequest.create(**kw)
+
+
+@pytest.mark.parametrize(
+    "kw,error,message",
+    [
+        ({"metrics": "revenu"}, UnknownMetric, "Unknown metric 'revenu'. Did you mean 'revenue'?"),
+        ({"metrics": "revenue", "group_by": "customer__countr"}, UnknownDimension,
+         "Did you mean 'customer__country'?"),
+        ({"metrics": "revenue", "group_by": "product__category"}, UnknownDimension,
+         "Unknown dimension 'product__category'"),
+        ({"metrics": "revenue", "group_by": "metric_time__hour"}, InvalidGrain, "day, week"),
+        ({"metrics": "retention_rate", "group_by": "metric_time__day"}, InvalidGrain, "month"),
+        ({"metrics": "revenue", "group_by": "customer__country__month"}, InvalidGrain,
+         "not a time dimension"),
+        ({"metrics": "revenue", "where": "{{ Dimension('customer__contry') }} = 'US'"},
+         UnknownDimension, "in a filter"),
+        ({"metrics": "revenue", "where": "{{ Dimension('customer__country') }} = 'US'; drop"},
+         InvalidFilter, "one expression"),
+        ({"metrics": "revenue", "order_by": "-revenu"}, InvalidOrderBy, "Did you mean 'revenue'?"),
+        ({"metrics": "revenue", "order_by": "customer__country"}, InvalidOrderBy, "order by one"),
+        ({"metrics": "revenue_growth_mom"}, InvalidQuery, "group by metric_time"),
+        ({"saved_query": "cohort_retentio"}, UnknownSavedQuery, "Did you mean 'cohort_retention'?"),
+    ],
+)
+def test_caller_errors_are_typed_with_suggestions(service, kw, error, message):
+    with pytest.raises(error) as info:
+        service.query(q(**kw))
+    assert message in info.value.message
+    assert 400 <= info.value.status < 500
+
+
+def test_query_returns_arrow_with_group_bys_then_metrics_in_order(service):
+    result = service.query(q(metrics=["revenue", "order_count"],
+                             group_by=["metric_time__year", "customer__country"]))
+    assert result.table.column_names == [
+        "metric_time__year", "customer__country", "revenue", "order_count"]
+    years = result.table.column("metric_time__year").to_pylist()
+    assert years == sorted(years)
+    assert result.timing.total_ms >= result.timing.execute_ms > 0
+    assert result.cache.hit is False and result.manifest_version
+
+
+def test_saved_query_runs_with_extra_filter_and_limit(service):
+    full = service.query(q(saved_query="revenue_by_country_by_month"))
+    assert {"metric_time__month", "customer__country", "revenue"} <= set(full.table.column_names)
+    us = service.query(q(saved_query="revenue_by_country_by_month", limit=3,
+                         where="{{ Dimension('customer__country') }} = 'US'"))
+    assert us.table.num_rows == 3
+    assert set(us.table.column("customer__country").to_pylist()) == {"US"}
+
+
+def test_max_rows_is_enforced(warehouse):
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path, max_rows=5)
+    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    with pytest.raises(ResultTooLarge, match="more than 5 rows"):
+        svc.query(q(metrics="revenue", group_by="metric_time__month"))
+    assert svc.query(q(metrics="revenue", group_by="metric_time__month", limit=5)).table.num_rows == 5
+    assert svc.query(q(metrics="revenue", group_by="metric_time__year")).table.num_rows == 4
+
+
+def test_catalog(service):
+    names = {m.name for m in service.list_metrics()}
+    assert "revenue" in names
+    assert service.get_metric("revenue").label == "Revenue"
+    with pytest.raises(NotFound) as info:
+        service.get_metric("revenu")
+    assert info.value.status == 404 and info.value.code == "unknown_metric"
+    dims = {d.name: d for d in service.list_dimensions(("revenue",))}
+    assert {"metric_time", "customer__country", "order__order_status"} <= set(dims)
+    assert dims["metric_time"].grains == ("day", "week", "month", "quarter", "year")
+    item_dims = {d.name for d in service.list_dimensions(("gross_margin",))}
+    assert "product__category" in item_dims
+    assert {e.name for e in service.list_entities(("revenue",))} == {"customer", "order"}
+    assert {s.name for s in service.list_saved_queries()} >= {
+        "executive_kpis_by_month", "revenue_by_country_by_month", "customer_segments",
+        "cohort_retention"}
+
+
+def test_missing_manifest_says_how_to_fix(tmp_path, warehouse):
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=tmp_path / "nope.json")
+    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    with pytest.raises(ManifestUnavailable, match="make warehouse"):
+        svc.list_metrics()
+
+
+def test_new_manifest_is_picked_up_and_broken_one_is_ignored(tmp_path, warehouse):
+    manifest = tmp_path / "semantic_manifest.json"
+    shutil.copy(warehouse.manifest_path, manifest)
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=manifest)
+    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    first = svc.manifest_version
+    manifest.write_text("{ not json")
+    assert svc.manifest_version == first  # a broken file never replaces a good one
+    assert svc.query(q(metrics="revenue")).table.num_rows == 1
+    data = json.loads(warehouse.manifest_path.read_text())
+    next(m for m in data["metrics"] if m["name"] == "revenue")["label"] = "Net revenue"
+    manifest.write_text(json.dumps(data))
+    assert svc.manifest_version != first
+    assert svc.get_metric("revenue").label == "Net revenue"
+
+
+def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, warehouse):
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
+    svc = TallyService(settings, warehouse=DuckDBWarehouse(tmp_path / "warehouse.duckdb"))
+    from server.core.errors import WarehouseUnavailable
+
+    with pytest.raises(WarehouseUnavailable, match="make warehouse"):
+        svc.query(q(metrics="revenue"))
