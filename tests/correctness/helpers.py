@@ -99,6 +99,14 @@ customer_attrs as (
     left join completed as o on o.customer_id = c.customer_id
     group by c.customer_id, c.country, c.signup_date
 ),
+customer_dims as (
+    select
+        a.*,
+        a.country as customer__country,
+        a.customer_segment as customer__customer_segment,
+        a.customer_status as customer__customer_status
+    from customer_attrs as a
+),
 enriched_orders as (
     select
         o.*,
