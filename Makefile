@@ -13,7 +13,7 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 .PHONY: install warehouse demo test lint clean help
 
 help:
-	@echo "make demo       install, build the warehouse, show the metrics"
+	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE)), dbt build, dbt parse"
@@ -53,6 +53,8 @@ demo: warehouse
 	$(BIN)/tally query --metrics retention_rate --group-by cohort__cohort_month__month,cohort__period_number --where "{{ Dimension('cohort__period_number') }} <= 3" --limit 8
 	@echo; echo "== a typo gets a suggestion (exit code 2)"
 	-$(BIN)/tally query --metrics revenu
+	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
+	$(BIN)/tally serve --host 127.0.0.1 --port 8080
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

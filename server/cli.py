@@ -37,8 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # the last line of defence: one line, not a traceback
         if os.environ.get("TALLY_DEBUG"):
             traceback.print_exc()
-        print(f"internal error: {type(e).__name__}: {e} (TALLY_DEBUG=1 shows the traceback)",
-              file=sys.stderr)
+        print(
+            f"internal error: {type(e).__name__}: {e} (TALLY_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 
@@ -49,22 +51,43 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def project_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--project-dir", type=Path, default=None,
-                       help="dbt project folder (env TALLY_PROJECT_DIR, default dbt_project)")
-        p.add_argument("--profiles-dir", type=Path, default=None,
-                       help="folder of profiles.yml (default: the project folder)")
+        p.add_argument(
+            "--project-dir",
+            type=Path,
+            default=None,
+            help="dbt project folder (env TALLY_PROJECT_DIR, default dbt_project)",
+        )
+        p.add_argument(
+            "--profiles-dir",
+            type=Path,
+            default=None,
+            help="folder of profiles.yml (default: the project folder)",
+        )
         p.add_argument("--target", default=None, help="dbt profile target (env TALLY_TARGET)")
 
     def query_flags(p: argparse.ArgumentParser) -> None:
         project_flags(p)
-        p.add_argument("--metrics", action="append", default=[],
-                       help="comma-separated metric names")
-        p.add_argument("--group-by", action="append", default=[],
-                       help="comma-separated dimensions, e.g. metric_time__month,customer__country")
-        p.add_argument("--where", action="append", default=[],
-                       help="filter, e.g. \"{{ Dimension('customer__country') }} = 'US'\" (repeatable)")
-        p.add_argument("--order-by", action="append", default=[],
-                       help="comma-separated; prefix '-' for descending, e.g. -revenue")
+        p.add_argument(
+            "--metrics", action="append", default=[], help="comma-separated metric names"
+        )
+        p.add_argument(
+            "--group-by",
+            action="append",
+            default=[],
+            help="comma-separated dimensions, e.g. metric_time__month,customer__country",
+        )
+        p.add_argument(
+            "--where",
+            action="append",
+            default=[],
+            help="filter, e.g. \"{{ Dimension('customer__country') }} = 'US'\" (repeatable)",
+        )
+        p.add_argument(
+            "--order-by",
+            action="append",
+            default=[],
+            help="comma-separated; prefix '-' for descending, e.g. -revenue",
+        )
         p.add_argument("--limit", default=None, help="most rows to return")
         p.add_argument("--saved-query", default=None, help="run a saved query by name")
         p.add_argument("--start", default=None, help="first metric_time to include (ISO date)")
@@ -83,10 +106,18 @@ def _parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list metrics, dimensions, entities or saved queries")
     project_flags(lst)
     lst.add_argument("what", choices=("metrics", "dimensions", "entities", "saved-queries"))
-    lst.add_argument("--metrics", action="append", default=[],
-                     help="only what these metrics can be grouped by")
+    lst.add_argument(
+        "--metrics", action="append", default=[], help="only what these metrics can be grouped by"
+    )
     lst.add_argument("--format", choices=("table", "json"), default="table")
     lst.set_defaults(handler=_cmd_list)
+
+    s = sub.add_parser("serve", help="serve the REST and GraphQL API")
+    project_flags(s)
+    s.add_argument("--host", default=None, help="default 127.0.0.1 (env TALLY_HOST)")
+    s.add_argument("--port", type=int, default=None, help="default 8080 (env TALLY_PORT)")
+    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.set_defaults(handler=_cmd_serve)
 
     g = sub.add_parser("generate", help="generate the raw demo data into a DuckDB file")
     g.add_argument("--seed", type=int, default=42)
@@ -102,8 +133,9 @@ def _service(args: argparse.Namespace):
     from server.core.service import TallyService
     from server.settings import load_settings
 
-    settings = load_settings(project_dir=args.project_dir, profiles_dir=args.profiles_dir,
-                             target=args.target)
+    settings = load_settings(
+        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
+    )
     return TallyService(settings)
 
 
@@ -111,9 +143,14 @@ def _request(args: argparse.Namespace):
     from server.core.request import QueryRequest, split_csv
 
     return QueryRequest.create(
-        metrics=split_csv(args.metrics), group_by=split_csv(args.group_by), where=args.where,
-        order_by=split_csv(args.order_by), limit=args.limit, saved_query=args.saved_query,
-        start=args.start, end=args.end,
+        metrics=split_csv(args.metrics),
+        group_by=split_csv(args.group_by),
+        where=args.where,
+        order_by=split_csv(args.order_by),
+        limit=args.limit,
+        saved_query=args.saved_query,
+        start=args.start,
+        end=args.end,
     )
 
 
@@ -132,15 +169,20 @@ def _cmd_query(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(encoding.to_csv(result.table))
     elif args.format == "arrow":
         if sys.stdout.isatty():
-            print("error: --format arrow writes binary; redirect it to a file or a pipe",
-                  file=sys.stderr)
+            print(
+                "error: --format arrow writes binary; redirect it to a file or a pipe",
+                file=sys.stderr,
+            )
             return 2
         sys.stdout.buffer.write(encoding.to_arrow_stream(result.table))
     else:
         print(encoding.to_text_table(result.table))
         t = result.timing
-        print(f"compile {t.compile_ms:.1f} ms, execute {t.execute_ms:.1f} ms, "
-              f"total {t.total_ms:.1f} ms", file=sys.stderr)
+        print(
+            f"compile {t.compile_ms:.1f} ms, execute {t.execute_ms:.1f} ms, "
+            f"total {t.total_ms:.1f} ms",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -184,6 +226,41 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import logging
+
+    import uvicorn
+
+    from server.api.app import create_app
+    from server.settings import load_settings
+
+    settings = load_settings(
+        project_dir=args.project_dir,
+        profiles_dir=args.profiles_dir,
+        target=args.target,
+        host=args.host,
+        port=args.port,
+    )
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    app = create_app(settings)
+    print(
+        f"tally serving on http://{settings.host}:{settings.port} "
+        f"(REST /api/v1, GraphQL /graphql, docs /docs)",
+        file=sys.stderr,
+        flush=True,
+    )
+    # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes in-flight requests, then runs
+    # the app's shutdown (which drains the query thread pool).
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
 def _cmd_generate(args: argparse.Namespace) -> int:
     from server.datagen import generate
 
@@ -192,11 +269,19 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    counts = generate(args.out, seed=args.seed, scale=args.scale, start=args.start, end=args.end,
-                      progress=lambda line: print(line, file=sys.stderr, flush=True))
+    counts = generate(
+        args.out,
+        seed=args.seed,
+        scale=args.scale,
+        start=args.start,
+        end=args.end,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     summary = ", ".join(f"{n:,} {t}" for t, n in counts.items())
-    print(f"generated {summary} into {args.out} in {time.perf_counter() - started:.1f} s",
-          file=sys.stderr)
+    print(
+        f"generated {summary} into {args.out} in {time.perf_counter() - started:.1f} s",
+        file=sys.stderr,
+    )
     return 0
 
 

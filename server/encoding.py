@@ -82,9 +82,11 @@ def to_json(result: QueryResult, *, indent: bool = False) -> str:
     head = "{" + ("\n  " if indent else "")
     parts = [
         f'"columns": {json.dumps(columns)}',
-        '"data": [' + ("\n    " if indent and rows else "")
+        '"data": ['
+        + ("\n    " if indent and rows else "")
         + ("," + ("\n    " if indent else " ")).join(rows)
-        + ("\n  " if indent and rows else "") + "]",
+        + ("\n  " if indent and rows else "")
+        + "]",
         *(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in meta.items()),
     ]
     return head + sep.join(parts) + ("\n" if indent else "") + "}"
@@ -105,13 +107,18 @@ def to_arrow_stream(table: pa.Table) -> bytes:
 
 def to_text_table(table: pa.Table, max_rows: int = 200) -> str:
     names = table.column_names
-    rows = [["" if v is None else _plain(v) for v in r.values()] for r in table.slice(0, max_rows).to_pylist()]
+    rows = [
+        ["" if v is None else _plain(v) for v in r.values()]
+        for r in table.slice(0, max_rows).to_pylist()
+    ]
     widths = [max([len(n)] + [len(r[i]) for r in rows]) for i, n in enumerate(names)]
     numeric = [column_type(f.type) in ("decimal", "integer", "float") for f in table.schema]
 
     def line(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if num else c.ljust(w)
-                         for c, w, num in zip(cells, widths, numeric, strict=True)).rstrip()
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
 
     out = [line(names), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if table.num_rows > max_rows:

@@ -12,13 +12,23 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore", frozen=True)
 
     project_dir: Path = Field(Path("dbt_project"), description="The dbt project folder.")
-    profiles_dir: Path | None = Field(None, description="Folder of profiles.yml (default: project_dir).")
+    profiles_dir: Path | None = Field(
+        None, description="Folder of profiles.yml (default: project_dir)."
+    )
     target: str | None = Field(None, description="dbt profile target (default: the profile's).")
     manifest_path: Path | None = Field(
         None, description="semantic_manifest.json (default: project_dir/target/...)."
     )
     max_rows: int = Field(100_000, ge=1, description="Most rows a query may return.")
     query_timeout_seconds: float = Field(60.0, gt=0, description="Per-query warehouse timeout.")
+    cache_enabled: bool = Field(True, description="Serve repeated queries from memory.")
+    cache_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="L1 cache size (Arrow bytes)."
+    )
+    cache_ttl_seconds: float = Field(
+        300.0, ge=0, description="Default time a result is served from cache."
+    )
+    query_workers: int = Field(8, ge=1, description="Threads running warehouse queries.")
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

@@ -41,7 +41,11 @@ class BuiltWarehouse:
 def run_dbt(args: list[str], target_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(DBT), *args, "--profiles-dir", str(PROJECT_DIR), "--target-path", str(target_dir)],
-        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900,
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
 
 
@@ -64,8 +68,11 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
     if parse.returncode != 0:
         pytest.fail(f"dbt parse failed:\n{parse.stdout[-4000:]}")
     return BuiltWarehouse(
-        root=root, duckdb_path=db, target_dir=target,
-        manifest_path=target / "semantic_manifest.json", run_results=run_results,
+        root=root,
+        duckdb_path=db,
+        target_dir=target,
+        manifest_path=target / "semantic_manifest.json",
+        run_results=run_results,
     )
 
 

@@ -59,4 +59,4 @@ def grains_from(min_grain: str | None) -> tuple[str, ...]:
     """The standard grains at or coarser than a dimension's own grain."""
     if min_grain not in GRAINS:
         return GRAINS
-    return GRAINS[GRAINS.index(min_grain):]
+    return GRAINS[GRAINS.index(min_grain) :]

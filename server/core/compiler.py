@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from cachetools import LRUCache
 from metricflow.engine.metricflow_engine import (
     MetricFlowEngine,
     MetricFlowQueryRequest,
@@ -92,6 +93,9 @@ class Compiler:
         self.loaded = loaded
         self.dialect = dialect
         self._lock = threading.Lock()
+        self._sql_cache: LRUCache = LRUCache(maxsize=2048)
+        self._sql_cache_lock = threading.Lock()
+        self.sql_cache_hits = 0
         self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(dialect))
         manifest = loaded.manifest
         self.metrics: dict[str, MetricInfo] = {m.name: _metric_info(m) for m in manifest.metrics}
@@ -127,21 +131,28 @@ class Compiler:
             is_time = d.type.value == "time"
             name = d.granularity_free_dunder_name if is_time else d.dunder_name
             grain = d.type_params.time_granularity.value if is_time and d.type_params else None
-            out.setdefault(name, DimensionInfo(
-                name=name,
-                label=d.label or _title(name),
-                description=d.description or "",
-                type="time" if is_time else "categorical",
-                grains=grains_from(grain) if is_time else (),
-                semantic_model=d.semantic_model_reference.semantic_model_name
-                if d.semantic_model_reference else None,
-            ))
+            out.setdefault(
+                name,
+                DimensionInfo(
+                    name=name,
+                    label=d.label or _title(name),
+                    description=d.description or "",
+                    type="time" if is_time else "categorical",
+                    grains=grains_from(grain) if is_time else (),
+                    semantic_model=d.semantic_model_reference.semantic_model_name
+                    if d.semantic_model_reference
+                    else None,
+                ),
+            )
         if "metric_time" in out:
             mt = out["metric_time"]
             out["metric_time"] = DimensionInfo(
-                name="metric_time", label="Metric time",
+                name="metric_time",
+                label="Metric time",
                 description="The time of each metric's events (order date for order metrics), "
-                "at the grain asked for.", type="time", grains=mt.grains,
+                "at the grain asked for.",
+                type="time",
+                grains=mt.grains,
             )
         return tuple(sorted(out.values(), key=lambda d: (d.name != "metric_time", d.name)))
 
@@ -165,8 +176,10 @@ class Compiler:
                 current = out.get(e.name)
                 if current is None or (current.type != "primary" and e.type.value == "primary"):
                     out[e.name] = EntityInfo(
-                        name=e.name, label=e.label or _title(e.name),
-                        description=e.description or "", type=e.type.value,
+                        name=e.name,
+                        label=e.label or _title(e.name),
+                        description=e.description or "",
+                        type=e.type.value,
                     )
         return tuple(sorted(out.values(), key=lambda e: e.name))
 
@@ -211,12 +224,15 @@ class Compiler:
                 name = f"{ref.name}__{ref.grain}" if ref.grain else ref.name
                 self._check_group_by(name, dims, entities, request.metrics, in_filter=True)
             wheres.append(checked.sql)
-        has_time = any(g == "metric_time" or g.startswith("metric_time__") for g in request.group_by)
+        has_time = any(
+            g == "metric_time" or g.startswith("metric_time__") for g in request.group_by
+        )
         for name in request.metrics:
             if self.metrics[name].requires_metric_time and not has_time:
                 raise InvalidQuery(
                     f"'{name}' compares a period with an earlier one: group by metric_time "
-                    "(e.g. metric_time__month).")
+                    "(e.g. metric_time__month)."
+                )
         selectable = set(request.metrics) | set(request.group_by)
         for item in request.order_by:
             name = item.lstrip("-")
@@ -224,16 +240,27 @@ class Compiler:
                 hint, best = suggestion_suffix(name, selectable)
                 raise InvalidOrderBy(
                     f"Cannot order by '{name}': order by one of the requested metrics or "
-                    f"group-bys ({', '.join(sorted(selectable))}).{hint}", suggestion=best)
+                    f"group-bys ({', '.join(sorted(selectable))}).{hint}",
+                    suggestion=best,
+                )
         return QueryRequest(
-            metrics=request.metrics, group_by=request.group_by, where=tuple(wheres),
-            order_by=request.order_by, limit=request.limit, start=request.start,
-            end=request.end, access_context=request.access_context,
+            metrics=request.metrics,
+            group_by=request.group_by,
+            where=tuple(wheres),
+            order_by=request.order_by,
+            limit=request.limit,
+            start=request.start,
+            end=request.end,
+            access_context=request.access_context,
         )
 
     def _check_group_by(
-        self, name: str, dims: tuple[DimensionInfo, ...], entities: set[str],
-        metrics: tuple[str, ...], in_filter: bool = False,
+        self,
+        name: str,
+        dims: tuple[DimensionInfo, ...],
+        entities: set[str],
+        metrics: tuple[str, ...],
+        in_filter: bool = False,
     ) -> None:
         by_name = {d.name: d for d in dims}
         if name in by_name or name in entities:
@@ -246,7 +273,8 @@ class Compiler:
             raise InvalidGrain(
                 f"'{base}' cannot be asked at grain '{grain}': use one of "
                 f"{', '.join(dim.grains)} (e.g. '{base}__{dim.grains[0]}').",
-                dimension=base, grains=list(dim.grains),
+                dimension=base,
+                grains=list(dim.grains),
             )
         if base in by_name and grain in GRAINS:
             raise InvalidGrain(f"'{base}' is not a time dimension; it has no grain '{grain}'.")
@@ -259,6 +287,20 @@ class Compiler:
         )
 
     def compile(self, request: QueryRequest, limit: int | None = None) -> CompiledQuery:
+        """SQL for a request. Repeated query shapes are served from the compiled-SQL cache
+        (per manifest: a new manifest gets a new Compiler and so an empty cache)."""
+        key = (request.normalized(), request.order_by or request.group_by, limit)
+        with self._sql_cache_lock:
+            cached = self._sql_cache.get(key)
+        if cached is not None:
+            self.sql_cache_hits += 1
+            return cached
+        compiled = self._compile(request, limit)
+        with self._sql_cache_lock:
+            self._sql_cache[key] = compiled
+        return compiled
+
+    def _compile(self, request: QueryRequest, limit: int | None) -> CompiledQuery:
         checked = self.check(request)
         mf_request = MetricFlowQueryRequest.create(
             metric_names=list(checked.metrics),
@@ -291,13 +333,22 @@ def _metric_info(m: Any) -> MetricInfo:
     if tp.measure:
         inputs.append(tp.measure.name)
     meta = dict(m.config.meta) if m.config and m.config.meta else {}
-    metric_filter = " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
-    requires_time = any(getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
-                        for i in tp.metrics or [])
+    metric_filter = (
+        " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
+    )
+    requires_time = any(
+        getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
+        for i in tp.metrics or []
+    )
     return MetricInfo(
-        name=m.name, label=m.label or _title(m.name), description=m.description or "",
-        type=m.type.value, meta=meta, requires_metric_time=bool(requires_time),
-        inputs=tuple(dict.fromkeys(inputs)), filter=metric_filter,
+        name=m.name,
+        label=m.label or _title(m.name),
+        description=m.description or "",
+        type=m.type.value,
+        meta=meta,
+        requires_metric_time=bool(requires_time),
+        inputs=tuple(dict.fromkeys(inputs)),
+        filter=metric_filter,
     )
 
 
@@ -309,13 +360,20 @@ def _saved_query_info(q: Any) -> SavedQueryInfo:
             raise CompileFault(f"Saved query {q.name!r} has a group-by tally cannot read: {item!r}")
         grain = match.group("grain") or match.group("grain2")
         group_by.append(f"{match.group('name')}__{grain}" if grain else match.group("name"))
-    where = tuple(f.where_sql_template for f in q.query_params.where.where_filters) \
-        if q.query_params.where else ()
+    where = (
+        tuple(f.where_sql_template for f in q.query_params.where.where_filters)
+        if q.query_params.where
+        else ()
+    )
     meta = dict(q.config.meta) if getattr(q, "config", None) and q.config.meta else {}
     ttl = meta.get("cache_ttl_seconds")
     return SavedQueryInfo(
-        name=q.name, label=q.label or _title(q.name), description=q.description or "",
-        metrics=tuple(q.query_params.metrics), group_by=tuple(group_by), where=where,
+        name=q.name,
+        label=q.label or _title(q.name),
+        description=q.description or "",
+        metrics=tuple(q.query_params.metrics),
+        group_by=tuple(group_by),
+        where=where,
         cache_ttl_seconds=float(ttl) if ttl is not None else None,
     )
 

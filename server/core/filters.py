@@ -34,14 +34,58 @@ _JINJA = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 _PLACEHOLDER = "__tally_ref_{}__"
 
 _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
-    exp.Column, exp.Identifier, exp.Literal, exp.Boolean, exp.Null, exp.Paren, exp.Tuple,
-    exp.EQ, exp.NEQ, exp.GT, exp.GTE, exp.LT, exp.LTE, exp.NullSafeEQ, exp.NullSafeNEQ,
-    exp.And, exp.Or, exp.Not, exp.In, exp.Between, exp.Is, exp.Like, exp.ILike,
-    exp.Escape, exp.Neg, exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod,
-    exp.Cast, exp.TryCast, exp.DataType, exp.Interval, exp.Var,
-    exp.Lower, exp.Upper, exp.Trim, exp.Coalesce, exp.Abs, exp.Round, exp.Length,
-    exp.CurrentDate, exp.CurrentTimestamp, exp.DateTrunc, exp.TimestampTrunc, exp.Extract,
-    exp.Concat, exp.DPipe, exp.Substring, exp.If, exp.Case,
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Tuple,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.In,
+    exp.Between,
+    exp.Is,
+    exp.Like,
+    exp.ILike,
+    exp.Escape,
+    exp.Neg,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Cast,
+    exp.TryCast,
+    exp.DataType,
+    exp.Interval,
+    exp.Var,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Coalesce,
+    exp.Abs,
+    exp.Round,
+    exp.Length,
+    exp.CurrentDate,
+    exp.CurrentTimestamp,
+    exp.DateTrunc,
+    exp.TimestampTrunc,
+    exp.Extract,
+    exp.Concat,
+    exp.DPipe,
+    exp.Substring,
+    exp.If,
+    exp.Case,
 )
 
 
@@ -137,7 +181,9 @@ def _parse_reference(match: re.Match[str]) -> FilterReference:
     if unknown:
         raise InvalidFilter(f"{match.group(0)!r} has unknown argument(s) {sorted(unknown)}.")
     if "entity_path" in keywords:
-        raise InvalidFilter("entity_path is not supported: use the dunder name, e.g. 'customer__country'.")
+        raise InvalidFilter(
+            "entity_path is not supported: use the dunder name, e.g. 'customer__country'."
+        )
     group_by: tuple[str, ...] = ()
     if kind == "TimeDimension":
         extra = positional[1] if len(positional) > 1 else keywords.get("time_granularity_name")
@@ -149,10 +195,13 @@ def _parse_reference(match: re.Match[str]) -> FilterReference:
         if not isinstance(raw, list | tuple) or not raw or not all(isinstance(g, str) for g in raw):
             raise InvalidFilter(f"{match.group(0)!r} needs group_by=['entity', ...].")
         group_by = tuple(g.strip().lower() for g in raw)
-    if grain is not None and (not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())):
+    if grain is not None and (
+        not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())
+    ):
         raise InvalidFilter(f"Invalid grain {grain!r} in {match.group(0)!r}.")
-    return FilterReference(kind=kind, name=name, grain=grain.lower() if grain else None,
-                           group_by=group_by)
+    return FilterReference(
+        kind=kind, name=name, grain=grain.lower() if grain else None, group_by=group_by
+    )
 
 
 def _literal(node: ast.expr, where: str) -> Any:
@@ -190,8 +239,20 @@ def _is_boolean(node: exp.Expression) -> bool:
 
 # Structured filters -----------------------------------------------------------------------
 
-STRUCTURED_OPS = ("=", "!=", "in", "not_in", ">", ">=", "<", "<=", "between", "is_null",
-                  "is_not_null", "contains")
+STRUCTURED_OPS = (
+    "=",
+    "!=",
+    "in",
+    "not_in",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "between",
+    "is_null",
+    "is_not_null",
+    "contains",
+)
 
 
 def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
@@ -207,7 +268,9 @@ def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
     name = item.get("dimension")
     op = str(item.get("op", "=")).lower()
     if not isinstance(name, str) or not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip().lower()):
-        raise InvalidFilter(f"Filter {item!r} needs a 'dimension' name such as 'customer__country'.")
+        raise InvalidFilter(
+            f"Filter {item!r} needs a 'dimension' name such as 'customer__country'."
+        )
     if op not in STRUCTURED_OPS:
         raise InvalidFilter(f"Unknown filter op {op!r}; use one of {', '.join(STRUCTURED_OPS)}.")
     name = name.strip().lower()
@@ -231,13 +294,16 @@ def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
         condition = exp.Between(this=col, low=_lit(values[0]), high=_lit(values[1]))
     elif op == "contains":
         needle = str(values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        like = exp.Like(this=exp.Lower(this=col),
-                        expression=exp.Literal.string(f"%{needle.lower()}%"))
+        like = exp.Like(
+            this=exp.Lower(this=col), expression=exp.Literal.string(f"%{needle.lower()}%")
+        )
         condition = exp.Escape(this=like, expression=exp.Literal.string("\\"))
     else:
         cls = {"=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
         condition = cls[op](this=col, expression=_lit(values[0]))
-    return condition.sql(dialect=dialect, comments=False).replace(_PLACEHOLDER.format(0), ref.template())
+    return condition.sql(dialect=dialect, comments=False).replace(
+        _PLACEHOLDER.format(0), ref.template()
+    )
 
 
 def _values(item: dict[str, Any], op: str) -> Sequence[Any]:

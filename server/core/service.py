@@ -1,20 +1,36 @@
 """The service every transport calls: query, compile and the catalog. It knows nothing about
-HTTP, GraphQL or the terminal; it takes and returns frozen dataclasses."""
+HTTP, GraphQL or the terminal; it takes and returns frozen dataclasses.
+
+A query: cache lookup (normalized request + manifest version + data version + access context)
+-> on a miss, single flight (one warehouse execution for N identical concurrent requests) ->
+compile (compiled-SQL cache in front of MetricFlow) -> execute -> store.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
 
+from server.cache.data_version import DataVersion
+from server.cache.keys import result_key
+from server.cache.result_cache import CacheEntry, ResultCache
+from server.cache.single_flight import SingleFlight
 from server.core.catalog import DimensionInfo, EntityInfo, MetricInfo, SavedQueryInfo
 from server.core.compiler import CompiledQuery, Compiler
-from server.core.errors import CallerError, ManifestUnavailable, NotFound, suggestion_suffix
+from server.core.errors import (
+    CallerError,
+    ManifestUnavailable,
+    NotFound,
+    TallyError,
+    suggestion_suffix,
+)
 from server.core.request import QueryRequest
 from server.core.semantic_manifest import load_manifest
 from server.settings import Settings
@@ -39,6 +55,9 @@ class Timing:
 class CacheStatus:
     hit: bool
     age_seconds: float = 0.0
+    ttl_seconds: float = 0.0
+    key: str = ""
+    shared: bool = False  # waited on an identical in-flight query instead of running it
 
 
 @dataclass(frozen=True)
@@ -51,6 +70,21 @@ class QueryResult:
     manifest_version: str
 
 
+@dataclass
+class ServiceCounters:
+    """What observability reads: executions, compile/execute seconds, warehouse errors."""
+
+    executions: int = 0
+    warehouse_errors: int = 0
+    compile_seconds: list[float] = field(default_factory=list)
+    execute_seconds: list[float] = field(default_factory=list)
+    listeners: list = field(default_factory=list)
+
+    def observe(self, event: str, value: float = 1.0) -> None:
+        for listener in self.listeners:
+            listener(event, value)
+
+
 class TallyService:
     def __init__(self, settings: Settings, warehouse: Warehouse | None = None) -> None:
         self.settings = settings
@@ -59,6 +93,11 @@ class TallyService:
         self._compiler: Compiler | None = None
         self._manifest_stamp: tuple[int, int] | None = None
         self._reload_lock = threading.Lock()
+        self.cache = ResultCache(settings.cache_max_bytes, settings.cache_ttl_seconds)
+        self.flight: SingleFlight[CacheEntry] = SingleFlight()
+        self.counters = ServiceCounters()
+        self._data_version: DataVersion | None = None
+        self._last_versions: tuple[str, str] | None = None
 
     # Wiring ------------------------------------------------------------------------------
 
@@ -71,6 +110,13 @@ class TallyService:
                 self.settings.target,
             )
         return self._warehouse
+
+    @property
+    def data_version(self) -> DataVersion:
+        if self._data_version is None:
+            run_results = self._manifest_path.parent / "run_results.json"
+            self._data_version = DataVersion(self.warehouse, run_results)
+        return self._data_version
 
     @property
     def compiler(self) -> Compiler:
@@ -87,13 +133,19 @@ class TallyService:
             except ManifestUnavailable:
                 if self._compiler is None:
                     raise
-                log.warning("new semantic manifest at %s is unreadable; keeping version %s",
-                            self._manifest_path, self._compiler.loaded.version)
-                self._manifest_stamp = stamp  # do not retry on every request
+                log.warning(
+                    "new semantic manifest at %s is unreadable; keeping version %s",
+                    self._manifest_path,
+                    self._compiler.loaded.version,
+                )
+                self._manifest_stamp = stamp  # do not retry until the file changes again
                 return self._compiler
             if self._compiler is not None:
-                log.info("semantic manifest changed: %s -> %s",
-                         self._compiler.loaded.version, compiler.loaded.version)
+                log.info(
+                    "semantic manifest changed: %s -> %s",
+                    self._compiler.loaded.version,
+                    compiler.loaded.version,
+                )
             self._compiler, self._manifest_stamp = compiler, stamp
             return compiler
 
@@ -101,40 +153,111 @@ class TallyService:
     def manifest_version(self) -> str:
         return self.compiler.loaded.version
 
+    def invalidate_cache(self) -> str:
+        """Forget every cached result: the next query of each shape runs on the warehouse."""
+        self.data_version.bump()
+        self.cache.clear()
+        return self.data_version.current()
+
+    def ready(self) -> None:
+        """Raise unless the engine is built and the warehouse answers."""
+        self.compiler  # noqa: B018 - builds the engine, or raises ManifestUnavailable
+        self.warehouse.ping()
+
     # Queries -----------------------------------------------------------------------------
 
     def compile(self, request: QueryRequest) -> CompiledQuery:
         return self.compiler.compile(request)
 
-    def query(self, request: QueryRequest) -> QueryResult:
+    def query(self, request: QueryRequest, use_cache: bool = True) -> QueryResult:
         started = time.perf_counter()
         compiler = self.compiler
+        versions = (compiler.loaded.version, self.data_version.current())
+        if versions != self._last_versions:
+            if self._last_versions is not None:
+                # Old entries can never be hit again (their key has the old versions): free them.
+                self.cache.clear()
+            self._last_versions = versions
+        key = result_key(request, *versions)
+        if use_cache and self.settings.cache_enabled:
+            entry = self.cache.get(key)
+            if entry is not None:
+                now = time.monotonic()
+                table = _shape(entry.table, request, resort=True)
+                return QueryResult(
+                    table=table,
+                    sql=entry.sql,
+                    request=request,
+                    timing=Timing(0.0, 0.0, _ms(started)),
+                    cache=CacheStatus(
+                        hit=True,
+                        age_seconds=entry.age(now),
+                        ttl_seconds=entry.remaining(now),
+                        key=key,
+                    ),
+                    manifest_version=versions[0],
+                )
+        entry, shared = self.flight.do(key, lambda: self._run(compiler, request, key))
+        table = _shape(entry.table, request, resort=shared)
+        return QueryResult(
+            table=table,
+            sql=entry.sql,
+            request=request,
+            timing=Timing(entry.compile_ms, entry.execute_ms, _ms(started)),
+            cache=CacheStatus(
+                hit=False,
+                age_seconds=entry.age(),
+                ttl_seconds=entry.ttl_seconds,
+                key=key,
+                shared=shared,
+            ),
+            manifest_version=versions[0],
+        )
+
+    def _run(self, compiler: Compiler, request: QueryRequest, key: str) -> CacheEntry:
         max_rows = self.settings.max_rows
         wanted = request.limit
         # Ask for one row more than allowed, to tell "exactly max_rows" from "too many".
         limit = wanted if wanted is not None and wanted <= max_rows else max_rows + 1
+        t0 = time.perf_counter()
         compiled = compiler.compile(request, limit=limit)
-        compiled_at = time.perf_counter()
-        table = _dates_for_coarse_grains(
-            self.warehouse.execute(compiled.sql, self.settings.query_timeout_seconds)
-        )
-        executed_at = time.perf_counter()
-        if table.num_rows > max_rows:
+        t1 = time.perf_counter()
+        self.counters.observe("compile_seconds", t1 - t0)
+        try:
+            self.counters.executions += 1
+            raw = self.warehouse.execute(compiled.sql, self.settings.query_timeout_seconds)
+        except TallyError:
+            self.counters.warehouse_errors += 1
+            self.counters.observe("warehouse_error")
+            raise
+        t2 = time.perf_counter()
+        self.counters.observe("execute_seconds", t2 - t1)
+        if raw.num_rows > max_rows:
             raise ResultTooLarge(
                 f"The result has more than {max_rows} rows (the server's maximum): add filters, "
-                f"a coarser grain, or a limit of at most {max_rows}.", max_rows=max_rows)
-        return QueryResult(
+                f"a coarser grain, or a limit of at most {max_rows}.",
+                max_rows=max_rows,
+            )
+        table = _normalize_types(raw)
+        entry = CacheEntry(
             table=table,
             sql=compiled.sql,
-            request=compiled.request,
-            timing=Timing(
-                compile_ms=round((compiled_at - started) * 1000, 3),
-                execute_ms=round((executed_at - compiled_at) * 1000, 3),
-                total_ms=round((executed_at - started) * 1000, 3),
-            ),
-            cache=CacheStatus(hit=False),
-            manifest_version=compiler.loaded.version,
+            stored_at=time.monotonic(),
+            ttl_seconds=self._ttl(compiler, request),
+            compile_ms=round((t1 - t0) * 1000, 3),
+            execute_ms=round((t2 - t1) * 1000, 3),
+            nbytes=max(int(table.nbytes), 1),
         )
+        if self.settings.cache_enabled:
+            self.cache.put(key, entry)
+        return entry
+
+    def _ttl(self, compiler: Compiler, request: QueryRequest) -> float:
+        if request.saved_query:
+            saved = compiler.saved_queries.get(request.saved_query)
+            if saved is not None and saved.cache_ttl_seconds is not None:
+                return saved.cache_ttl_seconds
+        return self.settings.cache_ttl_seconds
 
     # Catalog -----------------------------------------------------------------------------
 
@@ -145,7 +268,9 @@ class TallyService:
         metrics = self.compiler.metrics
         if name not in metrics:
             hint, best = suggestion_suffix(name, metrics)
-            raise NotFound(f"Unknown metric '{name}'.{hint}", code="unknown_metric", suggestion=best)
+            raise NotFound(
+                f"Unknown metric '{name}'.{hint}", code="unknown_metric", suggestion=best
+            )
         return metrics[name]
 
     def list_dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
@@ -157,19 +282,97 @@ class TallyService:
     def list_saved_queries(self) -> tuple[SavedQueryInfo, ...]:
         return tuple(sorted(self.compiler.saved_queries.values(), key=lambda q: q.name))
 
+    def get_saved_query(self, name: str) -> SavedQueryInfo:
+        queries = self.compiler.saved_queries
+        if name not in queries:
+            hint, best = suggestion_suffix(name, queries)
+            raise NotFound(
+                f"Unknown saved query '{name}'.{hint}", code="unknown_saved_query", suggestion=best
+            )
+        return queries[name]
+
+    def dimension_values(
+        self,
+        dimension: str,
+        metrics: tuple[str, ...] = (),
+        limit: int | None = None,
+        start: object = None,
+        end: object = None,
+    ) -> QueryResult:
+        """The distinct values of a dimension, through the same cache: the query of `metrics`
+        (default: the first metric that reaches the dimension) grouped by the dimension."""
+        if not metrics:
+            reaching = [
+                m.name
+                for m in self.list_metrics()
+                if dimension.split("__")[0] == "metric_time"
+                or any(dimension in d.group_by_names() for d in self.list_dimensions((m.name,)))
+            ]
+            if not reaching:
+                dims = {n for d in self.list_dimensions() for n in d.group_by_names()}
+                hint, best = suggestion_suffix(dimension, dims)
+                raise NotFound(
+                    f"Unknown dimension '{dimension}'.{hint}",
+                    code="unknown_dimension",
+                    suggestion=best,
+                )
+            metrics = (reaching[0],)
+        request = QueryRequest.create(
+            metrics=metrics, group_by=[dimension], limit=limit, start=start, end=end
+        )
+        result = self.query(request)
+        column = result.table.column_names[0]
+        return QueryResult(
+            table=result.table.select([column]),
+            sql=result.sql,
+            request=request,
+            timing=result.timing,
+            cache=result.cache,
+            manifest_version=result.manifest_version,
+        )
+
 
 _DATE_GRAINS = ("__day", "__week", "__month", "__quarter", "__year")
 
 
-def _dates_for_coarse_grains(table: pa.Table) -> pa.Table:
-    """Time columns at day grain or coarser come back from some engines as timestamps at
-    midnight; they are dates, and JSON / CSV should say 2025-01-01, not 2025-01-01T00:00:00."""
-    for i, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type) and field.name.endswith(_DATE_GRAINS):
-            column = table.column(i)
-            if field.type.tz is None:
-                table = table.set_column(i, field.name, column.cast(pa.date32()))
+def _normalize_types(table: pa.Table) -> pa.Table:
+    """Types that say what the values are, whatever the engine:
+    * time columns at day grain or coarser come back from some engines as timestamps at
+      midnight; they are dates (JSON and CSV say 2025-01-01, not 2025-01-01T00:00:00);
+    * counts come back from DuckDB as decimal(38, 0) (SUM over integers is a HUGEINT); they are
+      integers. Kept as decimals if a value would not fit in 64 bits."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.name.endswith(_DATE_GRAINS) and f.type.tz is None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.date32()))
+        elif pa.types.is_decimal(f.type) and f.type.scale == 0:
+            with contextlib.suppress(pa.ArrowInvalid):
+                table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table
+
+
+def _shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
+    """Columns in the order asked (group-bys, then metrics); on a hit from a differently
+    spelt request, rows re-sorted into this request's default (group-by) order."""
+    names = table.column_names
+    ordered: list[str] = []
+    for item in (*request.group_by, *request.metrics):
+        match = next(
+            (n for n in names if n not in ordered and (n == item or n.startswith(item + "__"))),
+            None,
+        )
+        if match:
+            ordered.append(match)
+    ordered += [n for n in names if n not in ordered]
+    if ordered != names:
+        table = table.select(ordered)
+    if resort and not request.order_by and request.limit is None and request.group_by:
+        keys = ordered[: len(request.group_by)]
+        table = table.sort_by([(k, "ascending") for k in keys])
+    return table
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

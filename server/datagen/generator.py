@@ -25,58 +25,280 @@ import duckdb
 
 # (ISO alpha-2, weight %, calling code): US dominates, as for a US-born web shop.
 COUNTRIES = [
-    ("US", 38, "1"), ("GB", 12, "44"), ("DE", 9, "49"), ("FR", 7, "33"), ("CA", 7, "1"),
-    ("AU", 5, "61"), ("NL", 4, "31"), ("ES", 4, "34"), ("IT", 4, "39"), ("SE", 3, "46"),
-    ("JP", 4, "81"), ("BR", 3, "55"),
+    ("US", 38, "1"),
+    ("GB", 12, "44"),
+    ("DE", 9, "49"),
+    ("FR", 7, "33"),
+    ("CA", 7, "1"),
+    ("AU", 5, "61"),
+    ("NL", 4, "31"),
+    ("ES", 4, "34"),
+    ("IT", 4, "39"),
+    ("SE", 3, "46"),
+    ("JP", 4, "81"),
+    ("BR", 3, "55"),
 ]
 
 FIRST_NAMES = [
-    "James", "Mary", "John", "Patricia", "Robert", "Jennifer", "Michael", "Linda", "William",
-    "Elizabeth", "David", "Barbara", "Richard", "Susan", "Joseph", "Jessica", "Thomas", "Sarah",
-    "Charles", "Karen", "Daniel", "Nancy", "Matthew", "Lisa", "Anthony", "Emma", "Mark",
-    "Olivia", "Paul", "Sophie", "Lukas", "Hannah", "Pierre", "Camille", "Lars", "Ingrid",
-    "Marco", "Giulia", "Carlos", "Lucia", "Hiroshi", "Yuki", "Joao", "Ana", "Liam", "Noah",
-    "Mia", "Chloe", "Oliver", "Amelia", "Jack", "Isla", "Finn", "Freya", "Mateo", "Valentina",
+    "James",
+    "Mary",
+    "John",
+    "Patricia",
+    "Robert",
+    "Jennifer",
+    "Michael",
+    "Linda",
+    "William",
+    "Elizabeth",
+    "David",
+    "Barbara",
+    "Richard",
+    "Susan",
+    "Joseph",
+    "Jessica",
+    "Thomas",
+    "Sarah",
+    "Charles",
+    "Karen",
+    "Daniel",
+    "Nancy",
+    "Matthew",
+    "Lisa",
+    "Anthony",
+    "Emma",
+    "Mark",
+    "Olivia",
+    "Paul",
+    "Sophie",
+    "Lukas",
+    "Hannah",
+    "Pierre",
+    "Camille",
+    "Lars",
+    "Ingrid",
+    "Marco",
+    "Giulia",
+    "Carlos",
+    "Lucia",
+    "Hiroshi",
+    "Yuki",
+    "Joao",
+    "Ana",
+    "Liam",
+    "Noah",
+    "Mia",
+    "Chloe",
+    "Oliver",
+    "Amelia",
+    "Jack",
+    "Isla",
+    "Finn",
+    "Freya",
+    "Mateo",
+    "Valentina",
 ]
 LAST_NAMES = [
-    "Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez",
-    "Martinez", "Wilson", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee",
-    "Thompson", "White", "Harris", "Clark", "Lewis", "Walker", "Young", "Allen", "King",
-    "Wright", "Scott", "Green", "Baker", "Adams", "Nelson", "Hill", "Campbell", "Mitchell",
-    "Mueller", "Schmidt", "Schneider", "Fischer", "Dubois", "Laurent", "Bernard", "Andersson",
-    "Johansson", "Rossi", "Bianchi", "Fernandez", "Lopez", "Tanaka", "Suzuki", "Silva",
-    "Santos", "de Vries", "Jansen", "O'Brien", "Murphy", "Kelly", "Walsh", "Nguyen",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Wilson",
+    "Anderson",
+    "Taylor",
+    "Thomas",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Thompson",
+    "White",
+    "Harris",
+    "Clark",
+    "Lewis",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Green",
+    "Baker",
+    "Adams",
+    "Nelson",
+    "Hill",
+    "Campbell",
+    "Mitchell",
+    "Mueller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Dubois",
+    "Laurent",
+    "Bernard",
+    "Andersson",
+    "Johansson",
+    "Rossi",
+    "Bianchi",
+    "Fernandez",
+    "Lopez",
+    "Tanaka",
+    "Suzuki",
+    "Silva",
+    "Santos",
+    "de Vries",
+    "Jansen",
+    "O'Brien",
+    "Murphy",
+    "Kelly",
+    "Walsh",
+    "Nguyen",
 ]
 # (lower-case domain, how a careless user types it, weight)
 DOMAINS = [
-    ("gmail.com", "Gmail.com", 34), ("yahoo.com", "Yahoo.COM", 11),
-    ("outlook.com", "Outlook.com", 12), ("hotmail.com", "HotMail.com", 8),
+    ("gmail.com", "Gmail.com", 34),
+    ("yahoo.com", "Yahoo.COM", 11),
+    ("outlook.com", "Outlook.com", 12),
+    ("hotmail.com", "HotMail.com", 8),
     ("icloud.com", "iCloud.com", 10),
-    ("example.com", "Example.COM", 9), ("proton.me", "Proton.Me", 5), ("mail.de", "Mail.DE", 4),
-    ("orange.fr", "Orange.FR", 4), ("web.de", "WEB.de", 3),
+    ("example.com", "Example.COM", 9),
+    ("proton.me", "Proton.Me", 5),
+    ("mail.de", "Mail.DE", 4),
+    ("orange.fr", "Orange.FR", 4),
+    ("web.de", "WEB.de", 3),
 ]
 # (category, weight, min list price, max list price, 8 nouns)
 CATEGORIES = [
-    ("Electronics", 18, 19.0, 1400.0, ["Headphones", "Earbuds", "Speaker", "Smartwatch",
-                                       "Tablet", "Charger", "Webcam", "Keyboard"]),
-    ("Home & Kitchen", 20, 8.0, 450.0, ["Blender", "Cookware Set", "Knife Block", "Kettle",
-                                        "Coffee Grinder", "Lamp", "Towel Set", "Air Fryer"]),
-    ("Apparel", 18, 12.0, 220.0, ["Jacket", "Hoodie", "T-Shirt", "Jeans", "Sneakers",
-                                  "Dress", "Scarf", "Rain Coat"]),
-    ("Beauty", 10, 6.0, 120.0, ["Face Serum", "Moisturizer", "Shampoo", "Lip Balm",
-                                "Perfume", "Hair Dryer", "Sunscreen", "Body Wash"]),
-    ("Sports & Outdoors", 14, 10.0, 600.0, ["Yoga Mat", "Tent", "Backpack", "Water Bottle",
-                                            "Dumbbells", "Bike Helmet", "Running Vest",
-                                            "Sleeping Bag"]),
-    ("Books", 10, 7.0, 65.0, ["Cookbook", "Novel", "Field Guide", "Atlas", "Biography",
-                              "Workbook", "Poetry Collection", "Travel Guide"]),
-    ("Toys & Games", 10, 8.0, 160.0, ["Board Game", "Puzzle", "Building Set", "Plush Toy",
-                                      "Card Game", "Model Kit", "Drone", "Science Kit"]),
+    (
+        "Electronics",
+        18,
+        19.0,
+        1400.0,
+        [
+            "Headphones",
+            "Earbuds",
+            "Speaker",
+            "Smartwatch",
+            "Tablet",
+            "Charger",
+            "Webcam",
+            "Keyboard",
+        ],
+    ),
+    (
+        "Home & Kitchen",
+        20,
+        8.0,
+        450.0,
+        [
+            "Blender",
+            "Cookware Set",
+            "Knife Block",
+            "Kettle",
+            "Coffee Grinder",
+            "Lamp",
+            "Towel Set",
+            "Air Fryer",
+        ],
+    ),
+    (
+        "Apparel",
+        18,
+        12.0,
+        220.0,
+        ["Jacket", "Hoodie", "T-Shirt", "Jeans", "Sneakers", "Dress", "Scarf", "Rain Coat"],
+    ),
+    (
+        "Beauty",
+        10,
+        6.0,
+        120.0,
+        [
+            "Face Serum",
+            "Moisturizer",
+            "Shampoo",
+            "Lip Balm",
+            "Perfume",
+            "Hair Dryer",
+            "Sunscreen",
+            "Body Wash",
+        ],
+    ),
+    (
+        "Sports & Outdoors",
+        14,
+        10.0,
+        600.0,
+        [
+            "Yoga Mat",
+            "Tent",
+            "Backpack",
+            "Water Bottle",
+            "Dumbbells",
+            "Bike Helmet",
+            "Running Vest",
+            "Sleeping Bag",
+        ],
+    ),
+    (
+        "Books",
+        10,
+        7.0,
+        65.0,
+        [
+            "Cookbook",
+            "Novel",
+            "Field Guide",
+            "Atlas",
+            "Biography",
+            "Workbook",
+            "Poetry Collection",
+            "Travel Guide",
+        ],
+    ),
+    (
+        "Toys & Games",
+        10,
+        8.0,
+        160.0,
+        [
+            "Board Game",
+            "Puzzle",
+            "Building Set",
+            "Plush Toy",
+            "Card Game",
+            "Model Kit",
+            "Drone",
+            "Science Kit",
+        ],
+    ),
 ]
 ADJECTIVES = [
-    "Aurora", "Nova", "Summit", "Harbor", "Cedar", "Vertex", "Lumen", "Atlas", "Breeze",
-    "Cobalt", "Ember", "Juniper", "Orbit", "Pioneer", "Quartz", "Sierra", "Tundra", "Willow",
-    "Zephyr", "Maple",
+    "Aurora",
+    "Nova",
+    "Summit",
+    "Harbor",
+    "Cedar",
+    "Vertex",
+    "Lumen",
+    "Atlas",
+    "Breeze",
+    "Cobalt",
+    "Ember",
+    "Juniper",
+    "Orbit",
+    "Pioneer",
+    "Quartz",
+    "Sierra",
+    "Tundra",
+    "Willow",
+    "Zephyr",
+    "Maple",
 ]
 
 # Relative order volume by calendar month: January/February dip, November/December peak.
@@ -87,13 +309,18 @@ MONTH_SEASON = [0.78, 0.72, 0.92, 0.95, 1.00, 0.96, 0.94, 1.00, 0.98, 1.05, 1.30
 STATUS_BY_AGE = [
     (3, [("placed", 55), ("shipped", 25), ("completed", 10), ("cancelled", 10)]),
     (14, [("placed", 8), ("shipped", 42), ("completed", 42), ("cancelled", 7), ("returned", 1)]),
-    (None, [("completed", 76), ("cancelled", 9), ("returned", 6.5), ("shipped", 5.5),
-            ("placed", 3)]),
+    (
+        None,
+        [("completed", 76), ("cancelled", 9), ("returned", 6.5), ("shipped", 5.5), ("placed", 3)],
+    ),
 ]
 # Seconds from the order's placement to its last update, as (base, random span) per status.
 STATUS_LAG = {
-    "placed": (0, 6 * 3600), "shipped": (86400, 3 * 86400), "completed": (3 * 86400, 9 * 86400),
-    "returned": (12 * 86400, 30 * 86400), "cancelled": (0, 2 * 86400),
+    "placed": (0, 6 * 3600),
+    "shipped": (86400, 3 * 86400),
+    "completed": (3 * 86400, 9 * 86400),
+    "returned": (12 * 86400, 30 * 86400),
+    "cancelled": (0, 2 * 86400),
 }
 # Lifetime orders per customer: P(0), P(1) before the tenure cut, then 2 + a Pareto-like tail
 # (scale, power) capped at 30. Repeat counts are cut pro rata for customers with less than
@@ -182,8 +409,10 @@ def generate(
         con.execute("CREATE SCHEMA raw")
         counts: dict[str, int] = {}
         steps: list[tuple[str, Callable[[], None]]] = [
-            ("customers", lambda: _customers(con, n_customers, n_days, start_sql, end_sql,
-                                             end_eod)),
+            (
+                "customers",
+                lambda: _customers(con, n_customers, n_days, start_sql, end_sql, end_eod),
+            ),
             ("products", lambda: _products(con, n_products)),
             ("orders", lambda: _orders(con, end_sql, end_eod)),
             ("order_items", lambda: _order_items(con)),
@@ -235,15 +464,21 @@ def _calendar(con: duckdb.DuckDBPyConnection, n_days: int, start_sql: str) -> tu
 
 
 def _customers(
-    con: duckdb.DuckDBPyConnection, n: int, n_days: int, start_sql: str, end_sql: str,
+    con: duckdb.DuckDBPyConnection,
+    n: int,
+    n_days: int,
+    start_sql: str,
+    end_sql: str,
     end_eod: str,
 ) -> None:
     tot_signup, tot_order = _calendar(con, n_days, start_sql)
 
     # Lifetime order count: ~10% never order, ~30% once, the rest a Pareto-like tail capped at
     # 30. Customers who joined recently had less time, so their repeat count is cut pro rata.
-    tail = (f"least(30, 2 + floor({TAIL_SCALE} * (pow(1 - u(customer_id, 'tail'), "
-            f"-{TAIL_POWER}) - 1)))::int")
+    tail = (
+        f"least(30, 2 + floor({TAIL_SCALE} * (pow(1 - u(customer_id, 'tail'), "
+        f"-{TAIL_POWER}) - 1)))::int"
+    )
     con.execute(f"""
         CREATE TEMP TABLE _cust AS
         WITH s AS (
@@ -433,14 +668,23 @@ def _products(con: duckdb.DuckDBPyConnection, n: int) -> None:
 
 
 def _orders(con: duckdb.DuckDBPyConnection, end_sql: str, end_eod: str) -> None:
-    status = "CASE " + " ".join(
-        f"WHEN {end_sql} - order_date < {age} THEN {_pick(_u('order_id', 'st'), mix)}"
-        for age, mix in STATUS_BY_AGE if age is not None
-    ) + f" ELSE {_pick(_u('order_id', 'st'), STATUS_BY_AGE[-1][1])} END"
-    lag = "CASE order_status " + " ".join(
-        f"WHEN '{s}' THEN {base} + floor(u(order_id, 'lag') * {span})::bigint"
-        for s, (base, span) in STATUS_LAG.items()
-    ) + " END"
+    status = (
+        "CASE "
+        + " ".join(
+            f"WHEN {end_sql} - order_date < {age} THEN {_pick(_u('order_id', 'st'), mix)}"
+            for age, mix in STATUS_BY_AGE
+            if age is not None
+        )
+        + f" ELSE {_pick(_u('order_id', 'st'), STATUS_BY_AGE[-1][1])} END"
+    )
+    lag = (
+        "CASE order_status "
+        + " ".join(
+            f"WHEN '{s}' THEN {base} + floor(u(order_id, 'lag') * {span})::bigint"
+            for s, (base, span) in STATUS_LAG.items()
+        )
+        + " END"
+    )
     # Order key before ids exist: (customer, n-th order), at most 30 orders per customer.
     con.execute(f"""
         CREATE TEMP TABLE _ord AS

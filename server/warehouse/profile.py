@@ -21,7 +21,9 @@ def read_profile_target(
     profiles_file = profiles_dir / "profiles.yml"
     for f in (project_file, profiles_file):
         if not f.exists():
-            raise WarehouseUnavailable(f"{f} not found: is --project-dir pointing at a dbt project?")
+            raise WarehouseUnavailable(
+                f"{f} not found: is --project-dir pointing at a dbt project?"
+            )
     profile_name = yaml.safe_load(project_file.read_text())["profile"]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined)
     env.globals["env_var"] = _env_var
@@ -63,7 +65,9 @@ def connect(project_dir: Path, profiles_dir: Path, target: str | None = None) ->
         from server.warehouse.postgres import PostgresWarehouse
 
         return PostgresWarehouse(
-            host=output.get("host"), port=output.get("port"), user=output.get("user"),
+            host=output.get("host"),
+            port=output.get("port"),
+            user=output.get("user"),
             password=output.get("password") or output.get("pass"),
             dbname=output.get("dbname") or output.get("database"),
         )

@@ -33,18 +33,33 @@ def q(**kw):
     "kw,error,message",
     [
         ({"metrics": "revenu"}, UnknownMetric, "Unknown metric 'revenu'. Did you mean 'revenue'?"),
-        ({"metrics": "revenue", "group_by": "customer__countr"}, UnknownDimension,
-         "Did you mean 'customer__country'?"),
-        ({"metrics": "revenue", "group_by": "product__category"}, UnknownDimension,
-         "Unknown dimension 'product__category'"),
+        (
+            {"metrics": "revenue", "group_by": "customer__countr"},
+            UnknownDimension,
+            "Did you mean 'customer__country'?",
+        ),
+        (
+            {"metrics": "revenue", "group_by": "product__category"},
+            UnknownDimension,
+            "Unknown dimension 'product__category'",
+        ),
         ({"metrics": "revenue", "group_by": "metric_time__hour"}, InvalidGrain, "day, week"),
         ({"metrics": "retention_rate", "group_by": "metric_time__day"}, InvalidGrain, "month"),
-        ({"metrics": "revenue", "group_by": "customer__country__month"}, InvalidGrain,
-         "not a time dimension"),
-        ({"metrics": "revenue", "where": "{{ Dimension('customer__contry') }} = 'US'"},
-         UnknownDimension, "in a filter"),
-        ({"metrics": "revenue", "where": "{{ Dimension('customer__country') }} = 'US'; drop"},
-         InvalidFilter, "one expression"),
+        (
+            {"metrics": "revenue", "group_by": "customer__country__month"},
+            InvalidGrain,
+            "not a time dimension",
+        ),
+        (
+            {"metrics": "revenue", "where": "{{ Dimension('customer__contry') }} = 'US'"},
+            UnknownDimension,
+            "in a filter",
+        ),
+        (
+            {"metrics": "revenue", "where": "{{ Dimension('customer__country') }} = 'US'; drop"},
+            InvalidFilter,
+            "one expression",
+        ),
         ({"metrics": "revenue", "order_by": "-revenu"}, InvalidOrderBy, "Did you mean 'revenue'?"),
         ({"metrics": "revenue", "order_by": "customer__country"}, InvalidOrderBy, "order by one"),
         ({"metrics": "revenue_growth_mom"}, InvalidQuery, "group by metric_time"),
@@ -59,10 +74,15 @@ def test_caller_errors_are_typed_with_suggestions(service, kw, error, message):
 
 
 def test_query_returns_arrow_with_group_bys_then_metrics_in_order(service):
-    result = service.query(q(metrics=["revenue", "order_count"],
-                             group_by=["metric_time__year", "customer__country"]))
+    result = service.query(
+        q(metrics=["revenue", "order_count"], group_by=["metric_time__year", "customer__country"])
+    )
     assert result.table.column_names == [
-        "metric_time__year", "customer__country", "revenue", "order_count"]
+        "metric_time__year",
+        "customer__country",
+        "revenue",
+        "order_count",
+    ]
     years = result.table.column("metric_time__year").to_pylist()
     assert years == sorted(years)
     assert result.timing.total_ms >= result.timing.execute_ms > 0
@@ -72,8 +92,13 @@ def test_query_returns_arrow_with_group_bys_then_metrics_in_order(service):
 def test_saved_query_runs_with_extra_filter_and_limit(service):
     full = service.query(q(saved_query="revenue_by_country_by_month"))
     assert {"metric_time__month", "customer__country", "revenue"} <= set(full.table.column_names)
-    us = service.query(q(saved_query="revenue_by_country_by_month", limit=3,
-                         where="{{ Dimension('customer__country') }} = 'US'"))
+    us = service.query(
+        q(
+            saved_query="revenue_by_country_by_month",
+            limit=3,
+            where="{{ Dimension('customer__country') }} = 'US'",
+        )
+    )
     assert us.table.num_rows == 3
     assert set(us.table.column("customer__country").to_pylist()) == {"US"}
 
@@ -83,7 +108,9 @@ def test_max_rows_is_enforced(warehouse):
     svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
     with pytest.raises(ResultTooLarge, match="more than 5 rows"):
         svc.query(q(metrics="revenue", group_by="metric_time__month"))
-    assert svc.query(q(metrics="revenue", group_by="metric_time__month", limit=5)).table.num_rows == 5
+    assert (
+        svc.query(q(metrics="revenue", group_by="metric_time__month", limit=5)).table.num_rows == 5
+    )
     assert svc.query(q(metrics="revenue", group_by="metric_time__year")).table.num_rows == 4
 
 
@@ -101,8 +128,11 @@ def test_catalog(service):
     assert "product__category" in item_dims
     assert {e.name for e in service.list_entities(("revenue",))} == {"customer", "order"}
     assert {s.name for s in service.list_saved_queries()} >= {
-        "executive_kpis_by_month", "revenue_by_country_by_month", "customer_segments",
-        "cohort_retention"}
+        "executive_kpis_by_month",
+        "revenue_by_country_by_month",
+        "customer_segments",
+        "cohort_retention",
+    }
 
 
 def test_missing_manifest_says_how_to_fix(tmp_path, warehouse):

@@ -15,8 +15,11 @@ from server.core.semantic_manifest import load_manifest
 def test_dbt_build_ran_every_model_and_test_green(warehouse):
     results = warehouse.run_results["results"]
     statuses = Counter(r["status"] for r in results)
-    bad = [(r["unique_id"], r["status"], r.get("message")) for r in results
-           if r["status"] not in ("success", "pass", "no-op")]
+    bad = [
+        (r["unique_id"], r["status"], r.get("message"))
+        for r in results
+        if r["status"] not in ("success", "pass", "no-op")
+    ]
     assert not bad, bad
     kinds = Counter(r["unique_id"].split(".")[0] for r in results)
     assert kinds["model"] >= 12, kinds
@@ -29,10 +32,17 @@ def test_every_mart_has_tests_and_described_columns(warehouse):
 
     manifest = json.loads((warehouse.target_dir / "manifest.json").read_text())
     nodes = manifest["nodes"]
-    tested = {dep for n in nodes.values() if n["resource_type"] == "test"
-              for dep in n["depends_on"]["nodes"]}
-    marts = [n for n in nodes.values()
-             if n["resource_type"] == "model" and "/marts/" in n["original_file_path"]]
+    tested = {
+        dep
+        for n in nodes.values()
+        if n["resource_type"] == "test"
+        for dep in n["depends_on"]["nodes"]
+    }
+    marts = [
+        n
+        for n in nodes.values()
+        if n["resource_type"] == "model" and "/marts/" in n["original_file_path"]
+    ]
     assert len(marts) >= 8
     for mart in marts:
         assert mart["unique_id"] in tested, f"{mart['name']} has no data test"
@@ -50,12 +60,32 @@ def test_metricflow_semantic_validations_have_no_errors(warehouse):
 
 def test_every_glossary_metric_is_defined_with_label_and_description(service):
     glossary = {
-        "order_count", "completed_orders", "cancellation_rate", "gross_revenue", "discounts",
-        "revenue", "average_order_value", "items_sold", "active_customers",
-        "revenue_per_customer", "new_customers", "cumulative_revenue", "revenue_mtd",
-        "revenue_trailing_30d", "revenue_growth_mom", "revenue_growth_yoy", "item_revenue",
-        "gross_margin", "gross_margin_pct", "customers", "high_value_customers", "cohort_size",
-        "retained_customers", "retention_rate", "average_clv", "average_predicted_clv",
+        "order_count",
+        "completed_orders",
+        "cancellation_rate",
+        "gross_revenue",
+        "discounts",
+        "revenue",
+        "average_order_value",
+        "items_sold",
+        "active_customers",
+        "revenue_per_customer",
+        "new_customers",
+        "cumulative_revenue",
+        "revenue_mtd",
+        "revenue_trailing_30d",
+        "revenue_growth_mom",
+        "revenue_growth_yoy",
+        "item_revenue",
+        "gross_margin",
+        "gross_margin_pct",
+        "customers",
+        "high_value_customers",
+        "cohort_size",
+        "retained_customers",
+        "retention_rate",
+        "average_clv",
+        "average_predicted_clv",
         "repeat_purchase_rate_90d",
     }
     metrics = {m.name: m for m in service.list_metrics()}

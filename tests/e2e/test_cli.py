@@ -20,9 +20,12 @@ TALLY = Path(sys.executable).parent / "tally"
 def run(warehouse):
     from tests.conftest import PROJECT_DIR
 
-    env = {**os.environ, "TALLY_DUCKDB_PATH": str(warehouse.duckdb_path),
-           "TALLY_MANIFEST_PATH": str(warehouse.manifest_path),
-           "TALLY_PROJECT_DIR": str(PROJECT_DIR)}
+    env = {
+        **os.environ,
+        "TALLY_DUCKDB_PATH": str(warehouse.duckdb_path),
+        "TALLY_MANIFEST_PATH": str(warehouse.manifest_path),
+        "TALLY_PROJECT_DIR": str(PROJECT_DIR),
+    }
     env.pop("TALLY_DEBUG", None)
 
     def _run(*args: str) -> subprocess.CompletedProcess:
@@ -32,17 +35,21 @@ def run(warehouse):
 
 
 def test_query_json_has_the_design_shape_and_hand_checked_numbers(run, raw):
-    out = run("query", "--metrics", "revenue", "--group-by", "metric_time__month",
-              "--format", "json")
+    out = run(
+        "query", "--metrics", "revenue", "--group-by", "metric_time__month", "--format", "json"
+    )
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout, parse_float=decimal.Decimal)
     assert set(body) == {"columns", "data", "row_count", "sql", "cache", "timing_ms"}
-    assert body["columns"] == [{"name": "metric_time__month", "type": "date"},
-                               {"name": "revenue", "type": "decimal"}]
+    assert body["columns"] == [
+        {"name": "metric_time__month", "type": "date"},
+        {"name": "revenue", "type": "decimal"},
+    ]
     assert body["cache"] == {"hit": False, "age_seconds": 0}
     assert set(body["timing_ms"]) == {"compile", "execute", "total"}
     assert body["row_count"] == len(body["data"]) == 48
-    expected = dict(raw.sql("""
+    expected = dict(
+        raw.sql("""
         with valid as (
             select customer_id from raw.customers
             where coalesce(lower(trim(email)) <> '' and lower(trim(email)) like '%@%', false)
@@ -55,7 +62,8 @@ def test_query_json_has_the_design_shape_and_hand_checked_numbers(run, raw):
         join raw.order_items i using (order_id)
         where o.order_status = 'completed'
         group by 1
-    """).fetchall())
+    """).fetchall()
+    )
     served = {row["metric_time__month"]: row["revenue"] for row in body["data"]}
     assert served == expected
 
@@ -73,8 +81,15 @@ def test_unknown_metric_exits_2_with_suggestion(run):
         (["--metrics", "revenue", "--group-by", "customer__countr"], "customer__country"),
         (["--metrics", "revenue", "--limit", "-3"], "limit must be 0 or more"),
         (["--metrics", "revenue", "--where", "country = 'US'"], "references no dimension"),
-        (["--metrics", "revenue", "--where", "{{ Dimension('customer__country') }} = 'US'; drop table x"],
-         "one expression"),
+        (
+            [
+                "--metrics",
+                "revenue",
+                "--where",
+                "{{ Dimension('customer__country') }} = 'US'; drop table x",
+            ],
+            "one expression",
+        ),
         (["--metrics", "revenue", "--start", "yesterday"], "ISO date"),
         (["--metrics", "revenue", "--format", "xml"], "invalid choice"),
     ],
@@ -87,13 +102,15 @@ def test_bad_input_exits_2_without_traceback(run, args, needle):
 
 
 def test_csv_and_arrow_formats(run):
-    csv = run("query", "--metrics", "order_count", "--group-by", "metric_time__year",
-              "--format", "csv")
+    csv = run(
+        "query", "--metrics", "order_count", "--group-by", "metric_time__year", "--format", "csv"
+    )
     assert csv.returncode == 0
     lines = csv.stdout.decode().splitlines()
     assert lines[0] == '"metric_time__year","order_count"' and len(lines) == 5
-    arrow = run("query", "--metrics", "order_count", "--group-by", "metric_time__year",
-                "--format", "arrow")
+    arrow = run(
+        "query", "--metrics", "order_count", "--group-by", "metric_time__year", "--format", "arrow"
+    )
     assert arrow.returncode == 0
     table = pa.ipc.open_stream(io.BytesIO(arrow.stdout)).read_all()
     assert table.column_names == ["metric_time__year", "order_count"] and table.num_rows == 4

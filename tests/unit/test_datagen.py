@@ -21,22 +21,37 @@ IDS = {
 }
 COLUMNS = {
     "customers": [
-        ("customer_id", "INTEGER"), ("email", "VARCHAR"), ("first_name", "VARCHAR"),
-        ("last_name", "VARCHAR"), ("phone_number", "VARCHAR"), ("country", "VARCHAR"),
-        ("created_at", "TIMESTAMP"), ("updated_at", "TIMESTAMP"), ("is_active", "BOOLEAN"),
+        ("customer_id", "INTEGER"),
+        ("email", "VARCHAR"),
+        ("first_name", "VARCHAR"),
+        ("last_name", "VARCHAR"),
+        ("phone_number", "VARCHAR"),
+        ("country", "VARCHAR"),
+        ("created_at", "TIMESTAMP"),
+        ("updated_at", "TIMESTAMP"),
+        ("is_active", "BOOLEAN"),
     ],
     "products": [
-        ("product_id", "INTEGER"), ("product_name", "VARCHAR"), ("category", "VARCHAR"),
-        ("unit_cost", "DECIMAL(10,2)"), ("list_price", "DECIMAL(10,2)"),
+        ("product_id", "INTEGER"),
+        ("product_name", "VARCHAR"),
+        ("category", "VARCHAR"),
+        ("unit_cost", "DECIMAL(10,2)"),
+        ("list_price", "DECIMAL(10,2)"),
         ("is_active", "BOOLEAN"),
     ],
     "orders": [
-        ("order_id", "INTEGER"), ("customer_id", "INTEGER"), ("order_date", "DATE"),
-        ("order_status", "VARCHAR"), ("updated_at", "TIMESTAMP"),
+        ("order_id", "INTEGER"),
+        ("customer_id", "INTEGER"),
+        ("order_date", "DATE"),
+        ("order_status", "VARCHAR"),
+        ("updated_at", "TIMESTAMP"),
     ],
     "order_items": [
-        ("order_item_id", "INTEGER"), ("order_id", "INTEGER"), ("product_id", "INTEGER"),
-        ("quantity", "INTEGER"), ("unit_price", "DECIMAL(10,2)"),
+        ("order_item_id", "INTEGER"),
+        ("order_id", "INTEGER"),
+        ("product_id", "INTEGER"),
+        ("quantity", "INTEGER"),
+        ("unit_price", "DECIMAL(10,2)"),
         ("discount_amount", "DECIMAL(10,2)"),
     ],
 }
@@ -141,37 +156,71 @@ def test_returned_counts_match_tables(
 
 
 def test_keys_reference_existing_rows(con: duckdb.DuckDBPyConnection) -> None:
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.orders o
-        ANTI JOIN raw.customers c USING (customer_id)""") == 0
-    assert scalar(con, """
+        ANTI JOIN raw.customers c USING (customer_id)""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.order_items i
-        ANTI JOIN raw.orders o USING (order_id)""") == 0
-    assert scalar(con, """
+        ANTI JOIN raw.orders o USING (order_id)""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.order_items i
-        ANTI JOIN raw.products p USING (product_id)""") == 0
+        ANTI JOIN raw.products p USING (product_id)""",
+        )
+        == 0
+    )
 
 
 # --- contract checks -----------------------------------------------------------------------
 
 
 def test_every_order_has_items(con: duckdb.DuckDBPyConnection) -> None:
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.orders o
-        ANTI JOIN raw.order_items i USING (order_id)""") == 0
-    assert scalar(con, """
-        SELECT max(n) FROM (SELECT count(*) AS n FROM raw.order_items GROUP BY order_id)""") <= 6
+        ANTI JOIN raw.order_items i USING (order_id)""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            con,
+            """
+        SELECT max(n) FROM (SELECT count(*) AS n FROM raw.order_items GROUP BY order_id)""",
+        )
+        <= 6
+    )
 
 
 def test_line_amounts(con: duckdb.DuckDBPyConnection) -> None:
     assert scalar(con, "SELECT min(quantity) FROM raw.order_items") >= 1
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.order_items
         WHERE discount_amount < 0 OR discount_amount > unit_price * quantity
-           OR unit_price <= 0 OR discount_amount IS NULL OR unit_price IS NULL""") == 0
-    share_no_discount = scalar(
-        con, "SELECT avg((discount_amount = 0)::int) FROM raw.order_items"
+           OR unit_price <= 0 OR discount_amount IS NULL OR unit_price IS NULL""",
+        )
+        == 0
     )
+    share_no_discount = scalar(con, "SELECT avg((discount_amount = 0)::int) FROM raw.order_items")
     assert 0.6 < share_no_discount < 0.8
     # Sale prices: sometimes below list, never above it.
     below, above = con.execute("""
@@ -183,32 +232,58 @@ def test_line_amounts(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_products(con: duckdb.DuckDBPyConnection) -> None:
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.products
-        WHERE NOT (0 < unit_cost AND unit_cost < list_price)""") == 0
+        WHERE NOT (0 < unit_cost AND unit_cost < list_price)""",
+        )
+        == 0
+    )
     assert 6 <= scalar(con, "SELECT count(DISTINCT category) FROM raw.products") <= 8
     assert scalar(con, "SELECT count(*) - count(DISTINCT product_name) FROM raw.products") == 0
 
 
 def test_orders_within_customer_life_and_history(con: duckdb.DuckDBPyConnection) -> None:
-    assert scalar(con, """
+    assert (
+        scalar(
+            con,
+            """
         SELECT count(*) FROM raw.orders o JOIN raw.customers c USING (customer_id)
-        WHERE o.order_date < c.created_at::date""") == 0
+        WHERE o.order_date < c.created_at::date""",
+        )
+        == 0
+    )
     assert scalar(con, "SELECT max(order_date) FROM raw.orders").isoformat() <= END
     assert scalar(con, "SELECT min(order_date) FROM raw.orders").isoformat() >= "2022-01-01"
-    assert scalar(con, f"""
+    assert (
+        scalar(
+            con,
+            f"""
         SELECT count(*) FROM raw.orders
-        WHERE updated_at < order_date OR updated_at > TIMESTAMP '{END} 23:59:59'""") == 0
-    assert scalar(con, f"""
+        WHERE updated_at < order_date OR updated_at > TIMESTAMP '{END} 23:59:59'""",
+        )
+        == 0
+    )
+    assert (
+        scalar(
+            con,
+            f"""
         SELECT count(*) FROM raw.customers
         WHERE updated_at < created_at OR updated_at > TIMESTAMP '{END} 23:59:59'
-           OR created_at < TIMESTAMP '2022-01-01'""") == 0
+           OR created_at < TIMESTAMP '2022-01-01'""",
+        )
+        == 0
+    )
 
 
 def test_statuses(con: duckdb.DuckDBPyConnection) -> None:
-    shares = dict(con.execute("""
+    shares = dict(
+        con.execute("""
         SELECT order_status, count(*) / sum(count(*)) OVER () FROM raw.orders GROUP BY 1
-    """).fetchall())
+    """).fetchall()
+    )
     assert set(shares) == {"placed", "shipped", "completed", "returned", "cancelled"}
     assert 0.68 < shares["completed"] < 0.82
     assert 0.05 < shares["cancelled"] < 0.13
@@ -238,9 +313,15 @@ def test_customers_are_messy_as_promised(con: duckdb.DuckDBPyConnection) -> None
         FROM raw.customers""").fetchone()
     assert all(share > 0.02 for share in untidy)
     # After the staging clean-up the valid emails are unique.
-    assert scalar(con, f"""
+    assert (
+        scalar(
+            con,
+            f"""
         SELECT count(*) - count(DISTINCT lower(trim(email)))
-        FROM raw.customers WHERE NOT {INVALID_EMAIL}""") == 0
+        FROM raw.customers WHERE NOT {INVALID_EMAIL}""",
+        )
+        == 0
+    )
     countries = {
         row[0] for row in con.execute("SELECT DISTINCT country FROM raw.customers").fetchall()
     }
@@ -251,12 +332,24 @@ def test_customers_are_messy_as_promised(con: duckdb.DuckDBPyConnection) -> None
 
 def test_invalid_customers_have_orders(con: duckdb.DuckDBPyConnection) -> None:
     # Downstream must filter them: the generator does not.
-    assert scalar(con, f"""
+    assert (
+        scalar(
+            con,
+            f"""
         SELECT count(DISTINCT o.customer_id) FROM raw.orders o
-        JOIN raw.customers c USING (customer_id) WHERE {INVALID_EMAIL}""") > 0
-    assert scalar(con, f"""
+        JOIN raw.customers c USING (customer_id) WHERE {INVALID_EMAIL}""",
+        )
+        > 0
+    )
+    assert (
+        scalar(
+            con,
+            f"""
         SELECT count(DISTINCT o.customer_id) FROM raw.orders o
-        JOIN raw.customers c USING (customer_id) WHERE {INVALID_NAME}""") > 0
+        JOIN raw.customers c USING (customer_id) WHERE {INVALID_NAME}""",
+        )
+        > 0
+    )
 
 
 def test_one_time_repeat_and_never_buyers(con: duckdb.DuckDBPyConnection) -> None:
@@ -272,23 +365,26 @@ def test_one_time_repeat_and_never_buyers(con: duckdb.DuckDBPyConnection) -> Non
     assert repeat > 0.4
     assert 10 <= most <= 30
     # Some come back within 90 days of their first order, most do not.
-    quick = scalar(con, """
+    quick = scalar(
+        con,
+        """
         WITH f AS (SELECT customer_id, min(order_date) AS d FROM raw.orders GROUP BY 1)
         SELECT avg((EXISTS (SELECT 1 FROM raw.orders o WHERE o.customer_id = f.customer_id
                             AND o.order_date > f.d AND o.order_date <= f.d + 90))::int)
-        FROM f""")
+        FROM f""",
+    )
     assert 0.1 < quick < 0.5
 
 
 def test_seasonality_and_growth(con: duckdb.DuckDBPyConnection) -> None:
-    by_month = dict(con.execute(
-        "SELECT month(order_date), count(*) FROM raw.orders GROUP BY 1"
-    ).fetchall())
+    by_month = dict(
+        con.execute("SELECT month(order_date), count(*) FROM raw.orders GROUP BY 1").fetchall()
+    )
     assert by_month[12] > 1.5 * by_month[2]
     assert by_month[11] > by_month[10] > by_month[1]
-    by_year = dict(con.execute(
-        "SELECT year(order_date), count(*) FROM raw.orders GROUP BY 1"
-    ).fetchall())
+    by_year = dict(
+        con.execute("SELECT year(order_date), count(*) FROM raw.orders GROUP BY 1").fetchall()
+    )
     assert by_year[2025] > by_year[2024] > by_year[2023] > by_year[2022]
 
 
@@ -307,7 +403,11 @@ def test_other_schemas_untouched_and_raw_replaced(tmp_path: Path) -> None:
     assert first == second
     with duckdb.connect(str(path), read_only=True) as con:
         assert con.execute("SELECT list(x ORDER BY x) FROM marts.keep").fetchone()[0] == [
-            0, 1, 2, 3, 4,
+            0,
+            1,
+            2,
+            3,
+            4,
         ]
         tables = {
             row[0]

@@ -64,17 +64,29 @@ def test_whitespace_and_case_of_keywords_are_canonical():
 @pytest.mark.parametrize(
     "item,expected",
     [
-        ({"dimension": "customer__country", "op": "in", "values": ["US", "DE"]},
-         f"{DIM} IN ('US', 'DE')"),
+        (
+            {"dimension": "customer__country", "op": "in", "values": ["US", "DE"]},
+            f"{DIM} IN ('US', 'DE')",
+        ),
         ({"dimension": "customer__country", "op": "=", "value": "O'Brien"}, f"{DIM} = 'O''Brien'"),
-        ({"dimension": "customer__country", "op": "not_in", "values": ["US"]},
-         f"NOT {DIM} IN ('US')"),
+        (
+            {"dimension": "customer__country", "op": "not_in", "values": ["US"]},
+            f"NOT {DIM} IN ('US')",
+        ),
         ({"dimension": "customer__country", "op": "is_null"}, f"{DIM} IS NULL"),
-        ({"dimension": "cohort__period_number", "op": "<=", "value": 3},
-         "{{ Dimension('cohort__period_number') }} <= 3"),
-        ({"dimension": "metric_time", "op": "between", "values": ["2024-01-01", "2024-12-31"],
-          "grain": "day"},
-         "{{ TimeDimension('metric_time', 'day') }} BETWEEN '2024-01-01' AND '2024-12-31'"),
+        (
+            {"dimension": "cohort__period_number", "op": "<=", "value": 3},
+            "{{ Dimension('cohort__period_number') }} <= 3",
+        ),
+        (
+            {
+                "dimension": "metric_time",
+                "op": "between",
+                "values": ["2024-01-01", "2024-12-31"],
+                "grain": "day",
+            },
+            "{{ TimeDimension('metric_time', 'day') }} BETWEEN '2024-01-01' AND '2024-12-31'",
+        ),
     ],
 )
 def test_structured_filters(item, expected):

@@ -9,21 +9,27 @@ from server.core.request import QueryRequest, split_csv
 
 
 def test_names_are_split_trimmed_lowercased_and_deduplicated():
-    r = QueryRequest.create(metrics=[" Revenue , order_count", "revenue"],
-                            group_by="metric_time__MONTH, customer__country")
+    r = QueryRequest.create(
+        metrics=[" Revenue , order_count", "revenue"],
+        group_by="metric_time__MONTH, customer__country",
+    )
     assert r.metrics == ("revenue", "order_count")
     assert r.group_by == ("metric_time__month", "customer__country")
 
 
 def test_normalized_ignores_order_and_whitespace_but_not_order_by():
-    a = QueryRequest.create(metrics=["revenue", "order_count"],
-                            group_by=["customer__country", "metric_time__month"],
-                            where=["{{ Dimension('customer__country') }}  =   'US'"],
-                            order_by=["-revenue"])
-    b = QueryRequest.create(metrics=["order_count", "revenue"],
-                            group_by=["metric_time__month", "customer__country"],
-                            where=["{{ Dimension('customer__country') }} = 'US'"],
-                            order_by=["-revenue"])
+    a = QueryRequest.create(
+        metrics=["revenue", "order_count"],
+        group_by=["customer__country", "metric_time__month"],
+        where=["{{ Dimension('customer__country') }}  =   'US'"],
+        order_by=["-revenue"],
+    )
+    b = QueryRequest.create(
+        metrics=["order_count", "revenue"],
+        group_by=["metric_time__month", "customer__country"],
+        where=["{{ Dimension('customer__country') }} = 'US'"],
+        order_by=["-revenue"],
+    )
     assert a != b
     assert a.normalized() == b.normalized()
     c = QueryRequest.create(metrics=["revenue"], order_by=["revenue"])

@@ -1,0 +1,60 @@
+"""The app factory: one function builds the ASGI app, its middleware, routers and handlers."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from server.api import errors
+from server.api.graphql.schema import graphql_router
+from server.api.observability import Metrics, RequestMiddleware
+from server.api.rest import admin, catalog, query, saved_queries
+from server.core.service import TallyService
+from server.settings import Settings
+
+log = logging.getLogger("tally")
+
+
+def create_app(
+    settings: Settings | None = None, service: TallyService | None = None, warm: bool = True
+) -> FastAPI:
+    settings = settings or (service.settings if service else Settings())
+    service = service or TallyService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-query")
+        app.state.executor = executor
+        if warm:
+            try:  # build the engine once at start-up; /health/ready says if it failed
+                service.compiler  # noqa: B018
+                log.info("engine ready: manifest %s", service.manifest_version)
+            except Exception as e:
+                log.warning("engine not ready at start-up: %s", e)
+        try:
+            yield
+        finally:
+            executor.shutdown(wait=True, cancel_futures=True)
+            service.warehouse.close() if service._warehouse is not None else None
+
+    app = FastAPI(
+        title="tally",
+        version="0.1.0",
+        description="Metrics API: query the semantic layer over REST (JSON, CSV, Arrow IPC) "
+        "and GraphQL (/graphql).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.metrics = Metrics(service)
+    # Tests drive the app without lifespan events; give them an executor too.
+    app.state.executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-q")
+    errors.install(app)
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    for router in (query.router, catalog.router, saved_queries.router, admin.router):
+        app.include_router(router)
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    return app

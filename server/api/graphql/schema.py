@@ -1,0 +1,281 @@
+"""The analyst-friendly GraphQL schema at /graphql: the catalog and a `query` field taking the
+same request model as REST. Same service underneath; no logic of its own. Errors carry the
+same stable codes in `extensions` as the REST error body."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors
+from strawberry.fastapi import GraphQLRouter
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from server.api.deps import access_context, request_id, run_blocking
+from server.api.models import StructuredFilter, where_clauses
+from server.api.observability import log_query
+from server.core import catalog
+from server.core.errors import TallyError
+from server.core.request import QueryRequest
+from server.core.service import TallyService
+from server.encoding import column_type
+
+
+@strawberry.type
+class Dimension:
+    name: str
+    label: str
+    description: str
+    type: str
+    grains: list[str]
+
+    @staticmethod
+    def of(d: catalog.DimensionInfo) -> Dimension:
+        return Dimension(
+            name=d.name,
+            label=d.label,
+            description=d.description,
+            type=d.type,
+            grains=list(d.grains),
+        )
+
+
+@strawberry.type
+class Entity:
+    name: str
+    label: str
+    description: str
+    type: str
+
+
+@strawberry.type
+class Metric:
+    name: str
+    label: str
+    description: str
+    type: str
+    meta: JSON
+    filter: str | None
+
+    @strawberry.field(description="Dimensions this metric can be grouped and filtered by.")
+    async def dimensions(self, info: Info) -> list[Dimension]:
+        dims = await _call(info, "list_dimensions", (self.name,))
+        return [Dimension.of(d) for d in dims]
+
+    @strawberry.field
+    async def entities(self, info: Info) -> list[Entity]:
+        ents = await _call(info, "list_entities", (self.name,))
+        return [
+            Entity(name=e.name, label=e.label, description=e.description, type=e.type) for e in ents
+        ]
+
+    @staticmethod
+    def of(m: catalog.MetricInfo) -> Metric:
+        return Metric(
+            name=m.name,
+            label=m.label,
+            description=m.description,
+            type=m.type,
+            meta=m.meta,
+            filter=m.filter,
+        )
+
+
+@strawberry.type
+class SavedQuery:
+    name: str
+    label: str
+    description: str
+    metrics: list[str]
+    group_by: list[str]
+    where: list[str]
+
+
+@strawberry.type
+class Column:
+    name: str
+    type: str
+
+
+@strawberry.type
+class CacheInfo:
+    hit: bool
+    age_seconds: float
+
+
+@strawberry.type
+class TimingInfo:
+    compile_ms: float
+    execute_ms: float
+    total_ms: float
+
+
+@strawberry.type
+class QueryResult:
+    columns: list[Column]
+    rows: JSON = strawberry.field(description="One object per row, keyed by column name.")
+    row_count: int
+    sql: str
+    cache: CacheInfo
+    timing: TimingInfo
+
+
+@strawberry.input
+class Filter:
+    dimension: str
+    op: str = "="
+    value: JSON | None = None
+    values: JSON | None = None
+    grain: str | None = None
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Every metric of the semantic layer.")
+    async def metrics(self, info: Info) -> list[Metric]:
+        return [Metric.of(m) for m in await _call(info, "list_metrics")]
+
+    @strawberry.field
+    async def metric(self, info: Info, name: str) -> Metric:
+        return Metric.of(await _call(info, "get_metric", name))
+
+    @strawberry.field(description="Dimensions, common to `metrics` when given.")
+    async def dimensions(self, info: Info, metrics: list[str] | None = None) -> list[Dimension]:
+        dims = await _call(info, "list_dimensions", tuple(metrics or ()))
+        return [Dimension.of(d) for d in dims]
+
+    @strawberry.field
+    async def entities(self, info: Info, metrics: list[str] | None = None) -> list[Entity]:
+        ents = await _call(info, "list_entities", tuple(metrics or ()))
+        return [
+            Entity(name=e.name, label=e.label, description=e.description, type=e.type) for e in ents
+        ]
+
+    @strawberry.field
+    async def saved_queries(self, info: Info) -> list[SavedQuery]:
+        return [
+            SavedQuery(
+                name=q.name,
+                label=q.label,
+                description=q.description,
+                metrics=list(q.metrics),
+                group_by=list(q.group_by),
+                where=list(q.where),
+            )
+            for q in await _call(info, "list_saved_queries")
+        ]
+
+    @strawberry.field(description="Run a metric query (the same request model as REST).")
+    async def query(
+        self,
+        info: Info,
+        metrics: list[str] | None = None,
+        group_by: list[str] | None = None,
+        where: list[str] | None = None,
+        filters: list[Filter] | None = None,
+        order_by: list[str] | None = None,
+        limit: int | None = None,
+        saved_query: str | None = None,
+        start: str | None = None,
+        end: str | None = None,
+    ) -> QueryResult:
+        svc: TallyService = info.context["request"].app.state.service
+        request = info.context["request"]
+        try:
+            structured = [
+                StructuredFilter(**{k: v for k, v in vars(f).items() if v is not None})
+                for f in filters or []
+            ]
+            clauses = [*(where or []), *where_clauses(structured, svc.warehouse.dialect)]
+            q = QueryRequest.create(
+                metrics=metrics,
+                group_by=group_by,
+                where=clauses,
+                order_by=order_by,
+                limit=limit,
+                saved_query=saved_query,
+                start=start,
+                end=end,
+                access_context=access_context(request),
+            )
+        except TallyError as e:
+            raise _graphql_error(e) from None
+        except ValueError as e:  # pydantic validation of a structured filter
+            raise GraphQLError(
+                f"Invalid filter: {e}", extensions={"code": "invalid_filter", "status": 400}
+            ) from None
+        try:
+            result = await run_blocking(request, svc.query, q)
+        except TallyError as e:
+            log_query(request_id(request), "graphql", q, error=e)
+            raise _graphql_error(e) from None
+        log_query(request_id(request), "graphql", q, result=result)
+        table = result.table
+        return QueryResult(
+            columns=[Column(name=f.name, type=column_type(f.type)) for f in table.schema],
+            rows=[{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()],
+            row_count=table.num_rows,
+            sql=result.sql,
+            cache=CacheInfo(hit=result.cache.hit, age_seconds=round(result.cache.age_seconds, 3)),
+            timing=TimingInfo(
+                compile_ms=result.timing.compile_ms,
+                execute_ms=result.timing.execute_ms,
+                total_ms=result.timing.total_ms,
+            ),
+        )
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, decimal.Decimal):
+        # GraphQL's JSON has no exact decimal; cents survive a float (REST keeps them exact).
+        return float(v)
+    if isinstance(v, dt.date | dt.datetime):
+        return v.isoformat()
+    return v
+
+
+def _graphql_error(e: TallyError) -> GraphQLError:
+    extensions = {"code": e.code, "status": e.status, **e.details}
+    return GraphQLError(e.message, extensions=extensions)
+
+
+async def _call(info: Info, method: str, *args: Any) -> Any:
+    request = info.context["request"]
+    try:
+        return await run_blocking(request, getattr(request.app.state.service, method), *args)
+    except TallyError as e:
+        raise _graphql_error(e) from None
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    # Our errors and GraphQL's own validation errors are meant for the caller; anything else
+    # is an internal fault and must not leak its text.
+    original = error.original_error
+    return original is not None and not isinstance(original, GraphQLError | TallyError)
+
+
+class _Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        # A caller's mistake is answered, not logged with a traceback; the rest is logged.
+        internal = [e for e in errors if "code" not in (e.extensions or {})]
+        if internal:
+            super().process_errors(internal, execution_context)
+
+
+schema = _Schema(
+    query=Query,
+    extensions=[
+        lambda: MaskErrors(
+            should_mask_error=_should_mask,
+            error_message="Internal server error; the server log has the details.",
+        )
+    ],
+)
+
+
+def graphql_router() -> GraphQLRouter:
+    return GraphQLRouter(schema, graphql_ide="graphiql")

@@ -1,0 +1,1 @@
+"""Result caching: keys, a byte-bounded TTL cache, single flight and the data version."""

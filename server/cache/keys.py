@@ -1,0 +1,39 @@
+"""Cache keys. A key is the normalized request + the manifest version + the data version + the
+caller's access context, hashed. Two spellings of one question share a key; a rebuilt warehouse,
+a new manifest or another caller never does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from server.core.request import QueryRequest
+
+
+def effective_order(request: QueryRequest) -> tuple[str, ...]:
+    """The row order that decides which rows a limit keeps. Without an explicit order, rows come
+    in group-by order, so with a limit the group-by order is part of the question."""
+    if request.order_by:
+        return request.order_by
+    if request.limit is not None:
+        return request.group_by
+    return ()
+
+
+def result_key(request: QueryRequest, manifest_version: str, data_version: str) -> str:
+    n = request.normalized()
+    payload = {
+        "metrics": n.metrics,
+        "group_by": n.group_by,
+        "where": n.where,
+        "order": effective_order(request),
+        "limit": n.limit,
+        "saved_query": n.saved_query,
+        "start": n.start.isoformat() if n.start else None,
+        "end": n.end.isoformat() if n.end else None,
+        "access": n.access_context,
+        "manifest": manifest_version,
+        "data": data_version,
+    }
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]
