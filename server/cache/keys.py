@@ -11,13 +11,12 @@ from server.core.request import QueryRequest
 
 
 def effective_order(request: QueryRequest) -> tuple[str, ...]:
-    """The row order that decides which rows a limit keeps. Without an explicit order, rows come
-    in group-by order, so with a limit the group-by order is part of the question."""
-    if request.order_by:
-        return request.order_by
-    if request.limit is not None:
-        return request.group_by
-    return ()
+    """The order that decides which rows a limit keeps (explicit, else group-by order). Without
+    a limit the order decides nothing about the rows, only how they are sorted, and the service
+    sorts a cached table into each caller's order, so it is left out of the key."""
+    if request.limit is None:
+        return ()
+    return request.order_by or request.group_by
 
 
 def result_key(request: QueryRequest, manifest_version: str, data_version: str) -> str:

@@ -144,6 +144,10 @@ class Compiler:
                     else None,
                 ),
             )
+        if not metrics:
+            # Without metrics, MetricFlow lists model dimensions only; metric_time is common to
+            # every metric, at the grains of the finest one.
+            out.setdefault("metric_time", DimensionInfo("metric_time", "", "", "time", GRAINS))
         if "metric_time" in out:
             mt = out["metric_time"]
             out["metric_time"] = DimensionInfo(

@@ -351,23 +351,31 @@ def _normalize_types(table: pa.Table) -> pa.Table:
 
 
 def _shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
-    """Columns in the order asked (group-bys, then metrics); on a hit from a differently
-    spelt request, rows re-sorted into this request's default (group-by) order."""
+    """Columns in the order asked (group-bys, then metrics); on a hit from a differently spelt
+    request (without a limit), rows sorted into this request's order: its order_by, else its
+    group-bys. Nulls last, as the warehouse sorts them."""
     names = table.column_names
+
+    def column(item: str, taken: list[str]) -> str | None:
+        return next((n for n in names if n not in taken
+                     and (n == item or n.startswith(item + "__"))), None)
+
     ordered: list[str] = []
     for item in (*request.group_by, *request.metrics):
-        match = next(
-            (n for n in names if n not in ordered and (n == item or n.startswith(item + "__"))),
-            None,
-        )
+        match = column(item, ordered)
         if match:
             ordered.append(match)
     ordered += [n for n in names if n not in ordered]
     if ordered != names:
         table = table.select(ordered)
-    if resort and not request.order_by and request.limit is None and request.group_by:
-        keys = ordered[: len(request.group_by)]
-        table = table.sort_by([(k, "ascending") for k in keys])
+    if resort and request.limit is None and table.num_rows > 1:
+        keys: list[tuple[str, str]] = []
+        for item in request.order_by or request.group_by:
+            name = column(item.lstrip("-"), [k for k, _ in keys])
+            if name:
+                keys.append((name, "descending" if item.startswith("-") else "ascending"))
+        if keys:
+            table = table.sort_by(keys)  # arrow puts nulls at the end by default
     return table
 
 

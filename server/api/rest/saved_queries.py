@@ -34,8 +34,7 @@ async def get_saved_query(name: str, request: Request) -> dict:
 async def run_saved_query(
     name: str, request: Request, body: SavedQueryBody | None = Body(None)
 ) -> Response:
-    if body is not None:
-        fmt = negotiate(request)
+    fmt = negotiate(request)
     svc = service(request)
     saved = await run_blocking(request, svc.get_saved_query, name)
     query = to_request(
