@@ -64,13 +64,17 @@ def require_json_body(request: Request) -> None:
         )
 
 
+def cache_state(result: QueryResult) -> str:
+    return "hit" if result.cache.hit else ("shared" if result.cache.shared else "miss")
+
+
 def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
     etag = f'W/"{result.cache.key}-{fmt}"'
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={int(result.cache.ttl_seconds)}",
         "Vary": "Accept",
-        "X-Tally-Cache": "hit" if result.cache.hit else "miss",
+        "X-Tally-Cache": cache_state(result),
         "X-Tally-Cache-Age": f"{result.cache.age_seconds:.3f}",
         "X-Tally-Manifest-Version": result.manifest_version,
         "Server-Timing": (

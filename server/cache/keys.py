@@ -4,10 +4,23 @@ a new manifest or another caller never does."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 
+from server.core.errors import InvalidFilter
+from server.core.filters import check_where
 from server.core.request import QueryRequest
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_where(clause: str) -> str:
+    """One spelling per filter: keyword case, spaces and quoting style do not matter. A clause
+    that does not parse is left as is (it is rejected when the query is compiled)."""
+    try:
+        return check_where(clause).sql
+    except InvalidFilter:
+        return " ".join(clause.split())
 
 
 def effective_order(request: QueryRequest) -> tuple[str, ...]:
@@ -24,7 +37,7 @@ def result_key(request: QueryRequest, manifest_version: str, data_version: str) 
     payload = {
         "metrics": n.metrics,
         "group_by": n.group_by,
-        "where": n.where,
+        "where": sorted(canonical_where(w) for w in n.where),
         "order": effective_order(request),
         "limit": n.limit,
         "saved_query": n.saved_query,

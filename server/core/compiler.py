@@ -100,7 +100,8 @@ class Compiler:
         manifest = loaded.manifest
         self.metrics: dict[str, MetricInfo] = {m.name: _metric_info(m) for m in manifest.metrics}
         self.saved_queries: dict[str, SavedQueryInfo] = {
-            q.name: _saved_query_info(q) for q in manifest.saved_queries
+            q.name: _saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
+            for q in manifest.saved_queries
         }
 
     # Catalog ---------------------------------------------------------------------------
@@ -237,6 +238,16 @@ class Compiler:
                     f"'{name}' compares a period with an earlier one: group by metric_time "
                     "(e.g. metric_time__month)."
                 )
+        others = [g for g in request.group_by if g.split("__")[0] != "metric_time"]
+        cumulative = [m for m in request.metrics if self.metrics[m].type == "cumulative"]
+        if cumulative and others:
+            # MetricFlow fills the time spine per day, not per (day, group): a group whose window
+            # is empty on a period's last day would get a stale value, or a row with an empty
+            # group. Better no answer than a wrong one; a filter per group is exact.
+            raise InvalidQuery(
+                f"Cumulative metric '{cumulative[0]}' can only be grouped by metric_time, not by "
+                f"{', '.join(others)}: filter instead, e.g. "
+                f"where {{{{ Dimension('{others[0]}') }}}} = '...'.")
         selectable = set(request.metrics) | set(request.group_by)
         for item in request.order_by:
             name = item.lstrip("-")
@@ -356,7 +367,7 @@ def _metric_info(m: Any) -> MetricInfo:
     )
 
 
-def _saved_query_info(q: Any) -> SavedQueryInfo:
+def _saved_query_info(q: Any, meta: dict[str, Any]) -> SavedQueryInfo:
     group_by = []
     for item in q.query_params.group_by:
         match = _SAVED_GROUP_BY.match(item)
@@ -369,7 +380,6 @@ def _saved_query_info(q: Any) -> SavedQueryInfo:
         if q.query_params.where
         else ()
     )
-    meta = dict(q.config.meta) if getattr(q, "config", None) and q.config.meta else {}
     ttl = meta.get("cache_ttl_seconds")
     return SavedQueryInfo(
         name=q.name,

@@ -7,7 +7,8 @@ places that import it, and the version is pinned in pyproject.toml.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from metricflow_semantics.model.dbt_manifest_parser import (
@@ -23,6 +24,8 @@ class LoadedManifest:
     path: Path
     version: str  # sha256 of the file's bytes: changes exactly when the definitions change
     lookup: SemanticManifestLookup
+    # dbt keeps saved queries' `config.meta` only in manifest.json, next to the semantic manifest.
+    saved_query_meta: dict[str, dict] = field(default_factory=dict)
 
     @property
     def manifest(self):  # PydanticSemanticManifest
@@ -41,4 +44,13 @@ def load_manifest(path: Path) -> LoadedManifest:
         lookup = SemanticManifestLookup(manifest)
     except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
         raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
-    return LoadedManifest(path=path, version=hashlib.sha256(raw).hexdigest()[:16], lookup=lookup)
+    return LoadedManifest(path=path, version=hashlib.sha256(raw).hexdigest()[:16], lookup=lookup,
+                          saved_query_meta=_saved_query_meta(path.parent / "manifest.json"))
+
+
+def _saved_query_meta(dbt_manifest: Path) -> dict[str, dict]:
+    try:
+        nodes = json.loads(dbt_manifest.read_text()).get("saved_queries", {})
+    except (OSError, ValueError):
+        return {}
+    return {n["name"]: dict((n.get("config") or {}).get("meta") or {}) for n in nodes.values()}

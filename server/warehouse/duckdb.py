@@ -43,8 +43,17 @@ class DuckDBWarehouse:
                 f"DuckDB file {self.path} does not exist: run `make warehouse` first."
             )
         config = {"threads": self.threads} if self.threads else {}
+        # An in-memory database that ATTACHes the file, rather than duckdb.connect(path):
+        # DuckDB caches database instances by path within a process, so connect(path) after a
+        # swap would hand back the old file. The alias is the file's stem, the catalog name dbt
+        # and MetricFlow's SQL use ("warehouse"."analytics_marts"...).
+        alias = self.path.stem.replace('"', '""')
+        target = str(self.path).replace("'", "''")
         try:
-            return duckdb.connect(str(self.path), read_only=True, config=config)
+            con = duckdb.connect(":memory:", config=config)
+            con.execute(f"ATTACH '{target}' AS \"{alias}\" (READ_ONLY)")
+            con.execute(f'USE "{alias}"')
+            return con
         except duckdb.IOException as e:
             raise WarehouseUnavailable(
                 f"DuckDB file {self.path} is locked by a writer (is dbt running on it? "

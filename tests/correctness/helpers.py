@@ -236,7 +236,8 @@ def assert_rows_match(
             if _values_equal(s, e, tol, absent == "zero"):
                 matched += e is not None
             else:
-                problems.append(f"{dict(zip(keys, key, strict=True))}: expected {e!r}, served {s!r}")
+                where = dict(zip(keys, key, strict=True))
+                problems.append(f"{where}: expected {e!r}, served {s!r}")
             continue
         other = s if in_served else e
         side = "served only" if in_served else "expected only (absent from served)"

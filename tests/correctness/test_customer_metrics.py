@@ -122,8 +122,8 @@ def test_segment_thresholds_are_inclusive(raw):
         from customer_attrs group by 1""")
     bands = {r["customer_segment"]: (r["lo"], r["hi"]) for r in rows}
     assert bands["High Value"][0] >= 1000
-    assert 500 <= bands["Medium Value"][0] and bands["Medium Value"][1] < 1000
-    assert 100 <= bands["Low Value"][0] and bands["Low Value"][1] < 500
+    assert bands["Medium Value"][0] >= 500 and bands["Medium Value"][1] < 1000
+    assert bands["Low Value"][0] >= 100 and bands["Low Value"][1] < 500
     assert bands["New Customer"][1] < 100
 
 

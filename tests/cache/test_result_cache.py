@@ -1,0 +1,181 @@
+"""The result cache through the real service and warehouse: hits, normalized hits, TTLs,
+bounded bytes, isolation by access context, invalidation on rebuild and on demand."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+
+import duckdb
+import pytest
+
+from server.core.request import QueryRequest
+from server.core.service import TallyService
+from server.settings import Settings
+from server.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import PROJECT_DIR
+
+
+@pytest.fixture
+def make_service(warehouse, tmp_path):
+    def _make(db_path=None, **overrides) -> TallyService:
+        settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path,
+                            **overrides)
+        return TallyService(settings, warehouse=DuckDBWarehouse(db_path or warehouse.duckdb_path))
+    return _make
+
+
+def q(**kw) -> QueryRequest:
+    return QueryRequest.create(**kw)
+
+
+def test_repeat_is_a_hit_with_age(make_service):
+    svc = make_service()
+    first = svc.query(q(metrics="revenue", group_by="metric_time__year"))
+    time.sleep(0.05)
+    second = svc.query(q(metrics="revenue", group_by="metric_time__year"))
+    assert (first.cache.hit, second.cache.hit) == (False, True)
+    assert second.cache.age_seconds >= 0.05
+    assert second.table.equals(first.table)
+    assert svc.counters.executions == 1
+
+
+def test_normalized_spellings_share_an_entry(make_service):
+    svc = make_service()
+    a = svc.query(q(metrics=["revenue", "order_count"],
+                    group_by=["metric_time__year", "customer__country"],
+                    where=["{{ Dimension('customer__country') }} in ('US','DE')"]))
+    b = svc.query(q(metrics=["Order_Count", " revenue"],
+                    group_by=["customer__country", "METRIC_TIME__YEAR"],
+                    where=["{{Dimension('customer__country')}}   IN ( 'US' , 'DE' )"]))
+    assert b.cache.hit and svc.counters.executions == 1
+    # Each caller gets its own column and row order.
+    assert a.table.column_names == ["metric_time__year", "customer__country", "revenue",
+                                    "order_count"]
+    assert b.table.column_names == ["customer__country", "metric_time__year", "order_count",
+                                    "revenue"]
+    assert b.table.sort_by([("customer__country", "ascending"),
+                            ("metric_time__year", "ascending")]).equals(b.table)
+    assert sorted(a.table.to_pylist(), key=str) == sorted(
+        ({k: r[k] for k in a.table.column_names} for r in b.table.to_pylist()), key=str)
+    c = svc.query(q(metrics="revenue", group_by="customer__country", order_by="-revenue"))
+    d = svc.query(q(metrics="revenue", group_by="customer__country"))
+    assert d.cache.hit
+    values = c.table.column("revenue").to_pylist()
+    assert values == sorted(values, reverse=True)
+    countries = d.table.column("customer__country").to_pylist()
+    assert countries == sorted(countries)
+
+
+def test_different_questions_do_not_share(make_service):
+    svc = make_service()
+    svc.query(q(metrics="revenue", group_by="metric_time__year"))
+    for other in (q(metrics="revenue", group_by="metric_time__month"),
+                  q(metrics="revenue", group_by="metric_time__year", limit=2),
+                  q(metrics="revenue", group_by="metric_time__year", start="2024-01-01"),
+                  q(metrics="revenue", group_by="metric_time__year",
+                    where="{{ Dimension('customer__country') }} = 'US'")):
+        assert not svc.query(other).cache.hit
+
+
+def test_limit_with_a_different_order_is_a_different_question(make_service):
+    svc = make_service()
+    top = svc.query(q(metrics="revenue", group_by="customer__country", order_by="-revenue",
+                      limit=2))
+    bottom = svc.query(q(metrics="revenue", group_by="customer__country", order_by="revenue",
+                         limit=2))
+    assert not bottom.cache.hit
+    assert top.table.column("customer__country").to_pylist() != \
+        bottom.table.column("customer__country").to_pylist()
+
+
+def test_ttl_expires_and_saved_query_ttl_overrides(make_service):
+    svc = make_service(cache_ttl_seconds=0.3)
+    svc.query(q(metrics="revenue"))
+    assert svc.query(q(metrics="revenue")).cache.hit
+    time.sleep(0.35)
+    assert not svc.query(q(metrics="revenue")).cache.hit
+    saved = svc.query(q(saved_query="executive_kpis_by_month"))
+    assert saved.cache.ttl_seconds == 3600  # meta.cache_ttl_seconds of the saved query
+    time.sleep(0.35)
+    assert svc.query(q(saved_query="executive_kpis_by_month")).cache.hit
+
+
+def test_memory_is_bounded_by_bytes(make_service):
+    probe = make_service().query(q(metrics="revenue", group_by="metric_time__day"))
+    budget = int(probe.table.nbytes * 1.5)
+    svc = make_service(cache_max_bytes=budget)
+    for grain in ("day", "week", "month", "quarter", "year"):
+        for metric in ("revenue", "order_count"):
+            svc.query(q(metrics=metric, group_by=f"metric_time__{grain}"))
+            assert svc.cache.current_bytes <= budget
+    assert svc.cache.stats.evictions > 0
+    tiny = make_service(cache_max_bytes=64)
+    tiny.query(q(metrics="revenue", group_by="metric_time__day"))
+    assert tiny.cache.stats.rejections == 1 and len(tiny.cache) == 0
+    assert not tiny.query(q(metrics="revenue", group_by="metric_time__day")).cache.hit
+
+
+def test_access_contexts_never_share_entries(make_service):
+    svc = make_service()
+    a = svc.query(q(metrics="revenue", access_context={"tenant": "acme"}))
+    b = svc.query(q(metrics="revenue", access_context={"tenant": "globex"}))
+    assert not a.cache.hit and not b.cache.hit and a.cache.key != b.cache.key
+    assert svc.query(q(metrics="revenue", access_context={"tenant": "acme"})).cache.hit
+    assert not svc.query(q(metrics="revenue")).cache.hit
+    assert svc.counters.executions == 3
+
+
+def test_explicit_invalidation(make_service):
+    svc = make_service()
+    svc.query(q(metrics="revenue"))
+    svc.invalidate_cache()
+    assert len(svc.cache) == 0
+    assert not svc.query(q(metrics="revenue")).cache.hit
+    assert svc.counters.executions == 2
+
+
+def test_rebuilt_warehouse_is_a_miss_with_fresh_numbers(make_service, warehouse, tmp_path):
+    served = tmp_path / "served" / "warehouse.duckdb"
+    served.parent.mkdir()
+    shutil.copy(warehouse.duckdb_path, served)
+    svc = make_service(db_path=served)
+    before = svc.query(q(metrics="revenue"))
+    assert svc.query(q(metrics="revenue")).cache.hit
+    # A rebuild as `make warehouse` does it: a new file written elsewhere, renamed over the
+    # served one while the service holds its connection.
+    build = tmp_path / "build" / "warehouse.duckdb"
+    build.parent.mkdir()
+    shutil.copy(warehouse.duckdb_path, build)
+    con = duckdb.connect(str(build))
+    con.execute("update analytics_marts.fct_orders set net_amount = net_amount + 1000 "
+                "where is_completed and order_id = (select min(order_id) "
+                "from analytics_marts.fct_orders where is_completed)")
+    con.close()
+    os.replace(build, served)
+    after = svc.query(q(metrics="revenue"))
+    assert not after.cache.hit
+    assert after.table.column("revenue")[0].as_py() == \
+        before.table.column("revenue")[0].as_py() + 1000
+    assert svc.query(q(metrics="revenue")).cache.hit
+
+
+def test_new_manifest_invalidates(make_service, warehouse, tmp_path):
+    import json
+
+    manifest = tmp_path / "semantic_manifest.json"
+    shutil.copy(warehouse.manifest_path, manifest)
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=manifest)
+    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    svc.query(q(metrics="order_count"))
+    data = json.loads(manifest.read_text())
+    model = next(m for m in data["semantic_models"] if m["name"] == "orders")
+    measure = next(m for m in model["measures"] if m["name"] == "order_count")
+    measure["expr"] = "case when order_status <> 'cancelled' then order_id end"
+    manifest.write_text(json.dumps(data))
+    changed = svc.query(q(metrics="order_count"))
+    assert not changed.cache.hit
+    assert changed.table.column("order_count")[0].as_py() < \
+        svc.query(q(metrics="order_count", where="{{ Dimension('order__order_status') }} "
+                    "is not null")).table.column("order_count")[0].as_py() + 10**9
