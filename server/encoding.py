@@ -69,14 +69,26 @@ def result_meta(result: QueryResult) -> dict[str, Any]:
     }
 
 
-def to_json(result: QueryResult, *, indent: bool = False) -> str:
-    table = result.table
-    columns = [{"name": f.name, "type": column_type(f.type)} for f in table.schema]
+def _json_rows(table: pa.Table) -> list[str]:
     keys = [json.dumps(f.name) for f in table.schema]
     rows = []
     for record in table.to_pylist():
         cells = (f"{k}: {_value(v)}" for k, v in zip(keys, record.values(), strict=True))
         rows.append("{" + ", ".join(cells) + "}")
+    return rows
+
+
+def to_json(result: QueryResult, *, indent: bool = False) -> str:
+    table = result.table
+    columns = [{"name": f.name, "type": column_type(f.type)} for f in table.schema]
+    memo = result.memo
+    cached = memo.get("json_rows") if memo is not None else None
+    if cached is not None and cached[0] is table:
+        rows = cached[1]
+    else:
+        rows = _json_rows(table)
+        if memo is not None:  # a cache hit of the same shape reuses the rows' text
+            memo["json_rows"] = (table, rows)
     meta = result_meta(result)
     sep = ",\n  " if indent else ", "
     head = "{" + ("\n  " if indent else "")

@@ -72,7 +72,7 @@ def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
     etag = f'W/"{result.cache.key}-{fmt}"'
     headers = {
         "ETag": etag,
-        "Cache-Control": f"private, max-age={int(result.cache.ttl_seconds)}",
+        "Cache-Control": f"private, max-age={round(result.cache.ttl_seconds)}",
         "Vary": "Accept",
         "X-Tally-Cache": cache_state(result),
         "X-Tally-Cache-Age": f"{result.cache.age_seconds:.3f}",

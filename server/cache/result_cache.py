@@ -79,6 +79,11 @@ class ResultCache:
                 self.stats.hits += 1
             return entry
 
+    def peek(self, key: str) -> CacheEntry | None:
+        """Like get, without counting a hit or a miss."""
+        with self._lock:
+            return self._cache.get(key)
+
     def put(self, key: str, entry: CacheEntry) -> bool:
         if entry.ttl_seconds <= 0:
             return False

@@ -247,7 +247,8 @@ class Compiler:
             raise InvalidQuery(
                 f"Cumulative metric '{cumulative[0]}' can only be grouped by metric_time, not by "
                 f"{', '.join(others)}: filter instead, e.g. "
-                f"where {{{{ Dimension('{others[0]}') }}}} = '...'.")
+                f"where {{{{ Dimension('{others[0]}') }}}} = '...'."
+            )
         selectable = set(request.metrics) | set(request.group_by)
         for item in request.order_by:
             name = item.lstrip("-")

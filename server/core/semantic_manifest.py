@@ -44,8 +44,12 @@ def load_manifest(path: Path) -> LoadedManifest:
         lookup = SemanticManifestLookup(manifest)
     except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
         raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
-    return LoadedManifest(path=path, version=hashlib.sha256(raw).hexdigest()[:16], lookup=lookup,
-                          saved_query_meta=_saved_query_meta(path.parent / "manifest.json"))
+    return LoadedManifest(
+        path=path,
+        version=hashlib.sha256(raw).hexdigest()[:16],
+        lookup=lookup,
+        saved_query_meta=_saved_query_meta(path.parent / "manifest.json"),
+    )
 
 
 def _saved_query_meta(dbt_manifest: Path) -> dict[str, dict]:

@@ -68,6 +68,8 @@ class QueryResult:
     timing: Timing
     cache: CacheStatus
     manifest_version: str
+    # Per cache entry scratch space where encoders keep what they derived from `table`.
+    memo: dict | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -94,7 +96,7 @@ class TallyService:
         self._manifest_stamp: tuple[int, int] | None = None
         self._reload_lock = threading.Lock()
         self.cache = ResultCache(settings.cache_max_bytes, settings.cache_ttl_seconds)
-        self.flight: SingleFlight[CacheEntry] = SingleFlight()
+        self.flight: SingleFlight[tuple[CacheEntry, bool]] = SingleFlight()
         self.counters = ServiceCounters()
         self._data_version: DataVersion | None = None
         self._last_versions: tuple[str, str] | None = None
@@ -169,8 +171,7 @@ class TallyService:
     def compile(self, request: QueryRequest) -> CompiledQuery:
         return self.compiler.compile(request)
 
-    def query(self, request: QueryRequest, use_cache: bool = True) -> QueryResult:
-        started = time.perf_counter()
+    def _versions(self) -> tuple[Compiler, tuple[str, str]]:
         compiler = self.compiler
         versions = (compiler.loaded.version, self.data_version.current())
         if versions != self._last_versions:
@@ -178,40 +179,69 @@ class TallyService:
                 # Old entries can never be hit again (their key has the old versions): free them.
                 self.cache.clear()
             self._last_versions = versions
+        return compiler, versions
+
+    def lookup(self, request: QueryRequest) -> QueryResult | None:
+        """The cached result, or None. Cheap (two stat calls, a hash, a dict look-up), so the
+        HTTP layer calls it on the event loop and only goes to the thread pool on a miss."""
+        if not self.settings.cache_enabled:
+            return None
+        started = time.perf_counter()
+        _, versions = self._versions()
         key = result_key(request, *versions)
-        if use_cache and self.settings.cache_enabled:
-            entry = self.cache.get(key)
-            if entry is not None:
-                now = time.monotonic()
-                table = _shape(entry.table, request, resort=True)
-                return QueryResult(
-                    table=table,
-                    sql=entry.sql,
-                    request=request,
-                    timing=Timing(0.0, 0.0, _ms(started)),
-                    cache=CacheStatus(
-                        hit=True,
-                        age_seconds=entry.age(now),
-                        ttl_seconds=entry.remaining(now),
-                        key=key,
-                    ),
-                    manifest_version=versions[0],
-                )
-        entry, shared = self.flight.do(key, lambda: self._run(compiler, request, key))
-        table = _shape(entry.table, request, resort=shared)
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        now = time.monotonic()
         return QueryResult(
-            table=table,
+            table=_shape(entry.table, request, resort=_order(request) != entry.extra["order"]),
+            sql=entry.sql,
+            request=request,
+            timing=Timing(0.0, 0.0, _ms(started)),
+            cache=CacheStatus(
+                hit=True, age_seconds=entry.age(now), ttl_seconds=entry.remaining(now), key=key
+            ),
+            manifest_version=versions[0],
+            memo=entry.extra,
+        )
+
+    def query(
+        self, request: QueryRequest, use_cache: bool = True, looked_up: bool = False
+    ) -> QueryResult:
+        """The result, from the cache when possible. `looked_up`: the caller has just called
+        lookup() and missed (the HTTP layer does, on the event loop), so it is not counted
+        twice; a result stored in between is still found before the warehouse is asked."""
+        use_cache = use_cache and self.settings.cache_enabled
+        if use_cache and not looked_up:
+            hit = self.lookup(request)
+            if hit is not None:
+                return hit
+        started = time.perf_counter()
+        compiler, versions = self._versions()
+        key = result_key(request, *versions)
+
+        def compute() -> tuple[CacheEntry, bool]:
+            stored = self.cache.peek(key) if use_cache else None
+            return (stored, True) if stored else (self._run(compiler, request, key), False)
+
+        (entry, found), shared = self.flight.do(key, compute)
+        if found:  # stored by a flight that ended between our look-up and this one
+            self.cache.stats.hits += 1
+        resort = _order(request) != entry.extra["order"]
+        return QueryResult(
+            table=_shape(entry.table, request, resort=resort),
             sql=entry.sql,
             request=request,
             timing=Timing(entry.compile_ms, entry.execute_ms, _ms(started)),
             cache=CacheStatus(
-                hit=False,
+                hit=found,
                 age_seconds=entry.age(),
-                ttl_seconds=entry.ttl_seconds,
+                ttl_seconds=entry.remaining() if found else entry.ttl_seconds,
                 key=key,
                 shared=shared,
             ),
             manifest_version=versions[0],
+            memo=entry.extra,
         )
 
     def _run(self, compiler: Compiler, request: QueryRequest, key: str) -> CacheEntry:
@@ -238,7 +268,7 @@ class TallyService:
                 f"a coarser grain, or a limit of at most {max_rows}.",
                 max_rows=max_rows,
             )
-        table = _normalize_types(raw)
+        table = _shape(_normalize_types(raw), request, resort=False)
         entry = CacheEntry(
             table=table,
             sql=compiled.sql,
@@ -247,6 +277,8 @@ class TallyService:
             compile_ms=round((t1 - t0) * 1000, 3),
             execute_ms=round((t2 - t1) * 1000, 3),
             nbytes=max(int(table.nbytes), 1),
+            # The order its rows are in; encoders memoise their output here (per entry).
+            extra={"order": _order(request)},
         )
         if self.settings.cache_enabled:
             self.cache.put(key, entry)
@@ -357,8 +389,9 @@ def _shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
     names = table.column_names
 
     def column(item: str, taken: list[str]) -> str | None:
-        return next((n for n in names if n not in taken
-                     and (n == item or n.startswith(item + "__"))), None)
+        return next(
+            (n for n in names if n not in taken and (n == item or n.startswith(item + "__"))), None
+        )
 
     ordered: list[str] = []
     for item in (*request.group_by, *request.metrics):
@@ -377,6 +410,10 @@ def _shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
         if keys:
             table = table.sort_by(keys)  # arrow puts nulls at the end by default
     return table
+
+
+def _order(request: QueryRequest) -> tuple[str, ...]:
+    return request.order_by or request.group_by
 
 
 def _ms(since: float) -> float:

@@ -31,7 +31,7 @@ _FORMATS_DOC = {
 async def run_query(request: Request, query: QueryRequest, fmt: str, transport: str = "rest"):
     svc = service(request)
     try:
-        result = await run_blocking(request, svc.query, query)
+        result = svc.lookup(query) or await run_blocking(request, svc.query, query, looked_up=True)
     except TallyError as e:
         log_query(request_id(request), transport, query, error=e)
         raise
