@@ -29,9 +29,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The warehouse is built in $(BUILD_DIR) and moved over $(WAREHOUSE) in one rename, so a
-# running server never sees a half-built file and never blocks the build (it holds no
-# connection between queries). The file keeps its name: dbt and MetricFlow call the DuckDB
-# catalog after it ("warehouse").
+# running server never sees a half-built file and never blocks the build: it keeps reading the
+# old file until the rename, then its next query opens the new one (and misses the cache).
+# The file keeps its name: dbt and MetricFlow call the DuckDB catalog after it ("warehouse").
 warehouse: $(STAMP)
 	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --out $(BUILD_DIR)/warehouse.duckdb
