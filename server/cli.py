@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -23,6 +22,10 @@ FORMATS = ("table", "json", "csv", "arrow")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["generate"]:
+        # The generator has its own argument parser (also `python -m server.datagen`).
+        argv = ["generate", "--", *argv[1:]]
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -119,12 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.set_defaults(handler=_cmd_serve)
 
-    g = sub.add_parser("generate", help="generate the raw demo data into a DuckDB file")
-    g.add_argument("--seed", type=int, default=42)
-    g.add_argument("--scale", type=float, default=1.0, help="1.0 = about 10k customers")
-    g.add_argument("--out", type=Path, default=Path("dbt_project/warehouse.duckdb"))
-    g.add_argument("--start", default="2022-01-01")
-    g.add_argument("--end", default="2025-12-31")
+    g = sub.add_parser("generate", add_help=False,
+                       help="generate the raw demo data into a DuckDB file (--help for options)")
+    g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
     return parser
 
@@ -262,27 +262,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
-    from server.datagen import generate
+    from server.datagen.__main__ import main as generate_main
 
-    if args.scale <= 0:
-        print("error: --scale must be greater than 0", file=sys.stderr)
+    rest = args.args[1:] if args.args[:1] == ["--"] else args.args
+    try:
+        return generate_main(rest)
+    except ValueError as e:  # e.g. a scale of 0, an end before the start
+        print(f"error: {e}", file=sys.stderr)
         return 2
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    counts = generate(
-        args.out,
-        seed=args.seed,
-        scale=args.scale,
-        start=args.start,
-        end=args.end,
-        progress=lambda line: print(line, file=sys.stderr, flush=True),
-    )
-    summary = ", ".join(f"{n:,} {t}" for t, n in counts.items())
-    print(
-        f"generated {summary} into {args.out} in {time.perf_counter() - started:.1f} s",
-        file=sys.stderr,
-    )
-    return 0
 
 
 if __name__ == "__main__":

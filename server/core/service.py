@@ -78,8 +78,6 @@ class ServiceCounters:
 
     executions: int = 0
     warehouse_errors: int = 0
-    compile_seconds: list[float] = field(default_factory=list)
-    execute_seconds: list[float] = field(default_factory=list)
     listeners: list = field(default_factory=list)
 
     def observe(self, event: str, value: float = 1.0) -> None:
