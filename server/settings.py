@@ -29,6 +29,11 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Default time a result is served from cache."
     )
     query_workers: int = Field(8, ge=1, description="Threads running warehouse queries.")
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (product dashboards), "
+        'e.g. ["https://app.example.com"]; empty: none.',
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

@@ -7,6 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
 
 from server.api import errors
 from server.api.graphql.schema import graphql_router
@@ -53,6 +55,15 @@ def create_app(
     # Tests drive the app without lifespan events; give them an executor too.
     app.state.executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-q")
     errors.install(app)
+    # Large results travel compressed; small ones (most cache hits) are not worth the CPU.
+    app.add_middleware(GZipMiddleware, minimum_size=16_384)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "accept", "if-none-match", "x-request-id"],
+            expose_headers=["etag", "x-tally-cache", "x-tally-cache-age", "x-request-id",
+                            "server-timing"],
+        )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
     for router in (query.router, catalog.router, saved_queries.router, admin.router):
         app.include_router(router)

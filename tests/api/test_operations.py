@@ -105,3 +105,26 @@ async def test_invalidate_endpoint(client):
     assert (await client.post("/api/v1/query", json=body)).headers["x-tally-cache"] == "miss"
     stats = (await client.get("/api/v1/cache")).json()
     assert stats["warehouse_executions"] == 2 and stats["hits"] == 1
+
+
+async def test_cors_only_for_configured_origins(make_app):
+    app = make_app(cors_origins=["https://app.example.com"])
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        ok = await c.options("/api/v1/query", headers={
+            "origin": "https://app.example.com", "access-control-request-method": "POST",
+            "access-control-request-headers": "content-type"})
+        other = await c.post("/api/v1/query", json={"metrics": ["revenue"]},
+                             headers={"origin": "https://evil.example.com"})
+    assert ok.status_code == 200
+    assert ok.headers["access-control-allow-origin"] == "https://app.example.com"
+    assert "access-control-allow-origin" not in other.headers
+
+
+async def test_large_results_are_compressed(client):
+    r = await client.post("/api/v1/query", headers={"accept-encoding": "gzip"},
+                          json={"metrics": ["revenue", "order_count"],
+                                "group_by": ["metric_time__day"]})
+    assert r.status_code == 200 and r.headers["content-encoding"] == "gzip"
+    assert r.json()["row_count"] > 1000
+    small = await client.get("/health/live", headers={"accept-encoding": "gzip"})
+    assert "content-encoding" not in small.headers
