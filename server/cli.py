@@ -26,6 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["generate"]:
         # The generator has its own argument parser (also `python -m server.datagen`).
         argv = ["generate", "--", *argv[1:]]
+    argv = _attach_descending_order(argv)
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -45,6 +46,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+
+
+def _attach_descending_order(argv: list[str]) -> list[str]:
+    """`--order-by -revenue` (DESIGN.md's spelling): argparse would read -revenue as an option,
+    so the value is attached as `--order-by=-revenue` before parsing."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--order-by" and i + 1 < len(argv) and argv[i + 1].startswith("-") \
+                and not argv[i + 1].startswith("--"):
+            out.append(f"--order-by={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(token)
+        i += 1
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -126,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="generate the raw demo data into a DuckDB file (--help for options)")
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
+    from server.validate.cli import register
+
+    register(sub)
     return parser
 
 

@@ -68,6 +68,18 @@ def test_query_json_has_the_design_shape_and_hand_checked_numbers(run, raw):
     assert served == expected
 
 
+def test_order_by_descending_as_design_spells_it(run):
+    out = run("query", "--metrics", "revenue", "--group-by", "customer__country",
+              "--order-by", "-revenue", "--limit", "3", "--format", "json")
+    assert out.returncode == 0, out.stderr
+    values = [row["revenue"] for row in json.loads(out.stdout)["data"]]
+    assert len(values) == 3 and values == sorted(values, reverse=True)
+    both = run("query", "--metrics", "revenue,order_count", "--group-by", "customer__country",
+               "--order-by", "-order_count,customer__country", "--format", "json")
+    counts = [row["order_count"] for row in json.loads(both.stdout)["data"]]
+    assert counts == sorted(counts, reverse=True)
+
+
 def test_unknown_metric_exits_2_with_suggestion(run):
     out = run("query", "--metrics", "revenu")
     assert out.returncode == 2
