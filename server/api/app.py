@@ -26,10 +26,12 @@ def create_app(
     settings = settings or (service.settings if service else Settings())
     service = service or TallyService(settings)
 
+    # Compile and warehouse calls run here, off the event loop. Created with the app (not in
+    # the lifespan) so in-process tests, which send no lifespan events, have it too.
+    executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-query")
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-query")
-        app.state.executor = executor
         if warm:
             try:  # build the engine once at start-up; /health/ready says if it failed
                 service.compiler  # noqa: B018
@@ -40,7 +42,8 @@ def create_app(
             yield
         finally:
             executor.shutdown(wait=True, cancel_futures=True)
-            service.warehouse.close() if service._warehouse is not None else None
+            if service._warehouse is not None:
+                service.warehouse.close()
 
     app = FastAPI(
         title="tally",
@@ -52,8 +55,7 @@ def create_app(
     app.state.service = service
     app.state.settings = settings
     app.state.metrics = Metrics(service)
-    # Tests drive the app without lifespan events; give them an executor too.
-    app.state.executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-q")
+    app.state.executor = executor
     errors.install(app)
     # Large results travel compressed; small ones (most cache hits) are not worth the CPU.
     app.add_middleware(GZipMiddleware, minimum_size=16_384)
