@@ -17,7 +17,7 @@ help:
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE)), dbt build, dbt parse"
-	@echo "make lint       ruff"
+	@echo "make lint       ruff, sqlfluff"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
 install: $(STAMP)
@@ -61,6 +61,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench
+	$(BIN)/sqlfluff lint dbt_project
 
 clean:
 	rm -rf $(VENV) $(BUILD_DIR) $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target $(PROJECT)/logs \

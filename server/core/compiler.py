@@ -98,7 +98,9 @@ class Compiler:
         self.sql_cache_hits = 0
         self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(dialect))
         manifest = loaded.manifest
-        self.metrics: dict[str, MetricInfo] = {m.name: _metric_info(m) for m in manifest.metrics}
+        self.metrics: dict[str, MetricInfo] = {
+            m.name: _metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics
+        }
         self.saved_queries: dict[str, SavedQueryInfo] = {
             q.name: _saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
             for q in manifest.saved_queries
@@ -340,7 +342,7 @@ class Compiler:
         return CompiledQuery(sql=sql, request=checked)
 
 
-def _metric_info(m: Any) -> MetricInfo:
+def _metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
     tp = m.type_params
     inputs: list[str] = []
     if tp.numerator:
@@ -348,7 +350,7 @@ def _metric_info(m: Any) -> MetricInfo:
     inputs += [i.name for i in tp.metrics or []]
     if tp.measure:
         inputs.append(tp.measure.name)
-    meta = dict(m.config.meta) if m.config and m.config.meta else {}
+    meta = {**(dict(m.config.meta) if m.config and m.config.meta else {}), **extra_meta}
     metric_filter = (
         " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
     )

@@ -24,8 +24,10 @@ class LoadedManifest:
     path: Path
     version: str  # sha256 of the file's bytes: changes exactly when the definitions change
     lookup: SemanticManifestLookup
-    # dbt keeps saved queries' `config.meta` only in manifest.json, next to the semantic manifest.
+    # dbt 1.11 keeps metrics' and saved queries' `meta` only in manifest.json, next to the
+    # semantic manifest.
     saved_query_meta: dict[str, dict] = field(default_factory=dict)
+    metric_meta: dict[str, dict] = field(default_factory=dict)
 
     @property
     def manifest(self):  # PydanticSemanticManifest
@@ -44,17 +46,27 @@ def load_manifest(path: Path) -> LoadedManifest:
         lookup = SemanticManifestLookup(manifest)
     except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
         raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
+    saved_query_meta, metric_meta = _meta(path.parent / "manifest.json")
     return LoadedManifest(
         path=path,
         version=hashlib.sha256(raw).hexdigest()[:16],
         lookup=lookup,
-        saved_query_meta=_saved_query_meta(path.parent / "manifest.json"),
+        saved_query_meta=saved_query_meta,
+        metric_meta=metric_meta,
     )
 
 
-def _saved_query_meta(dbt_manifest: Path) -> dict[str, dict]:
+def _meta(dbt_manifest: Path) -> tuple[dict[str, dict], dict[str, dict]]:
+    """`meta` of saved queries and metrics from dbt's manifest.json (absent: none)."""
     try:
-        nodes = json.loads(dbt_manifest.read_text()).get("saved_queries", {})
+        data = json.loads(dbt_manifest.read_text())
     except (OSError, ValueError):
-        return {}
-    return {n["name"]: dict((n.get("config") or {}).get("meta") or {}) for n in nodes.values()}
+        return {}, {}
+
+    def meta_of(nodes: dict) -> dict[str, dict]:
+        return {
+            n["name"]: {**(n.get("meta") or {}), **((n.get("config") or {}).get("meta") or {})}
+            for n in nodes.values()
+        }
+
+    return meta_of(data.get("saved_queries", {})), meta_of(data.get("metrics", {}))

@@ -4,6 +4,7 @@ the Rule registry every check declares its ids in, and the Report of one validat
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -98,6 +99,10 @@ def make_finding(
     hint: str | None = None,
     severity: Severity | None = None,
 ) -> Finding:
+    short = element.rsplit(".", 1)[-1] if element else None
+    if element and kind and not re.search(rf"(?<![\w.]){re.escape(short)}(?![\w])", message):
+        # Every message names its element, so it reads alone (in JSON, in an annotation).
+        message = f"{kind.replace('_', ' ')} '{element}': {message}"
     return Finding(
         rule=rule.id,
         severity=severity or rule.severity,

@@ -165,3 +165,8 @@ def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, warehouse):
 
     with pytest.raises(WarehouseUnavailable, match="make warehouse"):
         svc.query(q(metrics="revenue"))
+
+
+def test_metric_meta_comes_through(service):
+    meta = service.get_metric("revenue").meta
+    assert meta["owner"] == "@finance-analytics" and meta["format"] == "currency"

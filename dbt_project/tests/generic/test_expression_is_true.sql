@@ -2,6 +2,7 @@
 {% test expression_is_true(model, expression, column_name=none, where=none) %}
 select *
 from {{ model }}
-where not coalesce(({{ expression }}), false)
-{%- if where %} and ({{ where }}){% endif %}
+where
+    not coalesce(({{ expression }}), false)
+    {% if where %}and ({{ where }}){% endif %}
 {% endtest %}

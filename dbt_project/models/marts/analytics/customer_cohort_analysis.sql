@@ -4,13 +4,18 @@
 -- as_of_date exists, with 0 retained customers where nobody came back. The brief's version only
 -- had periods with activity, which makes retention curves skip months.
 with completed_orders as (
-    select customer_id, order_date, net_amount
+    select
+        customer_id,
+        order_date,
+        net_amount
     from {{ ref('fct_orders') }}
     where is_completed
 ),
 
 cohorts as (
-    select customer_id, cohort_month
+    select
+        customer_id,
+        cohort_month
     from {{ ref('dim_customers') }}
     where cohort_month is not null
 ),
@@ -28,9 +33,11 @@ activity as (
 ),
 
 cohort_sizes as (
-    select cohort_month, count(*) as cohort_size
+    select
+        cohort_month,
+        count(*) as cohort_size
     from cohorts
-    group by cohort_month
+    group by 1
 ),
 
 months as (
@@ -46,7 +53,7 @@ grid as (
         m.period_month,
         {{ dbt.datediff('s.cohort_month', 'm.period_month', 'month') }} as period_number
     from cohort_sizes as s
-    inner join months as m on m.period_month >= s.cohort_month
+    inner join months as m on s.cohort_month <= m.period_month
 )
 
 select

@@ -5,7 +5,10 @@ with orders as (
 ),
 
 customers as (
-    select customer_key, customer_id from {{ ref('dim_customers') }}
+    select
+        customer_key,
+        customer_id
+    from {{ ref('dim_customers') }}
 ),
 
 totals as (

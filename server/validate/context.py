@@ -1,0 +1,82 @@
+"""What every check of one validation run reads: the manifests, where each element is defined,
+the project's configuration, and the report findings go to."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from server.validate.config import ValidateConfig
+from server.validate.findings import Location, Report, Rule, Severity, make_finding
+from server.validate.locate import Locator
+
+
+def stderr_progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Context:
+    project_dir: Path
+    manifest_path: Path
+    semantic: dict[str, Any]  # semantic_manifest.json as dbt wrote it
+    raw: Any  # the same, as MetricFlow's PydanticSemanticManifest (untransformed)
+    dbt_manifest: dict[str, Any]  # manifest.json next to it ({} when absent)
+    locator: Locator
+    config: ValidateConfig
+    report: Report
+    progress: Callable[[str], None] = stderr_progress
+    compiler: Any = None  # server.core.compiler.Compiler, when the manifest loads
+
+    @staticmethod
+    def read_dbt_manifest(manifest_path: Path) -> dict[str, Any]:
+        try:
+            return json.loads((manifest_path.parent / "manifest.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def enabled(self, rule: Rule) -> bool:
+        return self.config.enabled(rule.id)
+
+    def add(
+        self,
+        rule: Rule,
+        message: str,
+        *,
+        kind: str | None = None,
+        element: str | None = None,
+        field: str | None = None,
+        location: Location | None = None,
+        hint: str | None = None,
+        severity: Severity | None = None,
+    ) -> None:
+        if location is None and kind and element:
+            location = self.locator.find(kind, element, field)
+        self.report.findings.append(
+            make_finding(
+                rule,
+                message,
+                kind=kind,
+                element=element,
+                location=location,
+                hint=hint,
+                severity=severity,
+            )
+        )
+
+    def metric_meta(self, name: str) -> dict[str, Any]:
+        """A metric's meta. dbt 1.11 keeps a metric's top-level `meta:` in manifest.json only
+        (the semantic manifest's config.meta is empty), so both are read."""
+        meta: dict[str, Any] = {}
+        for node in self.dbt_manifest.get("metrics", {}).values():
+            if node.get("name") == name:
+                meta.update(node.get("meta") or {})
+                meta.update((node.get("config") or {}).get("meta") or {})
+        for m in self.semantic.get("metrics", []):
+            if m.get("name") == name:
+                meta.update((m.get("config") or {}).get("meta") or {})
+        return meta
