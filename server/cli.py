@@ -1,8 +1,8 @@
 """The `tally` command: a thin adapter over TallyService (and the data generator).
 
 Exit codes: 0 success, 1 a server-side or warehouse fault, 2 the caller's mistake (bad flags,
-unknown metric, invalid filter...). Errors are one line on stderr, never a traceback (set
-TALLY_DEBUG=1 to see one).
+unknown metric, invalid filter, a --project-dir or --target that does not exist...). Errors are
+one line on stderr, never a traceback (set TALLY_DEBUG=1 to see one).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from server.core.errors import CallerError, TallyError
+from server.core.errors import CallerError, ConfigurationError, TallyError
 
 FORMATS = ("table", "json", "csv", "arrow")
 
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except TallyError as e:
         print(f"error: {e.message}", file=sys.stderr)
-        return 2 if isinstance(e, CallerError) else 1
+        return 2 if isinstance(e, CallerError | ConfigurationError) else 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -157,7 +157,16 @@ def _service(args: argparse.Namespace):
     settings = load_settings(
         project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
     )
+    _check_project_dir(settings.resolved_project_dir())
     return TallyService(settings)
+
+
+def _check_project_dir(project_dir: Path) -> None:
+    if not (project_dir / "dbt_project.yml").is_file():
+        raise ConfigurationError(
+            f"{project_dir} is not a dbt project (no dbt_project.yml): pass --project-dir "
+            "(or set TALLY_PROJECT_DIR) to the folder of dbt_project.yml, e.g. dbt_project."
+        )
 
 
 def _request(args: argparse.Namespace):
@@ -254,6 +263,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from server.api.app import create_app
     from server.settings import load_settings
+    from server.warehouse.profile import read_profile_target
 
     settings = load_settings(
         project_dir=args.project_dir,
@@ -261,6 +271,13 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         target=args.target,
         host=args.host,
         port=args.port,
+    )
+    # A wrong project folder or target is the caller's mistake: say so now (exit 2), not as a
+    # server that never gets ready. A missing manifest is not: the server starts, answers
+    # /health/ready with 503, and picks the manifest up when `make warehouse` writes it.
+    _check_project_dir(settings.resolved_project_dir())
+    read_profile_target(
+        settings.resolved_project_dir(), settings.resolved_profiles_dir(), settings.target
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     app = create_app(settings)

@@ -93,6 +93,14 @@ class WarehouseError(ServerFault):
     status = 502
 
 
+class QueryDataError(WarehouseError):
+    """The warehouse refused a value or a type in the query (a string compared with a number,
+    a malformed date). Raised by warehouse drivers; the service turns it into InvalidFilter
+    when the query has filters, the only place a caller's values enter the SQL."""
+
+    code = "warehouse_data_error"
+
+
 class WarehouseUnavailable(ServerFault):
     code = "warehouse_unavailable"
     status = 503
@@ -101,6 +109,15 @@ class WarehouseUnavailable(ServerFault):
 class QueryTimeout(ServerFault):
     code = "query_timeout"
     status = 504
+
+
+class ConfigurationError(ServerFault):
+    """The project, profile or target tally was pointed at is wrong (no dbt_project.yml, an
+    unknown target, a missing environment variable). A fault of the server's set-up over HTTP;
+    the caller's own mistake on the command line, where the caller passed those flags."""
+
+    code = "configuration_error"
+    status = 500
 
 
 class CompileFault(ServerFault):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import re
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,7 +32,17 @@ _REF = re.compile(
     r"(?:\s*\.\s*grain\(\s*(?P<q>['\"])(?P<grain>\w+)(?P=q)\s*\))?\s*\}\}"
 )
 _JINJA = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
-_PLACEHOLDER = "__tally_ref_{}__"
+_GRAINS = ("day", "week", "month", "quarter", "year")
+
+
+def _placeholder_format(clause: str) -> str:
+    """A column name that stands for the i-th reference while sqlglot parses the clause. It
+    carries a random token absent from the clause, so a string literal can never contain it
+    and be rewritten when the references are put back."""
+    while True:
+        token = secrets.token_hex(6)
+        if token not in clause:
+            return f"__tally_ref_{token}_{{}}__"
 
 _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
     exp.Column,
@@ -96,6 +107,20 @@ class FilterReference:
     grain: str | None = None
     group_by: tuple[str, ...] = ()
 
+    def canonical(self) -> FilterReference:
+        """One spelling per meaning: Dimension('x').grain('month'), TimeDimension('x', 'month')
+        and TimeDimension('x__month') all become TimeDimension('x', 'month'). (MetricFlow reads
+        Dimension('metric_time__month') at the default grain, which is never what was meant.)"""
+        if self.kind not in ("Dimension", "TimeDimension"):
+            return self
+        name, grain = self.name, self.grain
+        base, _, suffix = name.rpartition("__")
+        if grain is None and base and suffix in _GRAINS:
+            name, grain = base, suffix
+        if grain is None:
+            return self
+        return FilterReference("TimeDimension", name, grain)
+
     def template(self) -> str:
         if self.kind == "Metric":
             items = ", ".join(f"'{g}'" for g in self.group_by)
@@ -117,10 +142,12 @@ class CheckedFilter:
 
 def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     references: list[FilterReference] = []
+    placeholder = _placeholder_format(clause)
+    placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))
 
     def substitute(match: re.Match[str]) -> str:
-        references.append(_parse_reference(match))
-        return _PLACEHOLDER.format(len(references) - 1)
+        references.append(_parse_reference(match).canonical())
+        return placeholder.format(len(references) - 1)
 
     body = _REF.sub(substitute, clause)
     if _JINJA.search(body):
@@ -138,7 +165,7 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     for node in tree.walk():
         if isinstance(node, exp.Column):
             name = node.name
-            if node.table or not re.fullmatch(r"__tally_ref_\d+__", name):
+            if node.table or not placeholder_name.fullmatch(name):
                 raise InvalidFilter(
                     f"Filter {clause!r} names column {node.sql(dialect=dialect)!r} directly: "
                     f"wrap names in {{{{ Dimension('...') }}}}."
@@ -153,7 +180,7 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     # comments=False: a comment's text must not survive into the SQL.
     sql = tree.sql(dialect=dialect, comments=False)
     for i, ref in enumerate(references):
-        sql = sql.replace(_PLACEHOLDER.format(i), ref.template())
+        sql = sql.replace(placeholder.format(i), ref.template())
     return CheckedFilter(sql=sql, references=tuple(references))
 
 
@@ -216,6 +243,11 @@ def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
         trees = sqlglot.parse(body, dialect=dialect)
     except ParseError as e:
         first = e.errors[0]["description"] if e.errors else str(e)
+        missing = re.match(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>", first)
+        if missing:  # sqlglot's wording names its own classes; say what the caller wrote wrong
+            operator = {"EQ": "=", "NEQ": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
+            what = operator.get(missing.group(1), missing.group(1).upper())
+            first = f"'{what}' is missing the value on its right"
         raise InvalidFilter(f"Cannot parse filter {clause!r}: {first}.") from None
     trees = [t for t in trees if t is not None]
     if len(trees) != 1:
@@ -279,7 +311,9 @@ def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
         ref = FilterReference("TimeDimension", name, str(grain or "day").lower())
     else:
         ref = FilterReference("Dimension", name)
-    col = exp.column(_PLACEHOLDER.format(0))
+    ref = ref.canonical()
+    placeholder = _placeholder_format(repr(item)).format(0)
+    col = exp.column(placeholder)
     values = _values(item, op)
     condition: exp.Expression
     if op == "is_null":
@@ -301,9 +335,7 @@ def structured_to_where(item: dict[str, Any], dialect: str = "duckdb") -> str:
     else:
         cls = {"=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT, "<=": exp.LTE}
         condition = cls[op](this=col, expression=_lit(values[0]))
-    return condition.sql(dialect=dialect, comments=False).replace(
-        _PLACEHOLDER.format(0), ref.template()
-    )
+    return condition.sql(dialect=dialect, comments=False).replace(placeholder, ref.template())
 
 
 def _values(item: dict[str, Any], op: str) -> Sequence[Any]:

@@ -4,6 +4,7 @@ limits); whether the names exist is the catalog's business."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
@@ -15,7 +16,9 @@ from server.core.errors import InvalidFilter, InvalidOrderBy, InvalidRequest
 # Semantic names are snake_case; group-bys add `__` links and an optional grain.
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _MAX_ITEMS = 64
+_MAX_NAME_LENGTH = 128
 _MAX_WHERE_LENGTH = 4_000
+_MAX_LIMIT = 2**62  # anything larger is not a row count (and would overflow the warehouse)
 
 
 @dataclass(frozen=True)
@@ -46,8 +49,10 @@ class QueryRequest:
     ) -> QueryRequest:
         metric_names = _names(metrics, "metrics")
         saved = saved_query.strip() if isinstance(saved_query, str) else saved_query
-        if saved is not None and (not isinstance(saved, str) or not _NAME.match(saved)):
-            raise InvalidRequest(f"Invalid saved query name {saved_query!r}.")
+        if saved is not None and (
+            not isinstance(saved, str) or len(saved) > _MAX_NAME_LENGTH or not _NAME.match(saved)
+        ):
+            raise InvalidRequest(f"Invalid saved query name {shorten(saved_query)}.")
         if not metric_names and not saved:
             raise InvalidRequest("Ask for at least one metric (or a saved_query).")
         group_names = _names(group_by, "group_by")
@@ -94,7 +99,7 @@ def _strings(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
         raise InvalidRequest(f"Too many {what}: {len(items)} (at most {_MAX_ITEMS}).")
     for item in items:
         if not isinstance(item, str):
-            raise InvalidRequest(f"Each item of {what} must be a string, got {item!r}.")
+            raise InvalidRequest(f"Each item of {what} must be a string, got {shorten(item)}.")
     return tuple(s.strip() for s in items if s.strip())
 
 
@@ -107,9 +112,14 @@ def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
             name = name.strip().lower()
             if not name:
                 continue
+            if len(name) > _MAX_NAME_LENGTH:
+                raise InvalidRequest(
+                    f"Name {shorten(name)} in {what} is too long "
+                    f"({len(name)} characters, at most {_MAX_NAME_LENGTH})."
+                )
             if not _NAME.match(name):
                 raise InvalidRequest(
-                    f"Invalid name {name!r} in {what}: names are snake_case "
+                    f"Invalid name {shorten(name)} in {what}: names are snake_case "
                     "(letters, digits, underscores), e.g. 'customer__country'."
                 )
             if name not in out:
@@ -120,9 +130,10 @@ def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
 def _order_item(item: str) -> str:
     descending = item.startswith("-")
     name = item[1:].strip().lower() if descending else item.strip().lower()
-    if not _NAME.match(name):
+    if len(name) > _MAX_NAME_LENGTH or not _NAME.match(name):
         raise InvalidOrderBy(
-            f"Invalid order_by item {item!r}: use a metric or group-by name, '-' for descending."
+            f"Invalid order_by item {shorten(item)}: use a metric or group-by name, "
+            "'-' for descending."
         )
     return f"-{name}" if descending else name
 
@@ -136,32 +147,49 @@ def _where(clause: str) -> str:
 def _limit(value: Any) -> int | None:
     if value is None or value == "":
         return None
+    wrong = InvalidRequest(f"limit must be a whole number, got {shorten(value)}.")
     if isinstance(value, bool):
-        raise InvalidRequest(f"limit must be a whole number, got {value!r}.")
+        raise wrong
     try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest(f"limit must be a whole number, got {value!r}.") from None
+        limit = int(value)  # float('inf') raises OverflowError, nan ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise wrong from None
     if isinstance(value, float) and value != limit:
-        raise InvalidRequest(f"limit must be a whole number, got {value!r}.")
+        raise wrong
     if limit < 0:
         raise InvalidRequest(f"limit must be 0 or more, got {limit}.")
+    if limit > _MAX_LIMIT:
+        raise InvalidRequest(f"limit must be at most {_MAX_LIMIT}, got {limit}.")
     return limit
 
 
 def _instant(value: Any, what: str) -> dt.datetime | None:
+    """A naive date-time. Metric time is naive in the warehouse (order dates), so a value with
+    a time zone is converted to UTC and its zone dropped: 2025-01-01T00:00+02:00 is
+    2024-12-31T22:00."""
     if value is None or value == "":
         return None
+    instant: dt.datetime | None = None
     if isinstance(value, dt.datetime):
-        return value
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    if isinstance(value, str):
-        try:
-            return dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise InvalidRequest(f"{what} must be an ISO date or date-time (2025-01-31), got {value!r}.")
+        instant = value
+    elif isinstance(value, dt.date):
+        instant = dt.datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and len(value) <= 64:
+        with contextlib.suppress(ValueError):
+            instant = dt.datetime.fromisoformat(value.strip())
+    if instant is None:
+        raise InvalidRequest(
+            f"{what} must be an ISO date or date-time (2025-01-31), got {shorten(value)}."
+        )
+    if instant.tzinfo is not None:
+        instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
+    return instant
+
+
+def shorten(value: Any, width: int = 60) -> str:
+    """repr() of a caller's value, cut short: an error message never echoes a huge input."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
 def split_csv(values: Sequence[str] | None) -> list[str]:

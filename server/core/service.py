@@ -26,8 +26,10 @@ from server.core.catalog import DimensionInfo, EntityInfo, MetricInfo, SavedQuer
 from server.core.compiler import CompiledQuery, Compiler
 from server.core.errors import (
     CallerError,
+    InvalidFilter,
     ManifestUnavailable,
     NotFound,
+    QueryDataError,
     TallyError,
     suggestion_suffix,
 )
@@ -254,6 +256,18 @@ class TallyService:
         try:
             self.counters.executions += 1
             raw = self.warehouse.execute(compiled.sql, self.settings.query_timeout_seconds)
+        except QueryDataError as e:
+            if not compiled.request.where:
+                self.counters.warehouse_errors += 1
+                self.counters.observe("warehouse_error")
+                raise
+            # The caller's values are the only part of the SQL the caller wrote.
+            raise InvalidFilter(
+                f"A filter does not fit the data: {e.message.split(': ', 1)[-1].rstrip('.')}. "
+                "Compare each dimension with a value of its type (text in quotes, numbers "
+                "without, dates as '2025-01-31').",
+                filters=list(request.where),
+            ) from None
         except TallyError:
             self.counters.warehouse_errors += 1
             self.counters.observe("warehouse_error")

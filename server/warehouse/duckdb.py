@@ -17,7 +17,20 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from server.core.errors import QueryTimeout, WarehouseError, WarehouseUnavailable
+from server.core.errors import (
+    QueryDataError,
+    QueryTimeout,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+
+# Errors about the values and types in a query (as opposed to the warehouse failing).
+_DATA_ERRORS = (
+    duckdb.ConversionException,
+    duckdb.BinderException,
+    duckdb.InvalidInputException,
+    duckdb.OutOfRangeException,
+)
 
 
 class _Handle:
@@ -104,6 +117,8 @@ class DuckDBWarehouse:
                     raise QueryTimeout(
                         f"The query ran longer than {timeout_seconds:g} s and was stopped."
                     ) from e
+                if isinstance(e, _DATA_ERRORS):
+                    raise QueryDataError(f"DuckDB refused a value: {_first_line(e)}") from e
                 raise WarehouseError(f"DuckDB failed to run the query: {_first_line(e)}") from e
             finally:
                 if timer:

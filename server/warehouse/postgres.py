@@ -11,7 +11,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from server.core.errors import QueryTimeout, WarehouseError, WarehouseUnavailable
+from server.core.errors import (
+    QueryDataError,
+    QueryTimeout,
+    WarehouseError,
+    WarehouseUnavailable,
+)
 
 
 class PostgresWarehouse:
@@ -43,6 +48,14 @@ class PostgresWarehouse:
                 except psycopg2.errors.QueryCanceled as e:
                     raise QueryTimeout(
                         f"The query ran longer than {timeout_seconds:g} s and was stopped."
+                    ) from e
+                except (
+                    psycopg2.errors.DataError,  # class 22: invalid_text_representation, ...
+                    psycopg2.errors.UndefinedFunction,  # operator does not exist: text > integer
+                    psycopg2.errors.DatatypeMismatch,
+                ) as e:
+                    raise QueryDataError(
+                        f"PostgreSQL refused a value: {str(e).strip().splitlines()[0]}"
                     ) from e
                 except psycopg2.Error as e:
                     raise WarehouseError(

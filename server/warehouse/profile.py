@@ -9,7 +9,7 @@ from typing import Any
 import jinja2
 import yaml
 
-from server.core.errors import WarehouseUnavailable
+from server.core.errors import ConfigurationError
 from server.warehouse.base import Warehouse
 
 
@@ -21,7 +21,7 @@ def read_profile_target(
     profiles_file = profiles_dir / "profiles.yml"
     for f in (project_file, profiles_file):
         if not f.exists():
-            raise WarehouseUnavailable(
+            raise ConfigurationError(
                 f"{f} not found: is --project-dir pointing at a dbt project?"
             )
     profile_name = yaml.safe_load(project_file.read_text())["profile"]
@@ -32,12 +32,12 @@ def read_profile_target(
     rendered = env.from_string(profiles_file.read_text()).render()
     profiles = yaml.safe_load(rendered) or {}
     if profile_name not in profiles:
-        raise WarehouseUnavailable(f"Profile {profile_name!r} is not in {profiles_file}.")
+        raise ConfigurationError(f"Profile {profile_name!r} is not in {profiles_file}.")
     profile = profiles[profile_name]
     name = target or os.environ.get("TALLY_TARGET") or profile.get("target", "dev")
     outputs = profile.get("outputs", {})
     if name not in outputs:
-        raise WarehouseUnavailable(
+        raise ConfigurationError(
             f"Target {name!r} is not in profile {profile_name!r}; targets: {sorted(outputs)}."
         )
     return {"target_name": name, **outputs[name]}
@@ -47,7 +47,7 @@ def _env_var(name: str, default: str | None = None) -> str:
     if name in os.environ:
         return os.environ[name]
     if default is None:
-        raise WarehouseUnavailable(f"The dbt profile needs environment variable {name}.")
+        raise ConfigurationError(f"The dbt profile needs environment variable {name}.")
     return default
 
 
@@ -71,7 +71,7 @@ def connect(project_dir: Path, profiles_dir: Path, target: str | None = None) ->
             password=output.get("password") or output.get("pass"),
             dbname=output.get("dbname") or output.get("database"),
         )
-    raise WarehouseUnavailable(
+    raise ConfigurationError(
         f"tally has no warehouse driver for dbt adapter type {kind!r} yet (supported: duckdb, "
         "postgres). Add a module under server/warehouse/ implementing the Warehouse protocol."
     )

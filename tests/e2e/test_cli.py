@@ -13,6 +13,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tests.correctness.helpers import expected_rows
+
 TALLY = Path(sys.executable).parent / "tally"
 
 
@@ -104,6 +106,19 @@ def test_unknown_metric_exits_2_with_suggestion(run):
         ),
         (["--metrics", "revenue", "--start", "yesterday"], "ISO date"),
         (["--metrics", "revenue", "--format", "xml"], "invalid choice"),
+        (["--metrics", "revenue", "--limit", "1e400"], "whole number"),
+        # Values of the wrong type pass the filter parser; the warehouse refuses them, and
+        # that is still the caller's mistake, not a warehouse fault.
+        (
+            ["--metrics", "revenue", "--where", "{{ Dimension('customer__country') }} > 5"],
+            "does not fit the data",
+        ),
+        (
+            ["--metrics", "revenue", "--where", "{{ TimeDimension('metric_time') }} >= 'soon'"],
+            "does not fit the data",
+        ),
+        (["--metrics", "revenue", "--target", "nosuch"], "Target 'nosuch' is not in profile"),
+        (["--metrics", "revenue", "--project-dir", "/nonexistent"], "is not a dbt project"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(run, args, needle):
@@ -154,3 +169,26 @@ def test_missing_manifest_is_a_friendly_error(run, tmp_path):
     out = subprocess.run([str(TALLY), "list", "metrics"], env=env, capture_output=True)
     assert out.returncode == 1
     assert b"make warehouse" in out.stderr and b"Traceback" not in out.stderr
+
+
+def test_serve_refuses_a_wrong_target_at_once(run):
+    out = run("serve", "--port", "1", "--target", "nosuch")
+    assert out.returncode == 2
+    assert b"Target 'nosuch'" in out.stderr and b"Traceback" not in out.stderr
+
+
+def test_zoned_start_is_read_in_utc(run, raw):
+    """2025-01-01T00:00+02:00 is 2024-12-31 22:00 UTC: the last day of 2024 is in range."""
+    out = run(
+        "query", "--metrics", "order_count", "--group-by", "metric_time__day",
+        "--start", "2025-01-01T00:00:00+02:00", "--end", "2025-01-01", "--format", "json",
+    )
+    assert out.returncode == 0, out.stderr
+    days = {row["metric_time__day"]: row["order_count"] for row in json.loads(out.stdout)["data"]}
+    rows = expected_rows(
+        raw,
+        "select order_date as day, count(*) as n from valid_orders "
+        "where order_date between date '2024-12-31' and date '2025-01-01' group by 1",
+    )
+    expected = {r["day"].isoformat(): r["n"] for r in rows}
+    assert days == expected and "2024-12-31" in days
