@@ -116,3 +116,43 @@ def test_structured_contains_escapes_wildcards():
 def test_bad_structured_filters(item, message):
     with pytest.raises(InvalidFilter, match=message):
         structured_to_where(item)
+
+
+def test_a_string_literal_that_looks_like_a_placeholder_is_kept_as_written():
+    value = "__tally_ref_0__"
+    assert check_where(f"{DIM} = '{value}'").sql == f"{DIM} = '{value}'"
+    structured = structured_to_where({"dimension": "customer__country", "value": value})
+    assert structured == f"{DIM} = '{value}'"
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{{ TimeDimension('metric_time', 'month') }}",
+        "{{ TimeDimension('metric_time', time_granularity_name='month') }}",
+        "{{ Dimension('metric_time').grain('month') }}",
+        "{{ TimeDimension('metric_time__month') }}",
+        # MetricFlow itself reads this one at the default grain (day); tally reads the suffix.
+        "{{ Dimension('metric_time__month') }}",
+    ],
+)
+def test_every_spelling_of_a_time_grain_is_one_canonical_reference(spelling):
+    checked = check_where(f"{spelling} >= '2024-01-01'")
+    assert checked.sql == "{{ TimeDimension('metric_time', 'month') }} >= '2024-01-01'"
+    assert [(r.kind, r.name, r.grain) for r in checked.references] == [
+        ("TimeDimension", "metric_time", "month")
+    ]
+
+
+def test_a_dimension_whose_name_merely_contains_a_grain_word_is_left_alone():
+    checked = check_where("{{ Dimension('cohort__cohort_month') }} = '2024-01-01'")
+    assert [(r.kind, r.name, r.grain) for r in checked.references] == [
+        ("Dimension", "cohort__cohort_month", None)
+    ]
+
+
+def test_parse_errors_speak_of_the_filter_not_of_the_parser():
+    with pytest.raises(InvalidFilter) as e:
+        check_where(f"{DIM} = ")
+    assert "'=' is missing the value on its right" in e.value.message
+    assert "sqlglot" not in e.value.message and "<class" not in e.value.message

@@ -92,3 +92,26 @@ def test_overlong_filter_is_rejected():
 
 def test_split_csv():
     assert split_csv(["a,b", " c ", ""]) == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("limit", [float("inf"), float("-inf"), float("nan"), "1e400", 2**70])
+def test_limits_that_are_not_row_counts_are_refused(limit):
+    with pytest.raises(InvalidRequest, match="limit must be"):
+        QueryRequest.create(metrics=["revenue"], limit=limit)
+
+
+def test_zoned_instants_are_read_in_utc_and_compare_with_naive_ones():
+    r = QueryRequest.create(
+        metrics=["revenue"], start="2025-01-01T00:00:00+02:00", end="2025-01-01"
+    )
+    assert r.start == dt.datetime(2024, 12, 31, 22, 0) and r.start.tzinfo is None
+    assert r.end == dt.datetime(2025, 1, 1)
+
+
+def test_error_messages_never_echo_a_huge_input():
+    with pytest.raises(InvalidRequest) as e:
+        QueryRequest.create(metrics=["revenue"], group_by=["x" * 100_000])
+    assert len(e.value.message) < 300 and "100000 characters" in e.value.message
+    with pytest.raises(InvalidRequest) as e:
+        QueryRequest.create(metrics=["revenue"], start="y" * 100_000)
+    assert len(e.value.message) < 300
