@@ -19,6 +19,9 @@ class MetricInfo:
     requires_metric_time: bool = False
     inputs: tuple[str, ...] = ()
     filter: str | None = None
+    # Cumulative metrics: the metric_time grains at which the metric stays exact when also
+    # grouped by another dimension (None: every grain, e.g. an all-history accumulation).
+    grouped_grains: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -240,17 +240,7 @@ class Compiler:
                     f"'{name}' compares a period with an earlier one: group by metric_time "
                     "(e.g. metric_time__month)."
                 )
-        others = [g for g in request.group_by if g.split("__")[0] != "metric_time"]
-        cumulative = [m for m in request.metrics if self.metrics[m].type == "cumulative"]
-        if cumulative and others:
-            # MetricFlow fills the time spine per day, not per (day, group): a group whose window
-            # is empty on a period's last day would get a stale value, or a row with an empty
-            # group. Better no answer than a wrong one; a filter per group is exact.
-            raise InvalidQuery(
-                f"Cumulative metric '{cumulative[0]}' can only be grouped by metric_time, not by "
-                f"{', '.join(others)}: filter instead, e.g. "
-                f"where {{{{ Dimension('{others[0]}') }}}} = '...'."
-            )
+        self._check_grouped_cumulative(request.metrics, request.group_by)
         selectable = set(request.metrics) | set(request.group_by)
         for item in request.order_by:
             name = item.lstrip("-")
@@ -271,6 +261,49 @@ class Compiler:
             end=request.end,
             access_context=request.access_context,
         )
+
+    def _check_grouped_cumulative(
+        self, metrics: tuple[str, ...], group_by: tuple[str, ...]
+    ) -> None:
+        """MetricFlow fills the time spine per day, not per (day, group), and reports a period by
+        the value on its last day that has a row. Grouped by a dimension, a group whose window
+        is empty on the period's last day would carry an earlier day's value. That cannot
+        happen at the grains in `grouped_grains` (the window on the last day covers every day
+        of the period), so only the other grains are refused: better no answer than a wrong
+        one, and a filter per group is exact at every grain."""
+        others = [g for g in group_by if g.split("__")[0] != "metric_time"]
+        if not others:
+            return
+        grains = [
+            g.partition("__")[2] or "day" for g in group_by if g.split("__")[0] == "metric_time"
+        ]
+        for name in self._cumulative_inputs(metrics):
+            exact = self.metrics[name].grouped_grains
+            wrong = [g for g in grains if exact is not None and g not in exact]
+            if wrong:
+                raise InvalidQuery(
+                    f"Cumulative metric '{name}' grouped by {', '.join(others)} is exact only at "
+                    f"metric_time grain {' or '.join(exact)}, not '{wrong[0]}': a group without "
+                    f"orders at the end of a {wrong[0]} would show an earlier day's value. Ask "
+                    f"metric_time__{exact[-1]}, or filter instead of grouping, e.g. where "
+                    f"{{{{ Dimension('{others[0]}') }}}} = '...'.",
+                    metric=name,
+                    grains=list(exact),
+                )
+
+    def _cumulative_inputs(self, metrics: tuple[str, ...]) -> list[str]:
+        """The cumulative metrics among `metrics` and the metrics they are derived from."""
+        found: list[str] = []
+        todo = list(metrics)
+        while todo:
+            name = todo.pop()
+            info = self.metrics.get(name)
+            if info is None or name in found:
+                continue
+            if info.type == "cumulative":
+                found.append(name)
+            todo += [i for i in info.inputs if i in self.metrics and i != name]
+        return found
 
     def _check_group_by(
         self,
@@ -358,6 +391,19 @@ def _metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
         getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
         for i in tp.metrics or []
     )
+    grouped_grains = None
+    if m.type.value == "cumulative":
+        params = tp.cumulative_type_params
+        window = (params.window if params else None) or tp.window
+        to_date = (params.grain_to_date if params else None) or tp.grain_to_date
+        if window is not None:
+            grouped_grains = ("day",)
+        elif to_date is not None:
+            # Periods that nest in the to-date period: a week straddles months, a month does not.
+            nests = {"week": ("week",), "month": ("month",), "quarter": ("month", "quarter"),
+                     "year": ("month", "quarter", "year")}
+            grain = to_date.value if hasattr(to_date, "value") else str(to_date)
+            grouped_grains = ("day", *nests.get(grain, ()))
     return MetricInfo(
         name=m.name,
         label=m.label or _title(m.name),
@@ -365,6 +411,7 @@ def _metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
         type=m.type.value,
         meta=meta,
         requires_metric_time=bool(requires_time),
+        grouped_grains=grouped_grains,
         inputs=tuple(dict.fromkeys(inputs)),
         filter=metric_filter,
     )

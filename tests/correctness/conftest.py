@@ -112,18 +112,31 @@ class _GraphQLAdapter:
         return SimpleNamespace(table=pa.table(arrays) if columns else pa.table({}))
 
 
-@pytest.fixture(scope="session", params=["core", "rest", "graphql"])
-def service(request, warehouse):
-    from server.api.app import create_app
+def _core(warehouse):
     from server.core.service import TallyService
     from server.settings import Settings
     from server.warehouse.duckdb import DuckDBWarehouse
     from tests.conftest import PROJECT_DIR
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
-    core = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    return TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+
+
+@pytest.fixture(scope="session")
+def core_service(warehouse):
+    """The core service itself, for the few tests that look beneath the transports."""
+    return _core(warehouse)
+
+
+@pytest.fixture(scope="session", params=["core", "rest", "graphql"])
+def service(request, warehouse):
+    """One service per transport, each with its own cache: REST and GraphQL results are
+    computed through them, never served from another transport's cached rows."""
+    from server.api.app import create_app
+
+    core = _core(warehouse)
     if request.param == "core":
         yield core
         return
-    client = _SyncASGIClient(create_app(settings, service=core))
+    client = _SyncASGIClient(create_app(core.settings, service=core))
     yield _RestAdapter(client) if request.param == "rest" else _GraphQLAdapter(client)

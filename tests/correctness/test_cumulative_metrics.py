@@ -108,17 +108,78 @@ def test_cumulative_metric_small_country(service, raw, small_country, metric, gr
           f"customer__country = '{small_country}'")
 
 
-@pytest.mark.parametrize("metric", METRICS)
-def test_cumulative_metric_by_a_dimension_is_refused_not_wrong(service, metric):
-    """MetricFlow fills the spine per day, not per (day, country): grouped by country, a month
-    whose last-day window is empty for a country would carry an earlier day's value. tally
-    refuses the grouping (a filter per country is exact, see the small-country test)."""
+# Grouped by a dimension, MetricFlow fills the time spine per day, not per (day, group), and
+# reports a period by its last day that has a row. Exact where the window on a period's last
+# day covers the whole period; those grains are served, the others refused.
+EXACT_GROUPED = {
+    "cumulative_revenue": GRAINS,
+    "revenue_mtd": ("day", "month"),
+    "revenue_trailing_30d": ("day",),
+}
+
+
+@pytest.mark.parametrize(("metric", "grain"), [
+    (metric, grain) for metric, grains in EXACT_GROUPED.items() for grain in grains
+])
+def test_cumulative_metric_by_country(service, raw, metric, grain):
+    check(service, raw, metric, grain, by_country=True)
+
+
+INEXACT_GROUPED = [
+    (metric, grain) for metric, grains in EXACT_GROUPED.items()
+    for grain in GRAINS if grain not in grains
+]
+
+
+@pytest.mark.parametrize(("metric", "grain"), INEXACT_GROUPED)
+def test_cumulative_metric_by_country_at_an_inexact_grain_is_refused(service, metric, grain):
     from server.core.errors import InvalidQuery
     from server.core.request import QueryRequest
 
-    with pytest.raises(InvalidQuery, match="filter instead"):
-        service.query(QueryRequest.create(metrics=[metric],
-                                          group_by=["metric_time__month", "customer__country"]))
+    with pytest.raises(InvalidQuery, match="filter instead of grouping"):
+        service.query(QueryRequest.create(
+            metrics=[metric], group_by=[f"metric_time__{grain}", "customer__country"]))
+
+
+@pytest.mark.parametrize("metric", ["revenue_mtd", "revenue_trailing_30d"])
+def test_what_is_refused_would_be_wrong(core_service, raw, metric):
+    """The refusal is not caution for its own sake: compiled by MetricFlow without tally's
+    check and run on the same warehouse, some (period, country) of a refused grain differs from
+    the hand value on the period's last day."""
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
+    def day(value):
+        return value.date() if isinstance(value, dt.datetime) else value
+
+    wrong = []
+    for grain in [g for m, g in INEXACT_GROUPED if m == metric]:
+        key = f"metric_time__{grain}"
+        request = MetricFlowQueryRequest.create(
+            metric_names=[metric], group_by_names=[key, "customer__country"])
+        sql = core_service.compiler._engine.explain(request).sql_statement.sql
+        hand = {(r[key], r["customer__country"]): r[metric] or 0
+                for r in expected_cumulative(raw, metric, grain, by_country=True)}
+        wrong += [row for row in core_service.warehouse.execute(sql).to_pylist()
+                  if row[metric] != hand.get((day(row[key]), row["customer__country"]), 0)]
+    assert wrong, f"{metric}: MetricFlow answers every refused grain right; allow them"
+
+
+@pytest.mark.parametrize("metric", ["revenue_mtd", "revenue_trailing_30d"])
+def test_cumulative_metric_by_country_alone_is_refused(service, metric):
+    from server.core.errors import InvalidQuery
+    from server.core.request import QueryRequest
+
+    with pytest.raises(InvalidQuery, match="metric_time"):
+        service.query(QueryRequest.create(metrics=[metric], group_by=["customer__country"]))
+
+
+def test_cumulative_revenue_by_country_alone_is_the_revenue_to_date(service, raw):
+    served = served_rows(service, ["cumulative_revenue"], ["customer__country"])
+    expected = expected_rows(raw, """
+        select customer__country, sum(net_amount) as cumulative_revenue
+        from enriched_orders where order_status = 'completed' group by 1""")
+    assert_rows_match(served, expected, ["customer__country"], "cumulative_revenue",
+                      min_rows=5)
 
 
 def test_trailing_window_is_30_days_inclusive(raw):
