@@ -374,6 +374,15 @@ def test_one_time_repeat_and_never_buyers(con: duckdb.DuckDBPyConnection) -> Non
         FROM f""",
     )
     assert 0.1 < quick < 0.5
+    # A few order twice on their first day (an edge of the predicted-CLV formula).
+    same_day = scalar(
+        con,
+        """
+        SELECT count(*) FROM (
+            SELECT customer_id FROM raw.orders
+            GROUP BY customer_id, order_date HAVING count(*) > 1)""",
+    )
+    assert same_day > 0
 
 
 def test_seasonality_and_growth(con: duckdb.DuckDBPyConnection) -> None:
