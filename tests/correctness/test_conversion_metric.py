@@ -46,7 +46,7 @@ EXCLUSIVE_89 = "gap < 89"
 NOT_SAME_DAY = "gap > 0 and gap < 90"
 
 
-def expected_rate(raw, group_by, converts=WINDOW):
+def expected_rate(raw, group_by, converts=WINDOW, where="true"):
     columns = ", ".join(
         f"{trunc(g.removeprefix('metric_time__'), 'first_date')} as {g}"
         if g.startswith("metric_time__") else g for g in group_by)
@@ -54,7 +54,7 @@ def expected_rate(raw, group_by, converts=WINDOW):
         select {columns},
                cast(count(*) filter (where {converts}) as double) / count(*) as {METRIC},
                count(*) as base
-        from pairs group by all""")
+        from pairs where {where} group by all""")
 
 
 @pytest.mark.parametrize("group_by", [
@@ -65,6 +65,20 @@ def expected_rate(raw, group_by, converts=WINDOW):
 def test_repeat_purchase_rate(service, raw, group_by):
     served = served_rows(service, [METRIC], group_by)
     expected = expected_rate(raw, group_by)
+    assert_rows_match(served, expected, group_by, METRIC, tol=FLOAT_TOL, absent="null")
+
+
+@pytest.mark.parametrize(("where_served", "where_sql"), [
+    ("{{ Dimension('customer__country') }} = 'US'", "customer__country = 'US'"),
+    ("{{ Dimension('customer__customer_segment') }} = 'High Value'",
+     "customer__customer_segment = 'High Value'"),
+    ("{{ Dimension('customer__customer_status') }} in ('Active', 'At Risk')",
+     "customer__customer_status in ('Active', 'At Risk')"),
+], ids=["us", "high_value", "active_or_at_risk"])
+def test_repeat_purchase_rate_filtered(service, raw, where_served, where_sql):
+    group_by = ["metric_time__quarter"]
+    served = served_rows(service, [METRIC], group_by, [where_served])
+    expected = expected_rate(raw, group_by, where=where_sql)
     assert_rows_match(served, expected, group_by, METRIC, tol=FLOAT_TOL, absent="null")
 
 

@@ -181,3 +181,30 @@ def test_predicted_clv_edge_cases_exist(raw):
         from per_customer""")
     assert rows[0]["one_order"] > 0 and rows[0]["repeat"] > 0, rows
     assert rows[0]["same_day_repeat"] > 0, rows
+
+
+CUSTOMER_FILTERS = [
+    (dim_filter("customer__customer_segment", "High Value"),
+     "customer__customer_segment = 'High Value'"),
+    (dim_filter("customer__customer_status", "Churned"), "customer__customer_status = 'Churned'"),
+    ("{{ Dimension('customer__country') }} in ('US', 'DE')", "customer__country in ('US', 'DE')"),
+]
+
+
+@pytest.mark.parametrize(("where_served", "where_sql"), CUSTOMER_FILTERS,
+                         ids=["high_value", "churned", "us_de"])
+@pytest.mark.parametrize("metric", ["new_customers", "average_clv", "average_predicted_clv"])
+def test_customer_value_metrics_filtered(service, raw, metric, where_served, where_sql):
+    group_by = ["metric_time__quarter"]
+    served = served_rows(service, [metric], group_by, [where_served])
+    select = group_columns(group_by, "first_order_date")
+    aggregate = {"new_customers": "count(*)", "average_clv": AVERAGE_CLV,
+                 "average_predicted_clv": "avg(predicted_clv)"}[metric]
+    source = "predicted" if metric == "average_predicted_clv" else "customer_dims"
+    body = (f"{PREDICTED} select {select}, {aggregate} as {metric} from {source} "
+            f"where {where_sql} and first_order_date is not null group by all")
+    expected = expected_rows(raw, body)
+    if metric == "new_customers":
+        assert_rows_match(served, expected, group_by, metric, absent="zero")
+    else:
+        assert_rows_match(served, expected, group_by, metric, tol=1e-6, absent="null")
