@@ -198,8 +198,8 @@ class Compiler:
             return request
         saved = self.saved_query(request.saved_query)
         return QueryRequest(
-            metrics=request.metrics or saved.metrics,
-            group_by=request.group_by or saved.group_by,
+            metrics=saved.metrics,
+            group_by=saved.group_by,
             where=(*saved.where, *request.where),
             order_by=request.order_by,
             limit=request.limit,

@@ -56,6 +56,12 @@ class QueryRequest:
         if not metric_names and not saved:
             raise InvalidRequest("Ask for at least one metric (or a saved_query).")
         group_names = _names(group_by, "group_by")
+        if saved and (metric_names or group_names):
+            raise InvalidRequest(
+                f"Saved query '{saved}' brings its own metrics and group-bys: send either "
+                "saved_query (with where, order_by, limit, start, end) or metrics and group_by, "
+                "not both."
+            )
         order_names = tuple(_order_item(o) for o in _strings(order_by, "order_by"))
         wheres = tuple(_where(w) for w in _strings(where, "where"))
         start_dt, end_dt = _instant(start, "start"), _instant(end, "end")

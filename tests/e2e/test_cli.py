@@ -119,6 +119,7 @@ def test_unknown_metric_exits_2_with_suggestion(run):
         ),
         (["--metrics", "revenue", "--target", "nosuch"], "Target 'nosuch' is not in profile"),
         (["--metrics", "revenue", "--project-dir", "/nonexistent"], "is not a dbt project"),
+        (["--saved-query", "customer_segments", "--metrics", "revenue"], "not both"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(run, args, needle):

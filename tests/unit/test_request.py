@@ -115,3 +115,11 @@ def test_error_messages_never_echo_a_huge_input():
     with pytest.raises(InvalidRequest) as e:
         QueryRequest.create(metrics=["revenue"], start="y" * 100_000)
     assert len(e.value.message) < 300
+
+
+def test_a_saved_query_does_not_mix_with_metrics_or_group_bys():
+    for extra in ({"metrics": ["revenue"]}, {"group_by": ["customer__country"]}):
+        with pytest.raises(InvalidRequest, match="brings its own metrics and group-bys"):
+            QueryRequest.create(saved_query="customer_segments", **extra)
+    r = QueryRequest.create(saved_query="customer_segments", where=["x"], limit=3)
+    assert r.saved_query == "customer_segments" and r.limit == 3
