@@ -28,17 +28,26 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# The warehouse is built in $(BUILD_DIR) and moved over $(WAREHOUSE) in one rename, so a
-# running server never sees a half-built file and never blocks the build: it keeps reading the
-# old file until the rename, then its next query opens the new one (and misses the cache).
-# The file keeps its name: dbt and MetricFlow call the DuckDB catalog after it ("warehouse").
+# The warehouse is built in $(BUILD_DIR), with dbt's target/ beside it, and moved into place by
+# renames: first the DuckDB file, then target/ (the semantic manifest). A running server never
+# sees a half-built file and never blocks the build: it reads the old file until the rename,
+# then its next query opens the new one (and misses the cache); the new manifest is loaded
+# after the data it describes is in place. The file keeps its name: dbt and MetricFlow call
+# the DuckDB catalog after it ("warehouse").
 warehouse: $(STAMP)
-	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)
+	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)/target
+	@# keep dbt's partial parse between builds (it is keyed on the project, profile and vars)
+	@cp $(PROJECT)/target/partial_parse.msgpack $(BUILD_DIR)/target/ 2>/dev/null || true
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --out $(BUILD_DIR)/warehouse.duckdb
-	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt build --profiles-dir .
-	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt parse --profiles-dir . --quiet
+	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt build \
+	    --profiles-dir . --target-path .build/target
+	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt parse \
+	    --profiles-dir . --target-path .build/target --quiet
 	mv -f $(BUILD_DIR)/warehouse.duckdb $(WAREHOUSE)
-	@rm -rf $(BUILD_DIR)
+	@rm -rf $(PROJECT)/target.old
+	@if [ -d $(PROJECT)/target ]; then mv $(PROJECT)/target $(PROJECT)/target.old; fi
+	@mv $(BUILD_DIR)/target $(PROJECT)/target
+	@rm -rf $(PROJECT)/target.old $(BUILD_DIR)
 	@echo "warehouse ready: $(WAREHOUSE), manifest: $(PROJECT)/target/semantic_manifest.json"
 
 demo: warehouse
@@ -64,5 +73,6 @@ lint: $(STAMP)
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:
-	rm -rf $(VENV) $(BUILD_DIR) $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target $(PROJECT)/logs \
+	rm -rf $(VENV) $(BUILD_DIR) $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target $(PROJECT)/target.old \
+	       $(PROJECT)/logs \
 	       $(PROJECT)/dbt_packages .pytest_cache .ruff_cache *.egg-info
