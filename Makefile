@@ -5,6 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 SEED   ?= 42
 SCALE  ?= 1
+# The generated history, and the as-of date every relative rule uses (dbt vars of the same
+# names): change both together, e.g. `make warehouse AS_OF=2026-06-30`.
+HISTORY_START ?= 2022-01-01
+AS_OF         ?= 2025-12-31
+DBT_VARS = '{"as_of_date": "$(AS_OF)", "time_spine_start": "$(HISTORY_START)"}'
 PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
 BUILD_DIR   := $(PROJECT)/.build
@@ -16,7 +21,7 @@ help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
-	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE)), dbt build, dbt parse"
+	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), dbt build, dbt parse"
 	@echo "make lint       ruff, sqlfluff"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
@@ -38,11 +43,12 @@ warehouse: $(STAMP)
 	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)/target
 	@# keep dbt's partial parse between builds (it is keyed on the project, profile and vars)
 	@cp $(PROJECT)/target/partial_parse.msgpack $(BUILD_DIR)/target/ 2>/dev/null || true
-	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --out $(BUILD_DIR)/warehouse.duckdb
+	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
+	    --out $(BUILD_DIR)/warehouse.duckdb
 	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt build \
-	    --profiles-dir . --target-path .build/target
+	    --profiles-dir . --target-path .build/target --vars $(DBT_VARS)
 	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt parse \
-	    --profiles-dir . --target-path .build/target --quiet
+	    --profiles-dir . --target-path .build/target --vars $(DBT_VARS) --quiet
 	mv -f $(BUILD_DIR)/warehouse.duckdb $(WAREHOUSE)
 	@rm -rf $(PROJECT)/target.old
 	@if [ -d $(PROJECT)/target ]; then mv $(PROJECT)/target $(PROJECT)/target.old; fi
