@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,23 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Default time a result is served from cache."
     )
     query_workers: int = Field(8, ge=1, description="Threads running warehouse queries.")
+    loop_result_max_bytes: int = Field(
+        32 * 1024,
+        ge=0,
+        description="Largest cached result (Arrow bytes) the event loop shapes and encodes "
+        "itself; larger hits are encoded in the query thread pool.",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1, description="Largest request body accepted (413 above it)."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="When set, admin routes (/api/v1/cache...) need "
+        "`Authorization: Bearer <token>`; unset: they are open.",
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
+    )
     cors_origins: list[str] = Field(
         default_factory=list,
         description="Origins allowed to call the API from a browser (product dashboards), "

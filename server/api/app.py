@@ -12,6 +12,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 
 from server.api import errors
 from server.api.graphql.schema import graphql_router
+from server.api.limits import BodyLimitMiddleware
 from server.api.observability import Metrics, RequestMiddleware
 from server.api.rest import admin, catalog, query, saved_queries
 from server.core.service import TallyService
@@ -29,6 +30,8 @@ def create_app(
     # Compile and warehouse calls run here, off the event loop. Created with the app (not in
     # the lifespan) so in-process tests, which send no lifespan events, have it too.
     executor = ThreadPoolExecutor(settings.query_workers, thread_name_prefix="tally-query")
+    # Health checks and cache control: never queued behind queries.
+    operations = ThreadPoolExecutor(2, thread_name_prefix="tally-ops")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -41,6 +44,7 @@ def create_app(
         try:
             yield
         finally:
+            operations.shutdown(wait=True, cancel_futures=True)
             executor.shutdown(wait=True, cancel_futures=True)
             if service._warehouse is not None:
                 service.warehouse.close()
@@ -56,7 +60,9 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = Metrics(service)
     app.state.executor = executor
+    app.state.operations_executor = operations
     errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Large results travel compressed; small ones (most cache hits) are not worth the CPU.
     app.add_middleware(GZipMiddleware, minimum_size=16_384)
     if settings.cors_origins:

@@ -47,6 +47,11 @@ class HTTPError(TallyError):
         self.code = code  # type: ignore[misc]
 
 
+def _cut(text: str, width: int = 60) -> str:
+    """A caller's text inside a message, cut short: an error never echoes a huge input."""
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TallyError)
     async def tally_error(request: Request, exc: TallyError) -> JSONResponse:
@@ -58,8 +63,9 @@ def install(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors():
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+            # A location can hold a caller's key (an unknown field): never echo much of it.
+            where = ".".join(_cut(str(p)) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {_cut(str(err.get('msg', 'invalid')), 200)}")
         message = "Invalid request: " + "; ".join(problems[:5])
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             message = "The request body is not valid JSON."
@@ -70,9 +76,9 @@ def install(app: FastAPI) -> None:
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         if exc.status_code == 404 and message == "Not Found":
-            message = f"No route {request.url.path}; see /docs for the API."
+            message = f"No route {_cut(request.url.path)}; see /docs for the API."
         if exc.status_code == 405:
-            message = f"Method {request.method} is not allowed on {request.url.path}."
+            message = f"Method {_cut(request.method)} is not allowed on {_cut(request.url.path)}."
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)

@@ -1,13 +1,20 @@
 """Content negotiation and the query response: JSON, CSV or Arrow IPC by Accept, with cache
-metadata in the body (JSON) and in headers (all formats), ETag and Cache-Control."""
+metadata in the body (JSON) and in headers (all formats), ETag and Cache-Control.
+
+The responses are built by plain functions of a result, so the service can run them where it
+is cheap (the event loop for a small hit, a worker thread for a large result)."""
 
 from __future__ import annotations
+
+import decimal
+import json
 
 from fastapi import Request
 from fastapi.responses import Response
 
 from server import encoding
 from server.api.errors import HTTPError
+from server.core.request import shorten
 from server.core.service import QueryResult
 
 JSON, CSV = "application/json", "text/csv"
@@ -42,7 +49,7 @@ def negotiate(request: Request) -> str:
     raise HTTPError(
         406,
         "not_acceptable",
-        f"Cannot produce {accept!r}; ask for one of {', '.join(FORMATS)}.",
+        f"Cannot produce {shorten(accept)}; ask for one of {', '.join(FORMATS)}.",
         supported=list(FORMATS),
     )
 
@@ -60,7 +67,7 @@ def require_json_body(request: Request) -> None:
         raise HTTPError(
             415,
             "unsupported_media_type",
-            f"Send the body as application/json (got {content_type or 'nothing'!r}).",
+            f"Send the body as application/json (got {shorten(content_type or 'nothing')}).",
         )
 
 
@@ -68,8 +75,11 @@ def cache_state(result: QueryResult) -> str:
     return "hit" if result.cache.hit else ("shared" if result.cache.shared else "miss")
 
 
-def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
-    etag = f'W/"{result.cache.key}-{fmt}"'
+def _headers(request: Request, result: QueryResult, fmt: str) -> tuple[dict[str, str], bool]:
+    """Response headers, and whether If-None-Match already has this representation. The ETag
+    names the cached entry and this request's column and row order (requests that differ only
+    in order share an entry, not a representation) and the format."""
+    etag = f'W/"{result.cache.key}-{result.cache.variant}-{fmt}"'
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={round(result.cache.ttl_seconds)}",
@@ -83,16 +93,53 @@ def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
             f"total;dur={result.timing.total_ms}"
         ),
     }
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers=headers)
+    matched = etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
+    return headers, matched
+
+
+def _table_response(result: QueryResult, fmt: str, headers: dict[str, str]) -> Response:
     if fmt == "csv":
         return Response(
             encoding.to_csv(result.table), media_type="text/csv; charset=utf-8", headers=headers
         )
-    if fmt == "arrow":
-        return Response(
-            encoding.to_arrow_stream(result.table),
-            media_type=encoding.ARROW_STREAM,
-            headers=headers,
-        )
+    return Response(
+        encoding.to_arrow_stream(result.table), media_type=encoding.ARROW_STREAM, headers=headers
+    )
+
+
+def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
+    """The response to POST /query (a 304 when If-None-Match has this representation)."""
+    headers, matched = _headers(request, result, fmt)
+    if matched:
+        return Response(status_code=304, headers=headers)
+    if fmt != "json":
+        return _table_response(result, fmt, headers)
     return Response(encoding.to_json(result), media_type=JSON, headers=headers)
+
+
+def values_response(request: Request, result: QueryResult, fmt: str, dimension: str) -> Response:
+    """The response to GET /dimension-values: a one-column result; in JSON, its values."""
+    headers, matched = _headers(request, result, fmt)
+    if matched:
+        return Response(status_code=304, headers=headers)
+    if fmt != "json":
+        return _table_response(result, fmt, headers)
+    meta = encoding.result_meta(result)
+    body = {
+        "dimension": dimension,
+        "column": result.table.column_names[0],
+        "values": [
+            v.isoformat() if hasattr(v, "isoformat") else v
+            for v in result.table.column(0).to_pylist()
+        ],
+        "row_count": meta["row_count"],
+        "cache": meta["cache"],
+        "timing_ms": meta["timing_ms"],
+    }
+    return Response(json.dumps(body, default=_number), media_type=JSON, headers=headers)
+
+
+def _number(value: object) -> object:
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)

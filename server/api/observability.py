@@ -8,7 +8,7 @@ import time
 import uuid
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,7 +29,12 @@ class _CacheCollector:
         stats = self.service.cache.stats
         for name, value, doc in (
             ("tally_cache_hits", stats.hits, "Result cache hits."),
-            ("tally_cache_misses", stats.misses, "Result cache misses."),
+            ("tally_cache_misses", stats.misses, "Result cache misses (the query ran)."),
+            (
+                "tally_cache_shared",
+                stats.shared,
+                "Queries that waited on an identical query in flight and took its result.",
+            ),
             ("tally_cache_evictions", stats.evictions, "Results evicted to stay within bytes."),
             ("tally_cache_expirations", stats.expirations, "Results dropped at their TTL."),
             (
@@ -73,6 +78,11 @@ class Metrics:
             "HTTP latency.",
             ["route"],
             buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "tally_http_requests_in_flight",
+            "HTTP requests being answered (this scrape included).",
             registry=self.registry,
         )
         self.compile = Histogram(
@@ -131,9 +141,11 @@ class RequestMiddleware:
                 ]
             await send(message)
 
+        self.metrics.in_flight.inc()
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            self.metrics.in_flight.dec()
             route = scope.get("route")
             label = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
             self.metrics.requests.labels(label, scope["method"], str(status)).inc()

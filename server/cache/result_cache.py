@@ -31,11 +31,25 @@ class CacheEntry:
 
 @dataclass
 class CacheStats:
+    """Every query that reaches the cache is counted exactly once, by the service, as one of:
+    a hit (served from a stored result), a miss (it ran the query) or shared (it waited on an
+    identical query already in flight and took its result)."""
+
     hits: int = 0
     misses: int = 0
+    shared: int = 0
     evictions: int = 0
     expirations: int = 0
     rejections: int = 0  # results larger than the whole cache
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, outcome: str) -> None:
+        """Count one query as "hit", "miss" or "shared"."""
+        if outcome not in ("hit", "miss", "shared"):
+            raise ValueError(f"unknown cache outcome {outcome!r}")
+        attr = {"hit": "hits", "miss": "misses", "shared": "shared"}[outcome]
+        with self._lock:
+            setattr(self, attr, getattr(self, attr) + 1)
 
 
 class _Cache(TLRUCache):
@@ -71,16 +85,8 @@ class ResultCache:
             self.stats.expirations += 1
 
     def get(self, key: str) -> CacheEntry | None:
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry is None:
-                self.stats.misses += 1
-            else:
-                self.stats.hits += 1
-            return entry
-
-    def peek(self, key: str) -> CacheEntry | None:
-        """Like get, without counting a hit or a miss."""
+        """The live entry for `key`, or None. Counts nothing: a caller may look more than once
+        for one query, so the service counts each query's outcome itself (stats.record)."""
         with self._lock:
             return self._cache.get(key)
 

@@ -8,20 +8,25 @@ compile (compiled-SQL cache in front of MetricFlow) -> execute -> store.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pyarrow as pa
 
 from server.cache.data_version import DataVersion
 from server.cache.keys import result_key
 from server.cache.result_cache import CacheEntry, ResultCache
-from server.cache.single_flight import SingleFlight
+from server.cache.single_flight import AsyncSingleFlight, SingleFlight
+from server.cache.views import row_order, shape, variant
 from server.core.catalog import DimensionInfo, EntityInfo, MetricInfo, SavedQueryInfo
 from server.core.compiler import CompiledQuery, Compiler
 from server.core.errors import (
@@ -33,13 +38,14 @@ from server.core.errors import (
     TallyError,
     suggestion_suffix,
 )
-from server.core.request import QueryRequest
+from server.core.request import QueryRequest, shorten
 from server.core.semantic_manifest import load_manifest
 from server.settings import Settings
 from server.warehouse.base import Warehouse
 from server.warehouse.profile import connect
 
 log = logging.getLogger("tally")
+T = TypeVar("T")
 
 
 class ResultTooLarge(CallerError):
@@ -60,6 +66,9 @@ class CacheStatus:
     ttl_seconds: float = 0.0
     key: str = ""
     shared: bool = False  # waited on an identical in-flight query instead of running it
+    # The key plus this request's column and row order: what one representation of the
+    # result is made of (an entry serves requests that differ only in order).
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -96,7 +105,11 @@ class TallyService:
         self._manifest_stamp: tuple[int, int] | None = None
         self._reload_lock = threading.Lock()
         self.cache = ResultCache(settings.cache_max_bytes, settings.cache_ttl_seconds)
-        self.flight: SingleFlight[tuple[CacheEntry, bool]] = SingleFlight()
+        self.flight: SingleFlight[tuple[CacheEntry, str]] = SingleFlight()
+        self.async_flight: AsyncSingleFlight[tuple[CacheEntry, str]] = AsyncSingleFlight()
+        self._async_reload: AsyncSingleFlight[tuple[Compiler, tuple[str, str]] | None] = (
+            AsyncSingleFlight()
+        )
         self.counters = ServiceCounters()
         self._data_version: DataVersion | None = None
         self._last_versions: tuple[str, str] | None = None
@@ -171,8 +184,20 @@ class TallyService:
     def compile(self, request: QueryRequest) -> CompiledQuery:
         return self.compiler.compile(request)
 
-    def _versions(self) -> tuple[Compiler, tuple[str, str]]:
-        compiler = self.compiler
+    def _versions(self, reload: bool = True) -> tuple[Compiler, tuple[str, str]] | None:
+        """The compiler and (manifest version, data version) that make up cache keys now.
+        reload=False (on the event loop): never build the engine or load a changed manifest;
+        None instead, and the caller goes to a worker thread to do it."""
+        if reload:
+            compiler = self.compiler
+        else:
+            compiler = self._compiler
+            if (
+                compiler is None
+                or self._data_version is None
+                or _stamp(self._manifest_path) != self._manifest_stamp
+            ):
+                return None
         versions = (compiler.loaded.version, self.data_version.current())
         if versions != self._last_versions:
             if self._last_versions is not None:
@@ -181,76 +206,150 @@ class TallyService:
             self._last_versions = versions
         return compiler, versions
 
-    def lookup(self, request: QueryRequest) -> QueryResult | None:
-        """The cached result, or None. Cheap (two stat calls, a hash, a dict look-up), so the
-        HTTP layer calls it on the event loop and only goes to the thread pool on a miss."""
-        if not self.settings.cache_enabled:
-            return None
+    def query(self, request: QueryRequest, use_cache: bool = True) -> QueryResult:
+        """The result, from the cache when possible (for threads: the CLI, tests, workers).
+        Identical concurrent misses run the warehouse once (thread-level single flight)."""
         started = time.perf_counter()
-        _, versions = self._versions()
+        use_cache = use_cache and self.settings.cache_enabled
+        versioned = self._versions()
+        assert versioned is not None
+        compiler, versions = versioned
+        key = result_key(request, *versions)
+        entry, outcome = self._fetch(compiler, request, key, use_cache)
+        return self._result(compiler, entry, outcome, request, key, versions[0], started)
+
+    async def query_async(
+        self,
+        request: QueryRequest,
+        executor: Executor,
+        finish: Callable[[QueryResult], T] | None = None,
+    ) -> tuple[QueryResult, T | None]:
+        """query() for coroutines (REST, GraphQL), returning (result, finish(result)) where
+        `finish` is the transport's encoding. The event loop itself does only cheap work:
+        * a hit that needs no re-sort and holds at most `loop_result_max_bytes` is shaped and
+          finished on the loop;
+        * building the engine or loading a new manifest, running a query, re-sorting a hit,
+          and shaping and finishing a large result run in `executor`;
+        * identical concurrent misses run once: the first caller's query takes one worker
+          thread, the others await its result holding no thread (asyncio single flight)."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
+        if not self.settings.cache_enabled:
+
+            def uncached() -> tuple[QueryResult, T | None]:
+                result = self.query(request)
+                return result, done(result)
+
+            return await loop.run_in_executor(executor, uncached)
+        versioned = self._versions(reload=False)
+        if versioned is None:  # one worker builds the engine or loads the manifest; all await it
+
+            async def reload() -> tuple[Compiler, tuple[str, str]] | None:
+                return await loop.run_in_executor(executor, self._versions)
+
+            versioned, _ = await self._async_reload.do("versions", reload)
+            assert versioned is not None
+        compiler, versions = versioned
         key = result_key(request, *versions)
         entry = self.cache.get(key)
-        if entry is None:
-            return None
+        if entry is not None:
+            self.cache.stats.record("hit")
+            outcome = "hit"
+        else:
+
+            async def lead() -> tuple[CacheEntry, str]:
+                return await loop.run_in_executor(
+                    executor, self._fetch, compiler, request, key, True
+                )
+
+            (entry, outcome), shared = await self.async_flight.do(
+                key, lead, on_join=lambda: self.cache.stats.record("shared")
+            )
+            if shared:
+                outcome = "shared"
+
+        def deliver() -> tuple[QueryResult, T | None]:
+            result = self._result(compiler, entry, outcome, request, key, versions[0], started)
+            return result, done(result)
+
+        small = entry.nbytes <= self.settings.loop_result_max_bytes
+        if small and row_order(request) == entry.extra["order"]:
+            return deliver()
+        return await loop.run_in_executor(executor, deliver)
+
+    def _fetch(
+        self, compiler: Compiler, request: QueryRequest, key: str, use_cache: bool
+    ) -> tuple[CacheEntry, str]:
+        """The entry for `key` and how it was had: "hit" (stored), "miss" (run here) or
+        "shared" (run by an identical call in flight on another thread). Each call counts
+        exactly one of them in the cache statistics."""
+        record = self.cache.stats.record if use_cache else (lambda _outcome: None)
+        if use_cache:
+            stored = self.cache.get(key)
+            if stored is not None:
+                record("hit")
+                return stored, "hit"
+
+        def compute() -> tuple[CacheEntry, str]:
+            stored = self.cache.get(key) if use_cache else None
+            if stored is not None:  # stored by a flight that ended after our look-up
+                record("hit")
+                return stored, "hit"
+            record("miss")
+            return self._run(compiler, request, key), "miss"
+
+        (entry, outcome), shared = self.flight.do(key, compute, on_join=lambda: record("shared"))
+        return entry, ("shared" if shared else outcome)
+
+    def _result(
+        self,
+        compiler: Compiler,
+        entry: CacheEntry,
+        outcome: str,
+        request: QueryRequest,
+        key: str,
+        manifest_version: str,
+        started: float,
+    ) -> QueryResult:
+        """This request's view of an entry: its column order, its row order (an entry is
+        shared by requests that differ only in order, when they have no limit) and its SQL."""
+        resort = row_order(request) != entry.extra["order"]
+        sql = entry.sql
+        if resort:  # the entry's SQL orders rows another way: this request's own SQL
+            sql = compiler.compile(request, limit=self._execution_limit(request)).sql
+        table = shape(entry.table, request, resort=resort)
+        hit = outcome == "hit"
         now = time.monotonic()
         return QueryResult(
-            table=_shape(entry.table, request, resort=_order(request) != entry.extra["order"]),
-            sql=entry.sql,
+            table=table,
+            sql=sql,
             request=request,
-            timing=Timing(0.0, 0.0, _ms(started)),
-            cache=CacheStatus(
-                hit=True, age_seconds=entry.age(now), ttl_seconds=entry.remaining(now), key=key
+            timing=Timing(
+                0.0 if hit else entry.compile_ms, 0.0 if hit else entry.execute_ms, _ms(started)
             ),
-            manifest_version=versions[0],
-            memo=entry.extra,
-        )
-
-    def query(
-        self, request: QueryRequest, use_cache: bool = True, looked_up: bool = False
-    ) -> QueryResult:
-        """The result, from the cache when possible. `looked_up`: the caller has just called
-        lookup() and missed (the HTTP layer does, on the event loop), so it is not counted
-        twice; a result stored in between is still found before the warehouse is asked."""
-        use_cache = use_cache and self.settings.cache_enabled
-        if use_cache and not looked_up:
-            hit = self.lookup(request)
-            if hit is not None:
-                return hit
-        started = time.perf_counter()
-        compiler, versions = self._versions()
-        key = result_key(request, *versions)
-
-        def compute() -> tuple[CacheEntry, bool]:
-            stored = self.cache.peek(key) if use_cache else None
-            return (stored, True) if stored else (self._run(compiler, request, key), False)
-
-        (entry, found), shared = self.flight.do(key, compute)
-        if found:  # stored by a flight that ended between our look-up and this one
-            self.cache.stats.hits += 1
-        resort = _order(request) != entry.extra["order"]
-        return QueryResult(
-            table=_shape(entry.table, request, resort=resort),
-            sql=entry.sql,
-            request=request,
-            timing=Timing(entry.compile_ms, entry.execute_ms, _ms(started)),
             cache=CacheStatus(
-                hit=found,
-                age_seconds=entry.age(),
-                ttl_seconds=entry.remaining() if found else entry.ttl_seconds,
+                hit=hit,
+                age_seconds=entry.age(now),
+                ttl_seconds=entry.ttl_seconds if outcome == "miss" else entry.remaining(now),
                 key=key,
-                shared=shared,
+                shared=outcome == "shared",
+                variant=variant(key, request),
             ),
-            manifest_version=versions[0],
+            manifest_version=manifest_version,
             memo=entry.extra,
         )
+
+    def _execution_limit(self, request: QueryRequest) -> int:
+        # One row more than allowed, to tell "exactly max_rows" from "too many".
+        max_rows = self.settings.max_rows
+        wanted = request.limit
+        return wanted if wanted is not None and wanted <= max_rows else max_rows + 1
 
     def _run(self, compiler: Compiler, request: QueryRequest, key: str) -> CacheEntry:
         max_rows = self.settings.max_rows
-        wanted = request.limit
-        # Ask for one row more than allowed, to tell "exactly max_rows" from "too many".
-        limit = wanted if wanted is not None and wanted <= max_rows else max_rows + 1
         t0 = time.perf_counter()
-        compiled = compiler.compile(request, limit=limit)
+        compiled = compiler.compile(request, limit=self._execution_limit(request))
         t1 = time.perf_counter()
         self.counters.observe("compile_seconds", t1 - t0)
         try:
@@ -280,7 +379,7 @@ class TallyService:
                 f"a coarser grain, or a limit of at most {max_rows}.",
                 max_rows=max_rows,
             )
-        table = _shape(_normalize_types(raw), request, resort=False)
+        table = shape(_normalize_types(raw), request, resort=False)
         entry = CacheEntry(
             table=table,
             sql=compiled.sql,
@@ -290,7 +389,7 @@ class TallyService:
             execute_ms=round((t2 - t1) * 1000, 3),
             nbytes=max(int(table.nbytes), 1),
             # The order its rows are in; encoders memoise their output here (per entry).
-            extra={"order": _order(request)},
+            extra={"order": row_order(request)},
         )
         if self.settings.cache_enabled:
             self.cache.put(key, entry)
@@ -309,13 +408,15 @@ class TallyService:
         return tuple(sorted(self.compiler.metrics.values(), key=lambda m: m.name))
 
     def get_metric(self, name: str) -> MetricInfo:
+        """One metric by name, spelt in any case (queries lower-case names too)."""
         metrics = self.compiler.metrics
-        if name not in metrics:
-            hint, best = suggestion_suffix(name, metrics)
+        key = name.strip().lower()
+        if key not in metrics:
+            hint, best = suggestion_suffix(key, metrics)
             raise NotFound(
-                f"Unknown metric '{name}'.{hint}", code="unknown_metric", suggestion=best
+                f"Unknown metric {shorten(name)}.{hint}", code="unknown_metric", suggestion=best
             )
-        return metrics[name]
+        return metrics[key]
 
     def list_dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
         return self.compiler.dimensions(metrics)
@@ -328,23 +429,28 @@ class TallyService:
 
     def get_saved_query(self, name: str) -> SavedQueryInfo:
         queries = self.compiler.saved_queries
-        if name not in queries:
-            hint, best = suggestion_suffix(name, queries)
+        key = name.strip().lower()
+        if key not in queries:
+            hint, best = suggestion_suffix(key, queries)
             raise NotFound(
-                f"Unknown saved query '{name}'.{hint}", code="unknown_saved_query", suggestion=best
+                f"Unknown saved query {shorten(name)}.{hint}",
+                code="unknown_saved_query",
+                suggestion=best,
             )
-        return queries[name]
+        return queries[key]
 
-    def dimension_values(
+    def dimension_values_request(
         self,
         dimension: str,
         metrics: tuple[str, ...] = (),
         limit: int | None = None,
         start: object = None,
         end: object = None,
-    ) -> QueryResult:
-        """The distinct values of a dimension, through the same cache: the query of `metrics`
-        (default: the first metric that reaches the dimension) grouped by the dimension."""
+        access_context: dict[str, str] | None = None,
+    ) -> QueryRequest:
+        """The query whose first column is the distinct values of a dimension: `metrics`
+        (default: the first metric that reaches the dimension) grouped by the dimension. It
+        runs like any other query, through the same cache (see values_only)."""
         if not metrics:
             reaching = [
                 m.name
@@ -356,24 +462,46 @@ class TallyService:
                 dims = {n for d in self.list_dimensions() for n in d.group_by_names()}
                 hint, best = suggestion_suffix(dimension, dims)
                 raise NotFound(
-                    f"Unknown dimension '{dimension}'.{hint}",
+                    f"Unknown dimension {shorten(dimension)}.{hint}",
                     code="unknown_dimension",
                     suggestion=best,
                 )
             metrics = (reaching[0],)
-        request = QueryRequest.create(
-            metrics=metrics, group_by=[dimension], limit=limit, start=start, end=end
+        return QueryRequest.create(
+            metrics=metrics,
+            group_by=[dimension],
+            limit=limit,
+            start=start,
+            end=end,
+            access_context=access_context,
         )
-        result = self.query(request)
-        column = result.table.column_names[0]
-        return QueryResult(
-            table=result.table.select([column]),
-            sql=result.sql,
-            request=request,
-            timing=result.timing,
-            cache=result.cache,
-            manifest_version=result.manifest_version,
+
+    def dimension_values(
+        self,
+        dimension: str,
+        metrics: tuple[str, ...] = (),
+        limit: int | None = None,
+        start: object = None,
+        end: object = None,
+        access_context: dict[str, str] | None = None,
+    ) -> QueryResult:
+        """The distinct values of a dimension (a one-column result)."""
+        request = self.dimension_values_request(
+            dimension, metrics, limit, start, end, access_context
         )
+        return values_only(self.query(request))
+
+
+def values_only(result: QueryResult) -> QueryResult:
+    """A dimension-values result: the query's first column (the dimension) only."""
+    return QueryResult(
+        table=result.table.select([0]),
+        sql=result.sql,
+        request=result.request,
+        timing=result.timing,
+        cache=result.cache,
+        manifest_version=result.manifest_version,
+    )
 
 
 _DATE_GRAINS = ("__day", "__week", "__month", "__quarter", "__year")
@@ -392,40 +520,6 @@ def _normalize_types(table: pa.Table) -> pa.Table:
             with contextlib.suppress(pa.ArrowInvalid):
                 table = table.set_column(i, f.name, table.column(i).cast(pa.int64()))
     return table
-
-
-def _shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
-    """Columns in the order asked (group-bys, then metrics); on a hit from a differently spelt
-    request (without a limit), rows sorted into this request's order: its order_by, else its
-    group-bys. Nulls last, as the warehouse sorts them."""
-    names = table.column_names
-
-    def column(item: str, taken: list[str]) -> str | None:
-        return next(
-            (n for n in names if n not in taken and (n == item or n.startswith(item + "__"))), None
-        )
-
-    ordered: list[str] = []
-    for item in (*request.group_by, *request.metrics):
-        match = column(item, ordered)
-        if match:
-            ordered.append(match)
-    ordered += [n for n in names if n not in ordered]
-    if ordered != names:
-        table = table.select(ordered)
-    if resort and request.limit is None and table.num_rows > 1:
-        keys: list[tuple[str, str]] = []
-        for item in request.order_by or request.group_by:
-            name = column(item.lstrip("-"), [k for k, _ in keys])
-            if name:
-                keys.append((name, "descending" if item.startswith("-") else "ascending"))
-        if keys:
-            table = table.sort_by(keys)  # arrow puts nulls at the end by default
-    return table
-
-
-def _order(request: QueryRequest) -> tuple[str, ...]:
-    return request.order_by or request.group_by
 
 
 def _ms(since: float) -> float:

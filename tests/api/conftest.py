@@ -22,7 +22,8 @@ def anyio_backend():
 def make_app(warehouse):
     def _make(**settings_overrides):
         settings = Settings(
-            project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path, **settings_overrides
+            **{"project_dir": PROJECT_DIR, "manifest_path": warehouse.manifest_path,
+               **settings_overrides}
         )
         service = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
         return create_app(settings, service=service)

@@ -232,7 +232,7 @@ async def test_wrong_content_type_unsupported_accept_and_bad_json(client):
 
 
 async def test_the_data_is_unchanged_by_hostile_filters(client, raw):
-    before = raw.execute("select count(*) from raw.orders").fetchone()
+    before = raw.execute("select count(*) from raw.orders").fetchall()
     for where in [
         "{{ Dimension('customer__country') }} = 'US'); delete from raw.orders; --",
         "{{ Dimension('customer__country') }} = 'x' or 1=1; drop table raw.orders",
@@ -240,7 +240,7 @@ async def test_the_data_is_unchanged_by_hostile_filters(client, raw):
     ]:
         r = await client.post("/api/v1/query", json={"metrics": ["revenue"], "where": [where]})
         assert r.status_code == 400, r.text
-    assert raw.execute("select count(*) from raw.orders").fetchone() == before
+    assert raw.execute("select count(*) from raw.orders").fetchall() == before
 
 
 async def test_warehouse_failure_is_a_5xx_without_internals(make_app, tmp_path):

@@ -9,18 +9,24 @@ import decimal
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from cross_web import HTTPException as CrossWebHTTPException
+from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
 from strawberry.extensions import MaskErrors
 from strawberry.fastapi import GraphQLRouter
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.scalars import JSON
 from strawberry.types import Info
+from strawberry.types.unset import UNSET
 
-from server.api.deps import access_context, request_id, run_blocking
+from server.api.deps import access_context, executor, request_id, run_blocking
 from server.api.models import StructuredFilter, where_clauses
 from server.api.observability import log_query
 from server.core import catalog
-from server.core.errors import TallyError
+from server.core.errors import InvalidFilter, TallyError
 from server.core.request import QueryRequest
+from server.core.service import QueryResult as ServiceResult
 from server.core.service import TallyService
 from server.encoding import column_type
 
@@ -186,10 +192,7 @@ class Query:
         svc: TallyService = info.context["request"].app.state.service
         request = info.context["request"]
         try:
-            structured = [
-                StructuredFilter(**{k: v for k, v in vars(f).items() if v is not None})
-                for f in filters or []
-            ]
+            structured = [_structured(i, f) for i, f in enumerate(filters or [])]
             clauses = [*(where or []), *where_clauses(structured, svc.warehouse.dialect)]
             q = QueryRequest.create(
                 metrics=metrics,
@@ -204,29 +207,42 @@ class Query:
             )
         except TallyError as e:
             raise _graphql_error(e) from None
-        except ValueError as e:  # pydantic validation of a structured filter
-            raise GraphQLError(
-                f"Invalid filter: {e}", extensions={"code": "invalid_filter", "status": 400}
-            ) from None
         try:
-            result = await run_blocking(request, svc.query, q)
+            result, out = await svc.query_async(q, executor(request), _to_graphql)
         except TallyError as e:
             log_query(request_id(request), "graphql", q, error=e)
             raise _graphql_error(e) from None
         log_query(request_id(request), "graphql", q, result=result)
-        table = result.table
-        return QueryResult(
-            columns=[Column(name=f.name, type=column_type(f.type)) for f in table.schema],
-            rows=[{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()],
-            row_count=table.num_rows,
-            sql=result.sql,
-            cache=CacheInfo(hit=result.cache.hit, age_seconds=round(result.cache.age_seconds, 3)),
-            timing=TimingInfo(
-                compile_ms=result.timing.compile_ms,
-                execute_ms=result.timing.execute_ms,
-                total_ms=result.timing.total_ms,
-            ),
+        assert out is not None
+        return out
+
+
+def _structured(index: int, f: Filter) -> StructuredFilter:
+    try:
+        return StructuredFilter(**{k: v for k, v in vars(f).items() if v is not None})
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'filter'}: {err['msg']}"
+            for err in e.errors(include_url=False, include_input=False)
         )
+        raise InvalidFilter(f"Invalid filter #{index + 1}: {problems}") from None
+
+
+def _to_graphql(result: ServiceResult) -> QueryResult:
+    """The GraphQL view of a result (run where the service says: a worker thread if large)."""
+    table = result.table
+    return QueryResult(
+        columns=[Column(name=f.name, type=column_type(f.type)) for f in table.schema],
+        rows=[{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()],
+        row_count=table.num_rows,
+        sql=result.sql,
+        cache=CacheInfo(hit=result.cache.hit, age_seconds=round(result.cache.age_seconds, 3)),
+        timing=TimingInfo(
+            compile_ms=result.timing.compile_ms,
+            execute_ms=result.timing.execute_ms,
+            total_ms=result.timing.total_ms,
+        ),
+    )
 
 
 def _json_value(v: Any) -> Any:
@@ -258,10 +274,24 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, GraphQLError | TallyError)
 
 
+def error_code(error: GraphQLError) -> tuple[str, int]:
+    """A stable code and status for every GraphQL error: ours carry theirs; GraphQL's own
+    are the caller's (a query that does not parse, or does not fit the schema or its variables
+    do not fit their types); an error in a field without a code is an internal fault."""
+    extensions = error.extensions or {}
+    if "code" in extensions:
+        return str(extensions["code"]), int(extensions.get("status", 400))
+    if isinstance(error, GraphQLSyntaxError):
+        return "graphql_parse_error", 400
+    if not error.path:
+        return "graphql_validation_error", 400
+    return "internal_error", 500
+
+
 class _Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         # A caller's mistake is answered, not logged with a traceback; the rest is logged.
-        internal = [e for e in errors if "code" not in (e.extensions or {})]
+        internal = [e for e in errors if error_code(e)[1] >= 500]
         if internal:
             super().process_errors(internal, execution_context)
 
@@ -276,6 +306,32 @@ schema = _Schema(
     ],
 )
 
+_MAX_MESSAGE = 300
+# strawberry's HTTP-level refusals (before any GraphQL runs), as the one error shape.
+_HTTP_CODES = {"Unsupported content type": 415}
+
+
+class _Router(GraphQLRouter):
+    async def run(self, request, context=UNSET, root_value=UNSET):  # type: ignore[override]
+        """A request that is not a GraphQL request at all (malformed JSON, no query, another
+        content type) is refused in the one error shape, not in plain text."""
+        try:
+            return await super().run(request, context=context, root_value=root_value)
+        except CrossWebHTTPException as e:
+            raise HTTPException(_HTTP_CODES.get(e.reason, e.status_code), e.reason) from None
+
+    async def process_result(self, request, result: ExecutionResult) -> GraphQLHTTPResponse:
+        """Every error gets extensions.code (and status), and no message echoes a huge input."""
+        data = await super().process_result(request, result)
+        for error, formatted in zip(result.errors or [], data.get("errors") or [], strict=False):
+            code, status = error_code(error)
+            formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code,
+                                       "status": status}
+            message = formatted.get("message", "")
+            if len(message) > _MAX_MESSAGE:
+                formatted["message"] = f"{message[:_MAX_MESSAGE]}... ({len(message)} characters)"
+        return data
+
 
 def graphql_router() -> GraphQLRouter:
-    return GraphQLRouter(schema, graphql_ide="graphiql")
+    return _Router(schema, graphql_ide="graphiql")

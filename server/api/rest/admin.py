@@ -1,14 +1,17 @@
-"""Health, Prometheus metrics and cache control."""
+"""Health, Prometheus metrics and cache control. Health and cache control run on the small
+operations pool, never queued behind queries; the cache routes are admin routes (see
+deps.require_admin)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from server.api.deps import run_blocking, service
+from server.api.deps import require_admin, run_operational, service
 from server.core.errors import TallyError
 
 router = APIRouter(tags=["operations"])
+admin = [Depends(require_admin)]
 
 
 @router.get("/health/live", summary="The process is up")
@@ -19,17 +22,20 @@ async def live() -> dict:
 @router.get("/health/ready", summary="The engine is built and the warehouse answers")
 async def ready(request: Request) -> JSONResponse:
     svc = service(request)
-    try:
-        await run_blocking(request, svc.ready)
-    except TallyError as e:
-        return JSONResponse({**e.to_dict(), "status": "unavailable"}, status_code=503)
-    return JSONResponse(
-        {
+
+    def check() -> dict:
+        svc.ready()
+        return {
             "status": "ready",
             "manifest_version": svc.manifest_version,
             "data_version": svc.data_version.current(),
         }
-    )
+
+    try:
+        body = await run_operational(request, check)
+    except TallyError as e:
+        return JSONResponse({**e.to_dict(), "status": "unavailable"}, status_code=503)
+    return JSONResponse(body)
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -39,25 +45,30 @@ async def prometheus(request: Request) -> Response:
     )
 
 
-@router.post("/api/v1/cache/invalidate", summary="Forget every cached result")
+@router.post("/api/v1/cache/invalidate", summary="Forget every cached result", dependencies=admin)
 async def invalidate(request: Request) -> dict:
     svc = service(request)
-    version = await run_blocking(request, svc.invalidate_cache)
+    version = await run_operational(request, svc.invalidate_cache)
     return {"invalidated": True, "data_version": version}
 
 
-@router.get("/api/v1/cache", summary="Cache statistics")
+@router.get("/api/v1/cache", summary="Cache statistics", dependencies=admin)
 async def cache_stats(request: Request) -> dict:
     svc = service(request)
-    s = svc.cache.stats
-    return {
-        "entries": len(svc.cache),
-        "bytes": svc.cache.current_bytes,
-        "max_bytes": svc.cache.max_bytes,
-        "hits": s.hits,
-        "misses": s.misses,
-        "evictions": s.evictions,
-        "expirations": s.expirations,
-        "compiled_sql_hits": svc.compiler.sql_cache_hits,
-        "warehouse_executions": svc.counters.executions,
-    }
+
+    def stats() -> dict:
+        s = svc.cache.stats
+        return {
+            "entries": len(svc.cache),
+            "bytes": svc.cache.current_bytes,
+            "max_bytes": svc.cache.max_bytes,
+            "hits": s.hits,
+            "misses": s.misses,
+            "shared": s.shared,
+            "evictions": s.evictions,
+            "expirations": s.expirations,
+            "compiled_sql_hits": svc.compiler.sql_cache_hits,
+            "warehouse_executions": svc.counters.executions,
+        }
+
+    return await run_operational(request, stats)

@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
 
-from server.api.deps import run_blocking, service
-from server.api.negotiation import negotiate, query_response
+from server.api.deps import access_context, run_blocking, service
+from server.api.negotiation import negotiate, values_response
+from server.api.rest.query import run_query
 from server.core.errors import InvalidRequest
 from server.core.request import split_csv
+from server.core.service import values_only
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 
@@ -57,21 +60,22 @@ async def dimension_values(
     limit: int | None = Query(None, ge=0, le=100_000),
     start: str | None = None,
     end: str | None = None,
-):
+) -> Response:
     name = dimension.strip().lower()
     if not name:
         raise InvalidRequest("dimension must not be empty.")
     fmt = negotiate(request)
-    result = await run_blocking(
-        request, service(request).dimension_values, name, _metrics_param(metrics), limit, start, end
+    svc = service(request)
+    query = await run_blocking(
+        request,
+        svc.dimension_values_request,
+        name,
+        _metrics_param(metrics),
+        limit,
+        start,
+        end,
+        access_context(request),
     )
-    if fmt != "json":
-        return query_response(request, result, fmt)
-    column = result.table.column_names[0]
-    values = result.table.column(0).to_pylist()
-    return {
-        "dimension": name,
-        "column": column,
-        "values": [v.isoformat() if hasattr(v, "isoformat") else v for v in values],
-        "cache": {"hit": result.cache.hit, "age_seconds": round(result.cache.age_seconds, 3)},
-    }
+    return await run_query(
+        request, query, lambda result: values_response(request, values_only(result), fmt, name)
+    )

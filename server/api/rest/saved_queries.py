@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from server.api.deps import access_context, run_blocking, service
 from server.api.models import SavedQueryBody, to_request
-from server.api.negotiation import negotiate, require_json_body
+from server.api.negotiation import negotiate, query_response, require_json_body
 from server.api.rest.query import run_query
 
 router = APIRouter(prefix="/api/v1/saved-queries", tags=["saved queries"])
@@ -43,4 +43,4 @@ async def run_saved_query(
         saved_query=saved.name,
         access_context=access_context(request),
     )
-    return await run_query(request, query, fmt)
+    return await run_query(request, query, lambda result: query_response(request, result, fmt))
