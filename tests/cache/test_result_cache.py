@@ -168,14 +168,38 @@ def test_new_manifest_invalidates(make_service, warehouse, tmp_path):
     shutil.copy(warehouse.manifest_path, manifest)
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=manifest)
     svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
-    svc.query(q(metrics="order_count"))
+    before = svc.query(q(metrics="order_count"))
+    assert svc.query(q(metrics="order_count")).cache.hit
     data = json.loads(manifest.read_text())
     model = next(m for m in data["semantic_models"] if m["name"] == "orders")
     measure = next(m for m in model["measures"] if m["name"] == "order_count")
     measure["expr"] = "case when order_status <> 'cancelled' then order_id end"
     manifest.write_text(json.dumps(data))
     changed = svc.query(q(metrics="order_count"))
-    assert not changed.cache.hit
+    assert not changed.cache.hit and changed.manifest_version != before.manifest_version
+    # The new definition's numbers, not the cached ones: cancelled orders no longer count.
+    cancelled = svc.query(q(metrics="order_count",
+                            where="{{ Dimension('order__order_status') }} = 'cancelled'"))
+    assert cancelled.table.column("order_count")[0].as_py() == 0
     assert changed.table.column("order_count")[0].as_py() < \
-        svc.query(q(metrics="order_count", where="{{ Dimension('order__order_status') }} "
-                    "is not null")).table.column("order_count")[0].as_py() + 10**9
+        before.table.column("order_count")[0].as_py()
+
+
+def test_each_query_counts_one_cache_outcome(make_service):
+    from concurrent.futures import ThreadPoolExecutor
+
+    svc = make_service()
+    svc.query(q(metrics="revenue", group_by="customer__country"))
+    svc.query(q(metrics="revenue", group_by="customer__country"))
+    svc.query(q(metrics="revenue", group_by="customer__country", order_by="-revenue"))
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: svc.query(q(metrics="order_count")), range(8)))
+    outcomes = ["hit" if r.cache.hit else "shared" if r.cache.shared else "miss"
+                for r in results]
+    stats = svc.cache.stats
+    assert stats.hits + stats.misses + stats.shared == 11
+    # The first three: a miss, a hit, a hit re-sorted for another order; then the eight.
+    assert stats.misses == 1 + outcomes.count("miss")
+    assert stats.hits == 2 + outcomes.count("hit")
+    assert stats.shared == outcomes.count("shared")
+    assert outcomes.count("miss") == 1 and svc.counters.executions == 2

@@ -54,3 +54,59 @@ def test_different_keys_do_not_wait_on_each_other():
         b = pool.submit(flight.do, "b", lambda: "b")
         assert b.result(timeout=0.09) == ("b", False)
         assert a.result() == ("a", False)
+
+
+@pytest.mark.anyio
+async def test_async_waiters_hold_no_thread_and_a_cancelled_caller_cancels_nothing():
+    import asyncio
+
+    from server.cache.single_flight import AsyncSingleFlight
+
+    flight: AsyncSingleFlight[int] = AsyncSingleFlight()
+    runs = 0
+    joined = 0
+    gate = asyncio.Event()
+
+    async def work() -> int:
+        nonlocal runs
+        runs += 1
+        await gate.wait()
+        return 42
+
+    def on_join() -> None:
+        nonlocal joined
+        joined += 1
+
+    threads = threading.active_count()
+    callers = [asyncio.create_task(flight.do("k", work, on_join)) for _ in range(20)]
+    await asyncio.sleep(0.01)
+    assert flight.in_flight() == 1 and joined == 19 and threading.active_count() == threads
+    callers[0].cancel()  # the leader's client goes away: the others still get the value
+    gate.set()
+    results = await asyncio.gather(*callers[1:])
+    assert runs == 1 and all(value == 42 for value, _ in results)
+    assert sum(shared for _, shared in results) == 19
+    assert flight.in_flight() == 0
+    assert await flight.do("k", work) == (42, False)  # a later call runs again
+
+
+@pytest.mark.anyio
+async def test_async_errors_are_shared_and_the_next_call_retries():
+    import asyncio
+
+    from server.cache.single_flight import AsyncSingleFlight
+
+    flight: AsyncSingleFlight[int] = AsyncSingleFlight()
+
+    async def boom() -> int:
+        await asyncio.sleep(0.01)
+        raise ValueError("warehouse down")
+
+    outcomes = await asyncio.gather(*(flight.do("k", boom) for _ in range(5)),
+                                    return_exceptions=True)
+    assert all(isinstance(o, ValueError) for o in outcomes)
+
+    async def seven() -> int:
+        return 7
+
+    assert await flight.do("k", seven) == (7, False)
