@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.conftest import assert_error
+
 pytestmark = pytest.mark.anyio
 
 
@@ -77,3 +79,57 @@ async def test_errors_carry_the_rest_codes(client, query, code):
 async def test_graphiql_in_the_browser(client):
     r = await client.get("/graphql", headers={"accept": "text/html"})
     assert r.status_code == 200 and "graphiql" in r.text.lower()
+
+
+@pytest.mark.parametrize(
+    "body,code,needle",
+    [
+        ({"query": "{ metrics { name "}, "graphql_parse_error", "Syntax Error"),
+        ({"query": "{ nope }"}, "graphql_validation_error", "Cannot query field 'nope'"),
+        ({"query": '{ query(metrics: ["revenue"], limit: "ten") { rowCount } }'},
+         "graphql_validation_error", "Int cannot represent"),
+        ({"query": '{ query(metrics: ["revenue"], colour: "red") { rowCount } }'},
+         "graphql_validation_error", "colour"),
+        ({"query": 'query($l: Int) { query(metrics: ["revenue"], limit: $l) { rowCount } }',
+          "variables": {"l": "ten"}}, "graphql_validation_error", "$l"),
+        ({"query": "query($m: [String!]!) { query(metrics: $m) { rowCount } }"},
+         "graphql_validation_error", "$m"),
+    ],
+)
+async def test_graphql_own_errors_have_stable_codes(client, body, code, needle):
+    r = await client.post("/graphql", json=body)
+    assert r.status_code == 200 and r.json()["data"] is None
+    [error] = r.json()["errors"]
+    assert error["extensions"] == {"code": code, "status": 400}
+    assert needle in error["message"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,status,code",
+    [
+        ({"json": {}}, 400, "invalid_request"),
+        ({"json": {"variables": {}}}, 400, "invalid_request"),
+        ({"content": "{nope", "headers": {"content-type": "application/json"}}, 400,
+         "invalid_request"),
+        ({"content": "{ metrics { name } }", "headers": {"content-type": "text/plain"}}, 415,
+         "unsupported_media_type"),
+    ],
+)
+async def test_requests_that_are_not_graphql_get_the_error_shape(client, kwargs, status, code):
+    assert_error(await client.post("/graphql", **kwargs), status, code)
+
+
+async def test_structured_filter_errors_are_plain_words(client):
+    body = await gql(client, """{ query(metrics: ["revenue"], filters: [
+        {dimension: "customer__country", op: "in", values: 5}]) { rowCount } }""")
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "invalid_filter"
+    assert error["message"] == "Invalid filter #1: values: Input should be a valid list"
+
+
+async def test_graphql_messages_do_not_echo_huge_inputs(client):
+    name = "x" * 50_000
+    r = await client.post("/graphql", json={"query": "{ " + name + " }"})
+    [error] = r.json()["errors"]
+    assert error["extensions"]["code"] == "graphql_validation_error"
+    assert len(error["message"]) < 400
