@@ -69,6 +69,8 @@ def install(app: FastAPI) -> None:
         message = "Invalid request: " + "; ".join(problems[:5])
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             message = "The request body is not valid JSON."
+        elif any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
+            message = "The request body must be a JSON object, e.g. {\"metrics\": [\"revenue\"]}."
         return error_response(400, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)

@@ -95,3 +95,95 @@ async def test_openapi_and_docs(client):
             "/api/v1/dimension-values", "/health/live", "/health/ready"} <= set(spec["paths"])
     docs = await client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+async def test_names_in_any_case_and_one_code_for_unknown_metrics(client):
+    upper = await client.get("/api/v1/metrics/REVENUE")
+    assert upper.status_code == 200 and upper.json()["name"] == "revenue"
+    assert (await client.get("/api/v1/metrics/Gross_Margin")).json()["type"] == "derived"
+    saved = await client.get("/api/v1/saved-queries/Customer_Segments")
+    assert saved.status_code == 200 and saved.json()["name"] == "customer_segments"
+    run = await client.post("/api/v1/saved-queries/REVENUE_BY_COUNTRY_BY_MONTH/query",
+                            json={"limit": 2})
+    assert run.status_code == 200 and run.json()["row_count"] == 2
+    # Unknown: 404 on a resource route, 400 in a query body; the same code either way.
+    resource = assert_error(await client.get("/api/v1/metrics/REVENU"), 404, "unknown_metric",
+                            "Did you mean 'revenue'?")
+    body = assert_error(await client.post("/api/v1/query", json={"metrics": ["REVENU"]}), 400,
+                        "unknown_metric", "Did you mean 'revenue'?")
+    assert resource["details"] == body["details"] == {"suggestion": "revenue"}
+
+
+VALUES = "/api/v1/dimension-values?dimension=customer__country&metrics=revenue"
+
+
+async def test_dimension_values_carry_the_query_metadata(client, raw, caplog):
+    import json
+    import logging
+
+    caplog.set_level(logging.INFO, logger="tally.query")
+    first = await client.get(VALUES)
+    assert first.status_code == 200
+    body = first.json()
+    expected = sorted(c for (c,) in raw.execute(
+        "select distinct country from raw.customers").fetchall())
+    assert body["values"] == expected  # sorted as the group-by sorts them
+    assert body["row_count"] == len(expected)
+    assert set(body["timing_ms"]) == {"compile", "execute", "total"}
+    assert body["cache"] == {"hit": False, "age_seconds": 0.0}
+    assert first.headers["x-tally-cache"] == "miss"
+    assert first.headers["cache-control"] == "private, max-age=300"
+    assert first.headers["etag"].startswith('W/"')
+    second = await client.get(VALUES)
+    assert second.headers["x-tally-cache"] == "hit" and second.json()["cache"]["hit"] is True
+    assert second.json()["values"] == body["values"]
+    assert second.headers["etag"] == first.headers["etag"]
+    unchanged = await client.get(VALUES, headers={"if-none-match": first.headers["etag"]})
+    assert unchanged.status_code == 304 and unchanged.content == b""
+    records = [json.loads(r.getMessage()) for r in caplog.records if r.name == "tally.query"]
+    assert [(r["transport"], r["cache"], r["group_by"]) for r in records] == [
+        ("rest", state, ["customer__country"]) for state in ("miss", "hit", "hit")]
+
+    csv = await client.get(VALUES, headers={"accept": "text/csv"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert csv.headers["etag"] != first.headers["etag"] and csv.headers["x-tally-cache"] == "hit"
+    lines = csv.text.strip().splitlines()
+    assert lines[0] == '"customer__country"'
+    assert [line.strip('"') for line in lines[1:]] == expected
+
+
+async def test_saved_query_in_csv_and_arrow_agrees_with_json(client):
+    import csv as csv_module
+    import decimal
+    import io
+    import json
+
+    import pyarrow as pa
+
+    path = "/api/v1/saved-queries/revenue_by_country_by_month/query"
+    body = {"where": [{"dimension": "customer__country", "op": "in", "values": ["DE", "US"]}]}
+    as_json = await client.post(path, json=body)
+    as_csv = await client.post(path, json=body, headers={"accept": "text/csv"})
+    as_arrow = await client.post(path, json=body,
+                                 headers={"accept": "application/vnd.apache.arrow.stream"})
+    assert as_json.status_code == as_csv.status_code == as_arrow.status_code == 200
+    assert as_arrow.headers["content-type"] == "application/vnd.apache.arrow.stream"
+    assert [as_csv.headers["x-tally-cache"], as_arrow.headers["x-tally-cache"]] == ["hit", "hit"]
+    result = json.loads(as_json.text, parse_float=decimal.Decimal)
+    names = [c["name"] for c in result["columns"]]
+    assert names == ["metric_time__month", "customer__country", "revenue", "completed_orders"]
+    rows = [tuple(r[n] for n in names) for r in result["data"]]
+    assert len(rows) > 24 and {r[1] for r in rows} == {"DE", "US"}
+
+    table = pa.ipc.open_stream(io.BytesIO(as_arrow.content)).read_all()
+    assert table.column_names == names
+    assert pa.types.is_date(table.schema.field("metric_time__month").type)
+    assert pa.types.is_decimal(table.schema.field("revenue").type)
+    arrow_rows = [(m.isoformat(), c, r, n) for m, c, r, n in zip(
+        *(table.column(n).to_pylist() for n in names), strict=True)]
+    assert arrow_rows == rows  # exact decimals on both sides
+
+    reader = csv_module.reader(io.StringIO(as_csv.text))
+    assert next(reader) == names
+    csv_rows = [(m, c, decimal.Decimal(r), int(n)) for m, c, r, n in reader]
+    assert csv_rows == rows

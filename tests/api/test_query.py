@@ -198,10 +198,33 @@ async def test_etag_and_cache_control(client):
         ({"metrics": ["revenue_growth_mom"]}, 400, "invalid_query", "metric_time"),
         ({"metrics": ["revenue"], "start": "soon"}, 400, "invalid_request", "ISO date"),
         ({"saved_query": "nope"}, 400, "unknown_saved_query", "nope"),
+        ({"metrics": ["revenue"], "group_by": [1, 2]}, 400, "invalid_request", "group_by.0"),
+        ({"metrics": ["revenue"], "where": 5}, 400, "invalid_request", "where"),
+        ({"metrics": ["revenue"], "order_by": "-revenue"}, 400, "invalid_request", "order_by"),
+        ({"metrics": [None]}, 400, "invalid_request", "metrics.0"),
+        ({"metrics": ["revenue"], "where": [{"dimension": "customer__country"}]}, 400,
+         "invalid_filter", "needs 'value' or 'values'"),
+        ({"metrics": ["revenue"], "where": [{"dimension": "customer__country", "value": "US",
+                                             "colour": "red"}]}, 400, "invalid_request", "colour"),
+        (["revenue"], 400, "invalid_request", "JSON object"),
+        ("revenue", 400, "invalid_request", "JSON object"),
+        (None, 400, "invalid_request", "JSON object"),
     ],
 )
 async def test_bad_input_gets_a_4xx_in_the_one_error_shape(client, body, status, code, needle):
     assert_error(await client.post("/api/v1/query", json=body), status, code, needle)
+
+
+async def test_no_body_and_unsupported_formats(client):
+    assert_error(await client.post("/api/v1/query"), 400, "invalid_request", "JSON object")
+    for accept in ("application/xml", "text/html", "image/png;q=1, application/json;q=0"):
+        err = assert_error(
+            await client.post("/api/v1/query", json=Q, headers={"accept": accept}),
+            406, "not_acceptable", accept.split(",")[0].split(";")[0])
+        assert err["details"]["supported"] == [
+            "application/json", "text/csv", "application/vnd.apache.arrow.stream"]
+    assert_error(await client.post("/api/v1/saved-queries/nope/query"), 404,
+                 "unknown_saved_query", "nope")
 
 
 async def test_wrong_content_type_unsupported_accept_and_bad_json(client):
