@@ -94,9 +94,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         force_parse=args.force_parse,
         config_path=args.config,
     )
-    report = validate(options)
+    created = _probe_writable(args.junit) if args.junit is not None else False
+    try:
+        report = validate(options)
+    except BaseException:
+        if created:
+            args.junit.unlink(missing_ok=True)
+        raise
     if args.junit is not None:
-        args.junit.parent.mkdir(parents=True, exist_ok=True)
         args.junit.write_text(render.to_junit(report, args.strict))
         print(f"JUnit report written to {args.junit}", file=sys.stderr)
     if args.format == "json":
@@ -106,6 +111,21 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     else:
         print(render.to_text(report, color=use_color(sys.stdout), strict=args.strict))
     return report.exit_code(args.strict)
+
+
+def _probe_writable(path: Path) -> bool:
+    """Fail before the run (exit 2), not after it, when the report cannot be written. Returns
+    whether the probe created the file (removed again if the run does not get to fill it)."""
+    if path.is_dir():
+        raise CallerError(f"--junit {path} is a folder: give a file name, e.g. {path}/tally.xml.")
+    existed = path.exists()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a"):
+            pass
+    except OSError as e:
+        raise CallerError(f"--junit {path} cannot be written: {e.strerror or e}.") from None
+    return not existed
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:

@@ -65,7 +65,9 @@ def load_config(project_dir: Path, path: Path | None = None) -> ValidateConfig:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from None
+        raise ConfigError(_yaml_error(path, e)) from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: cannot be read: {e}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with a `validate:` section.")
     section = data.get("validate") or {}
@@ -80,11 +82,28 @@ def load_config(project_dir: Path, path: Path | None = None) -> ValidateConfig:
     require_owner = section.get("require_owner", False)
     if not isinstance(require_owner, bool):
         raise ConfigError(f"{path}: validate.require_owner must be true or false.")
+    rules_section = section.get("rules") or {}
+    if not isinstance(rules_section, dict):
+        kind = "list" if isinstance(rules_section, list) else type(rules_section).__name__
+        raise ConfigError(
+            f"{path}: validate.rules must be a mapping of rule id to setting (e.g. "
+            f"`snake_case_name: warning`), not a {kind}."
+        )
     rules = {
         rule_id: _rule_config(path, str(rule_id), value)
-        for rule_id, value in (section.get("rules") or {}).items()
+        for rule_id, value in rules_section.items()
     }
     return ValidateConfig(path=path, require_owner=require_owner, rules=rules)
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
+    """One line: file:line: what is wrong (PyYAML's own message spans several)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+    context = getattr(e, "context", None)
+    text = f"{context}, {problem}" if context else problem
+    return f"{where}: invalid YAML: {' '.join(text.split())}"
 
 
 def _rule_config(path: Path, rule_id: str, value: Any) -> RuleConfig:

@@ -129,6 +129,8 @@ class Report:
     findings: list[Finding] = field(default_factory=list)
     # rule id -> how many elements it checked (rules that ran and found nothing pass)
     checked: dict[str, int] = field(default_factory=dict)
+    # rule id -> why it could not check anything this run (not a pass)
+    not_checked: dict[str, str] = field(default_factory=dict)
     stages: list[StageResult] = field(default_factory=list)
     manifest: str | None = None
     project_dir: str | None = None
@@ -143,6 +145,9 @@ class Report:
     @property
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == Severity.WARNING]
+
+    def stage_status(self, stage: Stage) -> str | None:
+        return next((s.status for s in self.stages if s.stage == stage), None)
 
     def exit_code(self, strict: bool = False) -> int:
         if self.errors or (strict and self.warnings):

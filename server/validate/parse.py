@@ -1,13 +1,8 @@
-"""The dbt parse step: reuse a fresh manifest or run `dbt parse`, and turn dbt's warnings and
-errors into findings.
-
-A target folder is *fresh* when it holds tally's stamp for the project files as they are now
-(a parse by `tally validate`, failed or not), or a semantic manifest dbt wrote after the last
-change to any project file (`dbt build` / `dbt parse` in CI)."""
+"""The dbt parse step: run `dbt parse` (in a child process, dbt_runner), and turn dbt's warnings
+and errors into findings. Whether an earlier parse can be reused instead: freshness.py."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -16,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +23,8 @@ from server.validate.findings import (
     make_finding,
     register_rule,
 )
+from server.validate.freshness import ParseOutcome, fingerprint, target_info
 from server.validate.locate import Locator, message_names, model_paths
-
-STAMP = "tally_parse.json"
-_IGNORED_DIRS = {"target", "dbt_packages", "logs", ".build", "__pycache__", ".git"}
-_IGNORED_FILES = {"tally.yml", ".sqlfluff", ".sqlfluffignore", ".user.yml"}
 
 DBT_PARSE = register_rule(
     "dbt_parse",
@@ -58,77 +49,6 @@ DBT_SEMANTIC = register_rule(
 )
 
 
-@dataclass
-class ParseOutcome:
-    target_dir: Path
-    success: bool
-    semantic_ok: bool | None = None  # dbt's own semantic validation (None: not run)
-    events: list[dict[str, str]] = field(default_factory=list)
-    exception: str | None = None
-    reused: bool = False
-    seconds: float = 0.0
-    fingerprint: str = ""
-
-    @property
-    def manifest_path(self) -> Path | None:
-        path = self.target_dir / "semantic_manifest.json"
-        return path if self.success and path.exists() else None
-
-
-def source_files(project_dir: Path) -> list[Path]:
-    roots = [project_dir.resolve(), *model_paths(project_dir)]
-    seen: set[Path] = set()
-    files: list[Path] = []
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
-            for name in sorted(filenames):
-                path = Path(dirpath) / name
-                if name in _IGNORED_FILES or ".duckdb" in name or path in seen:
-                    continue
-                seen.add(path)
-                files.append(path)
-    return files
-
-
-def fingerprint(project_dir: Path) -> tuple[str, float]:
-    """(a hash of every project file's path, size and mtime; the newest mtime)."""
-    digest = hashlib.sha256()
-    newest = 0.0
-    for path in source_files(project_dir):
-        st = path.stat()
-        digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        newest = max(newest, st.st_mtime)
-    return digest.hexdigest()[:16], newest
-
-
-def fresh_outcome(project_dir: Path, target_dir: Path) -> ParseOutcome | None:
-    """The outcome of an earlier parse that still describes the project, or None."""
-    fp, newest = fingerprint(project_dir)
-    stamp = target_dir / STAMP
-    if stamp.exists():
-        try:
-            data = json.loads(stamp.read_text())
-        except ValueError:
-            data = {}
-        known = {f.name for f in fields(ParseOutcome)} - {"target_dir", "reused", "seconds"}
-        kwargs = {k: v for k, v in data.items() if k in known}
-        kwargs["success"] = bool(kwargs.get("success"))
-        outcome = ParseOutcome(target_dir=target_dir, reused=True, **kwargs)
-        # A stamp whose manifest has since been removed describes nothing: parse again.
-        if data.get("fingerprint") == fp and (outcome.manifest_path or not outcome.success):
-            return outcome
-    semantic = target_dir / "semantic_manifest.json"
-    if semantic.exists() and (target_dir / "manifest.json").exists():
-        written = min(semantic.stat().st_mtime, (target_dir / "manifest.json").stat().st_mtime)
-        # dbt wrote it after the last edit (and after tally's own last parse, if any)
-        if written >= newest and (not stamp.exists() or written > stamp.stat().st_mtime):
-            return ParseOutcome(target_dir=target_dir, success=True, reused=True, fingerprint=fp)
-    return None
-
-
 def run_parse(
     project_dir: Path,
     profiles_dir: Path,
@@ -138,13 +58,19 @@ def run_parse(
     seed: Path | None = None,
 ) -> ParseOutcome:
     """`dbt parse` into target_dir (through dbt_runner, in a child process) and a stamp there.
+
+    Without `seed` dbt reads every file (`--no-partial-parse`), so it reports every warning.
     `seed`: another parse's partial_parse.msgpack, so dbt re-reads only the files that differ
-    (about half the time of a full parse; dbt falls back to a full one when it does not fit)."""
+    (about half the time of a full parse; dbt falls back to a full one when it does not fit),
+    at the price of the warnings of the files it does not re-read."""
     target_dir.mkdir(parents=True, exist_ok=True)
     partial = target_dir / "partial_parse.msgpack"
     if seed is not None and seed.exists() and not partial.exists():
         shutil.copyfile(seed, partial)
-    fp, _ = fingerprint(project_dir)
+    # The stamp says which target it is for, by the name the profile resolves it to (the
+    # default when none is given), as the freshness check asks.
+    target_name = target_info(project_dir, profiles_dir, target).name or target
+    fp, _ = fingerprint(project_dir, target_name)
     report_path = target_dir / "tally_dbt_events.json"
     report_path.unlink(missing_ok=True)
     args = [
@@ -156,6 +82,8 @@ def run_parse(
         "--quiet",
         "--no-use-colors",
     ]  # fmt: skip
+    if seed is None:
+        args.append("--no-partial-parse")
     if target:
         args += ["--target", target]
     if progress:
@@ -186,11 +114,10 @@ def run_parse(
         exception=data.get("exception"),
         seconds=round(seconds, 2),
         fingerprint=fp,
+        target=target_name,
+        warnings_complete=seed is None,
     )
-    stamp = asdict(outcome)
-    for key in ("target_dir", "reused", "seconds"):
-        stamp.pop(key)
-    (target_dir / STAMP).write_text(json.dumps(stamp, indent=1))
+    outcome.write_stamp()
     if progress:
         progress(f"dbt parse {'succeeded' if outcome.success else 'failed'} in {seconds:.1f} s")
     return outcome
@@ -279,16 +206,29 @@ def _located(rule: Any, text: str, project_dir: Path, locator: Locator) -> Findi
                         hint=_hint(text, locator))  # fmt: skip
 
 
+_KIND_BEFORE = re.compile(
+    r"\b(metric|measure|dimension|entity|semantic model)s?\s+[`'\"]([\w.]+)"
+)
+_KINDS = ("metric", "measure", "dimension", "entity", "semantic_model")
+_LISTING = {"metric": "`tally list metrics`", "dimension": "`tally list dimensions`",
+            "entity": "`tally list entities`"}  # fmt: skip
+
+
 def _hint(text: str, locator: Locator) -> str | None:
-    """For a reference to something that does not exist: the closest existing name."""
+    """For a reference to something that does not exist: the closest existing name of the
+    same kind when the message says which ("measure `customersx`"), else of any kind."""
     if not re.search(r"does not exist|not found|unknown", text, re.IGNORECASE):
         return None
-    known = locator.names("metric", "measure", "dimension", "entity", "semantic_model")
+    kind_of = {m.group(2): m.group(1).replace(" ", "_") for m in _KIND_BEFORE.finditer(text)}
     for token in message_names(text):
+        kinds = (kind_of[token],) if token in kind_of else _KINDS
+        known = locator.names(*kinds)
         if token in known:
             continue
         _, best = suggestion_suffix(token, known)
         if best:
             return f"define '{token}', or reference an existing name (did you mean '{best}'?)"
-        return f"define '{token}', or reference an existing name (`tally list metrics`)"
+        listing = _LISTING.get(kinds[0], "") if len(kinds) == 1 else "`tally list metrics`"
+        listing = listing or f"the {kinds[0].replace('_', ' ')}s the semantic layer defines"
+        return f"define '{token}', or reference an existing name ({listing})"
     return None

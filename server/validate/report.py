@@ -19,13 +19,19 @@ def _paint(text: str, color: str, on: bool) -> str:
 
 def summary_line(report: Report, strict: bool = False) -> str:
     errors, warnings = len(report.errors), len(report.warnings)
-    checks = sum(report.checked.values())
+    if report.stage_status(Stage.DBT) == "failed":
+        scope = "dbt parse failed, so no later stage ran"
+    else:
+        checks = sum(report.checked.values())
+        scope = f"{len(report.checked)} rules, {checks} checks"
+    unchecked = f"; not checked: {', '.join(sorted(report.not_checked))}"
+    unchecked = unchecked if report.not_checked else ""
     if not errors and not warnings:
-        return f"clean: {len(report.checked)} rules, {checks} checks, no findings"
+        return f"clean: {scope}, no findings{unchecked}"
     verdict = "failed" if report.exit_code(strict) else "passed"
     return (
         f"{verdict}: {errors} error{'s' * (errors != 1)}, "
-        f"{warnings} warning{'s' * (warnings != 1)} ({len(report.checked)} rules, {checks} checks)"
+        f"{warnings} warning{'s' * (warnings != 1)} ({scope}{unchecked})"
     )
 
 
@@ -42,6 +48,8 @@ def to_text(report: Report, color: bool = False, strict: bool = False) -> str:
             f"  {s.stage.value:<11}{_paint(f'{s.status:<8}', status, color)}"
             f"{s.seconds:6.1f} s{detail}"
         )
+    for rule_id, why in sorted(report.not_checked.items()):
+        out.append(_paint(f"  not checked: {rule_id}: {why}", "yellow", color))
     groups: dict[str, list[Finding]] = defaultdict(list)
     for f in report.findings:
         groups[f.file or "(project)"].append(f)
@@ -105,6 +113,7 @@ def to_dict(report: Report, strict: bool = False) -> dict[str, Any]:
             for s in report.stages
         ],
         "checked": dict(sorted(report.checked.items())),
+        "not_checked": dict(sorted(report.not_checked.items())),
         "findings": [f.to_dict() for f in report.findings],
     }
 
@@ -131,9 +140,17 @@ def to_junit(report: Report, strict: bool = False) -> str:
             ET.SubElement(case, "skipped", message=result.detail or "skipped")
             counts["tests"] += 1
             counts["skipped"] += 1
-        rule_ids = sorted({r for r in (*report.checked, *by_rule) if _stage_of(r) == stage})
+        rule_ids = sorted({r for r in (*report.checked, *by_rule, *report.not_checked)
+                           if _stage_of(r) == stage})  # fmt: skip
         for rule_id in rule_ids:
             classname = f"tally.{stage.value}.{rule_id}"
+            if rule_id in report.not_checked and rule_id not in by_rule:
+                case = ET.SubElement(suite, "testcase", classname=classname, name=rule_id,
+                                     time="0")  # fmt: skip
+                ET.SubElement(case, "skipped", message=report.not_checked[rule_id])
+                counts["tests"] += 1
+                counts["skipped"] += 1
+                continue
             if rule_id not in by_rule:
                 ET.SubElement(suite, "testcase", classname=classname, name=rule_id,
                               time="0")  # fmt: skip

@@ -29,8 +29,16 @@ from server.validate.findings import (
     display_path,
     make_finding,
 )
+from server.validate.freshness import ParseOutcome, fresh_outcome, target_info
 from server.validate.locate import Locator
-from server.validate.parse import event_findings, fresh_outcome, run_parse, semantic_messages
+from server.validate.parse import (
+    DBT_PARSE,
+    DBT_SEMANTIC,
+    DBT_WARNING,
+    event_findings,
+    run_parse,
+    semantic_messages,
+)
 
 
 @dataclass(frozen=True)
@@ -75,19 +83,9 @@ def validate(
             report.stages.append(StageResult(Stage.DBT, "skipped", detail="--manifest given"))
         else:
             with _stage(report, Stage.DBT) as stage:
-                target_dir = (options.target_path or project_dir / "target").resolve()
-                outcome = None if options.force_parse else fresh_outcome(project_dir, target_dir)
-                if outcome is None:
-                    where = options.target_path or Path(tmp) / "target"
-                    outcome = run_parse(project_dir, profiles_dir, where.resolve(),
-                                        options.target, progress,
-                                        seed=target_dir / "partial_parse.msgpack")  # fmt: skip
-                    stage.detail = f"parsed in {outcome.seconds:.1f} s"
-                else:
-                    reused = display_path(outcome.target_dir)
-                    stage.detail = f"reused {reused}"
-                    progress(f"dbt parse: reusing the fresh parse in {reused}")
+                outcome = _parse(options, project_dir, profiles_dir, Path(tmp), stage, progress)
                 report.findings += event_findings(outcome, project_dir, locator)
+                _count_dbt_rules(report, outcome)
                 dbt_messages = semantic_messages(outcome)
                 manifest_path = outcome.manifest_path
                 if manifest_path is None:
@@ -101,8 +99,48 @@ def validate(
             _check_manifest(options, config, report, locator, manifest_path, dbt_messages,
                             project_dir, profiles_dir, progress)  # fmt: skip
     report.findings = config.apply(report.findings)
+    report.checked = {k: n for k, n in report.checked.items() if config.enabled(k)}
+    report.not_checked = {k: why for k, why in report.not_checked.items() if config.enabled(k)}
     report.sort()
     return report
+
+
+def _parse(
+    options: ValidateOptions, project_dir: Path, profiles_dir: Path, tmp: Path,
+    stage: StageResult, progress: Callable[[str], None],
+) -> ParseOutcome:  # fmt: skip
+    """A fresh earlier parse, else `dbt parse` into --target-path or a temporary folder."""
+    target_dir = (options.target_path or project_dir / "target").resolve()
+    target = target_info(project_dir, profiles_dir, options.target)
+    outcome, why = None, "--parse"
+    if not options.force_parse:
+        outcome, why = fresh_outcome(project_dir, target_dir, target)
+    if outcome is not None:
+        reused = display_path(outcome.target_dir)
+        stage.detail = f"reused {reused}"
+        progress(f"dbt parse: reusing the fresh parse in {reused}")
+        return outcome
+    if target_dir.exists() and options.target_path is None:
+        progress(f"dbt parse: not reusing {display_path(target_dir)}: {why}")
+    where = (options.target_path or tmp / "target").resolve()
+    outcome = run_parse(project_dir, profiles_dir, where, options.target, progress)
+    stage.detail = f"parsed in {outcome.seconds:.1f} s"
+    return outcome
+
+
+def _count_dbt_rules(report: Report, outcome: ParseOutcome) -> None:
+    """dbt's rules that this parse checked. dbt's warnings are known only from a full parse by
+    tally (or its stamp): a target/ that dbt wrote keeps none, a partial parse reports only
+    the files it re-read."""
+    report.count(DBT_PARSE.id)
+    if outcome.success:
+        report.count(DBT_SEMANTIC.id)
+    if outcome.warnings_complete:
+        report.count(DBT_WARNING.id)
+    else:
+        why = ("dbt's own target/ was reused, and it keeps no warnings" if outcome.dbt_target
+               else "a partial parse reports only the warnings of the files it re-read")
+        report.not_checked[DBT_WARNING.id] = f"{why}; `--parse` reports them all"
 
 
 def _check_manifest(

@@ -78,6 +78,8 @@ CUSTOMERS = "semantic/metrics/customers.yml"
 SAVED = "semantic/saved_queries/saved_queries.yml"
 EXPOSURES = "dbt_project/models/marts/exposures.yml"
 CUSTOMER_MODEL = "semantic/semantic_models/customers.yml"
+ITEMS = "semantic/metrics/items.yml"
+PROJECT_FILE = "dbt_project/dbt_project.yml"
 
 
 def _unknown_measure(c: Copy) -> None:
@@ -153,6 +155,31 @@ def _changed_definition(c: Copy) -> None:
     )
 
 
+def _metric_filter_typo(c: Copy) -> None:
+    """A misspelt dimension in a metric's filter: dbt and MetricFlow's validations accept it;
+    only compiling the metric finds it."""
+    c.replace(CUSTOMERS, "Dimension('customer__customer_segment') }} = 'High Value'",
+              "Dimension('customer__customer_segmentx') }} = 'High Value'")  # fmt: skip
+
+
+def _camel_case_metric(c: Copy) -> None:
+    """item_revenue renamed ItemRevenueX, with every reference to it."""
+    f = c.path(ITEMS)
+    text = f.read_text()
+    for old, new in (("- name: item_revenue\n", "- name: ItemRevenueX\n"),
+                     ("expr: item_revenue -", "expr: ItemRevenueX -"),
+                     ("nullif(item_revenue,", "nullif(ItemRevenueX,")):  # fmt: skip
+        assert old in text, old
+        text = text.replace(old, new)
+    f.write_text(text)
+
+
+def _dbt_warning(c: Copy) -> None:
+    """A config path in dbt_project.yml that matches no model: dbt warns, nothing fails."""
+    c.replace(PROJECT_FILE, "    staging:\n", "    stagingg:\n      +materialized: view\n"
+              "    staging:\n")  # fmt: skip
+
+
 FIXTURES: dict[str, Callable[[Copy], None]] = {
     "unknown_measure": _unknown_measure,
     "bad_entity": _bad_entity,
@@ -166,6 +193,9 @@ FIXTURES: dict[str, Callable[[Copy], None]] = {
     "missing_owner": _missing_owner,
     "bad_saved_query_group_by": _bad_saved_query_group_by,
     "changed_definition": _changed_definition,
+    "metric_filter_typo": _metric_filter_typo,
+    "camel_case_metric": _camel_case_metric,
+    "dbt_warning": _dbt_warning,
 }
 
 

@@ -156,6 +156,9 @@ def test_require_owner_comes_from_the_project_file(broken, tmp_path):
         ("validate:\n  rules:\n    metric_description: {severity: fatal}\n", "severity must be"),
         ("validate:\n  require_owners: true\n", "unknown key"),
         ("validate: [1, 2]\n", "must be a mapping"),
+        ("validate:\n  rules:\n    - snake_case_name\n",
+         "validate.rules must be a mapping of rule id to setting"),
+        ("validate:\n  rules:\n    a: [1\n  b: 2\n", "tally.yml:4: invalid YAML: "),
     ],
 )
 def test_config_mistakes_exit_2(broken, tmp_path, content, needle):
@@ -163,7 +166,61 @@ def test_config_mistakes_exit_2(broken, tmp_path, content, needle):
     config.write_text(content)
     run = validate(broken["clean"], "--skip-dw", "--config", config)
     assert run.code == 2
-    assert needle in run.err and "Traceback" not in run.err
+    assert needle in run.err and "Traceback" not in run.err and "internal error" not in run.err
+    assert len(run.err.strip().splitlines()) == 1, run.err  # one line, before any parse
+
+
+def test_an_unwritable_junit_path_fails_before_the_run(broken, tmp_path):
+    a_file = tmp_path / "file"
+    a_file.write_text("")
+    for junit in (a_file / "report.xml", tmp_path):
+        run = validate(broken["clean"], "--skip-dw", "--junit", junit)
+        assert run.code == 2, run.err
+        assert f"--junit {junit}" in run.err
+        assert "semantic validations" not in run.err  # nothing ran
+    # A path in a folder that does not exist yet is fine (the folder is made).
+    nested = tmp_path / "reports" / "tally.xml"
+    assert validate(broken["clean"], "--skip-dw", "--junit", nested).code == 0
+    assert ET.parse(nested).getroot().tag == "testsuites"
+
+
+def test_a_failed_parse_has_an_honest_summary_and_junit(broken, tmp_path):
+    junit = tmp_path / "j.xml"
+    run = validate(broken["ratio_of_missing_metric"], "--skip-dw", "--junit", junit)
+    assert run.code == 1
+    last = run.out.strip().splitlines()[-1]
+    # (this fixture was parsed incrementally: dbt's warnings are said to be unchecked)
+    assert last.startswith("✗ failed: 1 error, 0 warnings (dbt parse failed, so no later stage "
+                           "ran"), last  # fmt: skip
+    assert "0 rules" not in last
+    dbt = next(s for s in ET.parse(junit).getroot() if s.get("name") == "tally.dbt")
+    assert [c.get("classname") for c in dbt.findall("testcase/failure/..")] == [
+        "tally.dbt.dbt_parse"]  # fmt: skip
+
+
+def test_a_clean_parse_is_a_passing_dbt_test_case(broken, tmp_path):
+    junit = tmp_path / "j.xml"
+    assert validate(broken["clean"], "--skip-dw", "--junit", junit).code == 0
+    dbt = next(s for s in ET.parse(junit).getroot() if s.get("name") == "tally.dbt")
+    passing = [c.get("name") for c in dbt.findall("testcase")
+               if c.find("failure") is None and c.find("skipped") is None]  # fmt: skip
+    assert {"dbt_parse", "dbt_semantic"} <= set(passing)
+    assert int(dbt.get("tests")) >= 2 and dbt.get("failures") == "0"
+
+
+def test_unknown_measure_hint_suggests_only_measures():
+    """'customerx' is one edit from the entity 'customer' and from the measure 'customers':
+    a missing measure is replaced by a measure."""
+    from server.validate.locate import Locator
+    from server.validate.parse import _hint
+
+    locator = Locator.for_project(PROJECT_DIR)
+    assert "customer" in locator.names("entity") and "customers" in locator.names("measure")
+    text = "A semantic model having a measure `customerx` does not exist but was referenced."
+    assert _hint(text, locator) == ("define 'customerx', or reference an existing name (did "
+                                    "you mean 'customers'?)")  # fmt: skip
+    metric_text = "The metric `order_countz` does not exist but was referenced."
+    assert "'order_count'" in _hint(metric_text, locator)
 
 
 def test_usage_errors_exit_2(tmp_path):
