@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,10 @@ class Context:
     report: Report
     progress: Callable[[str], None] = stderr_progress
     compiler: Any = None  # server.core.compiler.Compiler, when the manifest loads
+    # ("metric" | "saved_query", name) -> SQL compiled by the tally stage (limit 1), and what
+    # did not compile (reported there: the warehouse checks skip it)
+    compiled: dict[tuple[str, str], str] = field(default_factory=dict)
+    uncompiled: set[tuple[str, str]] = field(default_factory=set)
 
     @staticmethod
     def read_dbt_manifest(manifest_path: Path) -> dict[str, Any]:
@@ -41,6 +45,9 @@ class Context:
 
     def enabled(self, rule: Rule) -> bool:
         return self.config.enabled(rule.id)
+
+    def enabled_id(self, rule_id: str) -> bool:
+        return self.config.enabled(rule_id)
 
     def add(
         self,

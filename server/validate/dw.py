@@ -12,6 +12,7 @@ import pyarrow as pa
 
 from server.core.errors import TallyError, suggestion_suffix
 from server.core.request import QueryRequest
+from server.validate.compile_rules import metric_request, quiet_metricflow, unqueryable_name
 from server.validate.context import Context
 from server.validate.findings import Severity, Stage, register_rule
 from server.warehouse.base import Warehouse
@@ -79,13 +80,7 @@ def run_warehouse_checks(ctx: Context, warehouse: Warehouse, timeout: float | No
             progress.step()
     if ctx.enabled(DW_SAVED_QUERY):
         for name in saved:
-            ctx.report.count(DW_SAVED_QUERY.id)
-            try:
-                compiled = ctx.compiler.compile(QueryRequest.create(saved_query=name), limit=1)
-                warehouse.execute(compiled.sql, timeout)
-            except TallyError as e:
-                ctx.add(DW_SAVED_QUERY, f"saved query '{name}' fails on the warehouse: "
-                        f"{e.message}", kind="saved_query", element=name)  # fmt: skip
+            _check_saved_query(ctx, warehouse, name, timeout)
             progress.step()
 
 
@@ -155,16 +150,49 @@ def _check_element(
                     "timestamp", kind=kind, element=qualified, field=field)  # fmt: skip
 
 
-def _check_metric(ctx: Context, warehouse: Warehouse, name: str, timeout: float | None) -> None:
-    ctx.report.count(DW_METRIC.id)
+def _sql(ctx: Context, kind: str, name: str) -> tuple[str | None, str | None]:
+    """(SQL, None), or (None, why it does not compile). The tally stage compiled most of it
+    already (saved_query_compiles, metric_compiles); what failed there is reported there."""
+    if (kind, name) in ctx.compiled:
+        return ctx.compiled[(kind, name)], None
     try:
-        # By metric_time at the metric's finest grain: the path most dashboards take, and the
-        # one that joins cumulative and offset metrics to the time spine.
-        dims = ctx.compiler.dimensions((name,))
-        grains = next((d.grains for d in dims if d.name == "metric_time"), ("day",))
-        request = QueryRequest.create(metrics=[name], group_by=[f"metric_time__{grains[0]}"])
-        compiled = ctx.compiler.compile(request, limit=1)
-        warehouse.execute(compiled.sql, timeout)
+        if kind == "metric":
+            request = metric_request(ctx.compiler, name)
+        else:
+            request = QueryRequest.create(saved_query=name)
+        with quiet_metricflow():
+            return ctx.compiler.compile(request, limit=1).sql, None
+    except TallyError as e:
+        return None, e.message
+
+
+def _check_metric(ctx: Context, warehouse: Warehouse, name: str, timeout: float | None) -> None:
+    if ("metric", name) in ctx.uncompiled or unqueryable_name(ctx, DW_METRIC, name):
+        return  # reported by metric_compiles or a naming rule: one finding per root cause
+    ctx.report.count(DW_METRIC.id)
+    sql, error = _sql(ctx, "metric", name)
+    if sql is None:
+        ctx.add(DW_METRIC, f"metric '{name}' does not compile: {error}", kind="metric",
+                element=name)  # fmt: skip
+        return
+    try:
+        warehouse.execute(sql, timeout)
     except TallyError as e:
         ctx.add(DW_METRIC, f"metric '{name}' fails on the warehouse: {e.message}",
                 kind="metric", element=name)  # fmt: skip
+
+
+def _check_saved_query(
+    ctx: Context, warehouse: Warehouse, name: str, timeout: float | None
+) -> None:
+    if ("saved_query", name) in ctx.uncompiled:
+        return  # reported by saved_query_compiles
+    ctx.report.count(DW_SAVED_QUERY.id)
+    sql, error = _sql(ctx, "saved_query", name)
+    try:
+        if sql is None:
+            raise TallyError(f"it does not compile: {error}")
+        warehouse.execute(sql, timeout)
+    except TallyError as e:
+        ctx.add(DW_SAVED_QUERY, f"saved query '{name}' fails on the warehouse: {e.message}",
+                kind="saved_query", element=name)  # fmt: skip

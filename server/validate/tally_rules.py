@@ -9,8 +9,8 @@ import json
 import re
 from typing import Any
 
-from server.core.errors import TallyError, suggestion_suffix
-from server.core.request import QueryRequest
+from server.core.errors import suggestion_suffix
+from server.validate.compile_rules import merge_name_findings, run_compile_rules
 from server.validate.context import Context
 from server.validate.findings import Severity, Stage, register_rule
 
@@ -34,10 +34,6 @@ SNAKE_CASE = register_rule(
     "snake_case_name", Stage.TALLY, Severity.ERROR,
     "names of metrics, models, dimensions, entities, measures, saved queries are snake_case",
     "rename to lower snake_case (letters, digits, single underscores)",
-)  # fmt: skip
-SAVED_QUERY_COMPILES = register_rule(
-    "saved_query_compiles", Stage.TALLY, Severity.ERROR, "every saved query compiles to SQL",
-    "make the saved query's metrics and group-bys a combination MetricFlow can answer",
 )  # fmt: skip
 EXPOSURE_METRIC = register_rule(
     "exposure_metric_exists", Stage.TALLY, Severity.ERROR,
@@ -72,7 +68,7 @@ def run_tally_rules(ctx: Context) -> None:
     _exposures(ctx)
     if ctx.config.require_owner:
         _owners(ctx)
-    _saved_queries(ctx)
+    run_compile_rules(ctx)
 
 
 def _blank(value: Any) -> bool:
@@ -115,9 +111,11 @@ def _snake_case(ctx: Context) -> None:
         name = element.rsplit(".", 1)[-1]
         if not SNAKE.match(name):
             better = re.sub(r"_+", "_", re.sub(r"[^a-z0-9]+", "_", _decamel(name))).strip("_")
+            hint = f"rename it to '{better}' (and its references)"
+            if merge_name_findings(ctx, kind, element, hint):
+                continue  # MetricFlow reported the same name as invalid: one finding
             ctx.add(SNAKE_CASE, f"{kind.replace('_', ' ')} name '{name}' is not snake_case",
-                    kind=kind, element=element,
-                    hint=f"rename it to '{better}' (and its references)")  # fmt: skip
+                    kind=kind, element=element, hint=hint)  # fmt: skip
 
 
 def _decamel(name: str) -> str:
@@ -191,16 +189,3 @@ def _owners(ctx: Context) -> None:
         if not owner or (isinstance(owner, str) and not owner.strip()):
             ctx.add(METRIC_OWNER, f"metric '{m['name']}' has no owner in its meta",
                     kind="metric", element=m["name"], field="meta")  # fmt: skip
-
-
-def _saved_queries(ctx: Context) -> None:
-    if not ctx.enabled(SAVED_QUERY_COMPILES) or ctx.compiler is None:
-        return
-    for q in ctx.semantic.get("saved_queries", []):
-        ctx.report.count(SAVED_QUERY_COMPILES.id)
-        try:
-            ctx.compiler.compile(QueryRequest.create(saved_query=q["name"]))
-        except TallyError as e:
-            message = f"saved query '{q['name']}' does not compile: {e.message}"
-            ctx.add(SAVED_QUERY_COMPILES, message, kind="saved_query", element=q["name"],
-                    location=ctx.locator.refine("saved_query", q["name"], e.message))

@@ -11,6 +11,7 @@ from tests.validate.conftest import (
     CUSTOMER_MODEL,
     CUSTOMERS,
     EXPOSURES,
+    ITEMS,
     ORDERS,
     SAVED,
     tally,
@@ -40,6 +41,11 @@ EXPECTED = {
     "bad_saved_query_group_by": (
         "mf_saved_query", "saved_query", "revenue_by_country_by_month", SAVED,
         "customer__countryx"),
+    "metric_filter_typo": (
+        "metric_compiles", "metric", "high_value_customers", CUSTOMERS,
+        "customer__customer_segmentx"),
+    "camel_case_metric": (
+        "mf_unique_and_valid_name", "metric", "ItemRevenueX", ITEMS, "name: ItemRevenueX"),
 }  # fmt: skip
 
 
@@ -64,6 +70,70 @@ def test_broken_fixture_fails_with_rule_element_file_and_line(broken, name):
     assert f["line"] == copy.line_of(rel, needle), f
     assert element in f["message"]
     assert f["hint"]
+
+
+def test_a_misspelt_dimension_in_a_metric_filter_is_one_finding_with_or_without_warehouse(
+    broken, warehouse, monkeypatch
+):
+    """dbt and MetricFlow's validations accept it; compiling the metric (tally stage) finds it
+    under --skip-dw, and the warehouse stage does not report it again."""
+    copy = broken["metric_filter_typo"]
+    offline = validate(copy, "--skip-dw", "--format", "json").json()["findings"]
+    assert [f["rule"] for f in offline] == ["metric_compiles"], offline
+    f = offline[0]
+    assert "Dimension('customer__customer_segmentx')" in f["message"]
+    assert f["hint"] == "use Dimension('customer__customer_segment')"
+    monkeypatch.setenv("TALLY_DUCKDB_PATH", str(warehouse.duckdb_path))
+    run = validate(copy, "--format", "json")
+    assert run.code == 1
+    assert [f["rule"] for f in run.json()["findings"]] == ["metric_compiles"], run.out
+    assert run.json()["checked"]["dw_metric"] >= 20  # the other metrics still ran
+
+
+def test_a_camel_case_metric_name_is_one_finding_with_the_rename(broken, warehouse, monkeypatch):
+    """MetricFlow rejects the name; tally's snake_case rule adds its rename hint to that
+    finding instead of a second one, and the metric is not compiled or run (it cannot be asked
+    for: names are looked up in lower case)."""
+    monkeypatch.setenv("TALLY_DUCKDB_PATH", str(warehouse.duckdb_path))
+    run = validate(broken["camel_case_metric"], "--format", "json")
+    assert run.code == 1
+    [f] = run.json()["findings"]
+    assert f["rule"] == "mf_unique_and_valid_name" and f["element"] == "ItemRevenueX"
+    assert f["hint"] == "rename it to 'item_revenue_x' (and its references)"
+    assert "itemrevenuex" not in run.out
+    # With MetricFlow's name rule off, dbt's copy of it reports the name, and gets the hint.
+    config = copy_config(broken["camel_case_metric"], "mf_unique_and_valid_name: off\n")
+    [f] = validate(broken["camel_case_metric"], "--format", "json", "--config", config)\
+        .json()["findings"]
+    assert f["rule"] == "dbt_semantic" and f["hint"].startswith("rename it to 'item_revenue_x'")
+    # With every naming rule off, the metric still cannot be queried: metric_compiles says so.
+    config = copy_config(broken["camel_case_metric"], "mf_unique_and_valid_name: off\n"
+                         "    dbt_semantic: off\n    snake_case_name: off\n")  # fmt: skip
+    [f] = validate(broken["camel_case_metric"], "--format", "json", "--config", config)\
+        .json()["findings"]
+    assert f["rule"] == "metric_compiles"
+    assert "cannot be queried" in f["message"] and "'itemrevenuex'" in f["message"]
+
+
+def copy_config(copy, rules: str) -> Path:
+    path = copy.root / "tally-test.yml"
+    path.write_text("validate:\n  require_owner: true\n  rules:\n    " + rules)
+    return path
+
+
+def test_a_metric_metricflow_rejects_is_not_compiled_again(broken):
+    """bad_entity: MetricFlow's conversion rule reports the metric; metric_compiles does not
+    report the same root cause. With that rule (and dbt's copy of it) off, metric_compiles
+    reports it, in one line (MetricFlow's own traceback is not printed)."""
+    copy = broken["bad_entity"]
+    assert {f["rule"] for f in validate(copy, "--skip-dw", "--format", "json")
+            .json()["findings"]} == {"mf_conversion_metric"}  # fmt: skip
+    config = copy_config(copy, "mf_conversion_metric: off\n    dbt_semantic: off\n")
+    run = validate(copy, "--skip-dw", "--format", "json", "--config", config)
+    assert run.code == 1
+    [f] = run.json()["findings"]
+    assert f["rule"] == "metric_compiles" and f["element"] == "repeat_purchase_rate_90d"
+    assert "Traceback" not in run.err and len(run.err.splitlines()) < 10, run.err
 
 
 def test_unknown_measure_suggests_the_closest_measure(broken):
