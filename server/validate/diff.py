@@ -1,129 +1,19 @@
 """`tally diff BASE HEAD`: metrics and dimensions added, removed, renamed and changed between two
 semantic manifests, with the changes a saved query or an exposure would feel flagged breaking.
-
-A side is a semantic_manifest.json, a folder holding one (a dbt target/), or a git ref, whose
-dbt project and model paths are materialised with `git archive` and parsed in a temporary
-folder. Both sides are parsed at the same time."""
+The sides (files, folders, git refs): diff_sides.py."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import re
-import subprocess
-import sys
-import tarfile
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.core.errors import CallerError, ServerFault
-from server.validate.locate import Locator, model_paths
-from server.validate.parse import event_findings, run_parse
+from server.validate.diff_sides import Side, resolve_sides
 from server.validate.tally_rules import definition, exposure_metrics
-
-
-class DiffError(ServerFault):
-    code = "diff_failed"
-
-
-@dataclass
-class Side:
-    label: str
-    manifest_path: Path
-    semantic: dict[str, Any]
-    dbt_manifest: dict[str, Any]
-
-    @classmethod
-    def read(cls, label: str, manifest_path: Path) -> Side:
-        try:
-            semantic = json.loads(manifest_path.read_text())
-        except (OSError, ValueError) as e:
-            raise CallerError(f"{label}: cannot read {manifest_path}: {e}") from None
-        try:
-            dbt_manifest = json.loads((manifest_path.parent / "manifest.json").read_text())
-        except (OSError, ValueError):
-            dbt_manifest = {}
-        return cls(label, manifest_path, semantic, dbt_manifest)
-
-
-# Resolving a side ------------------------------------------------------------------------
-
-
-def resolve(
-    spec: str, project_dir: Path, profiles_dir: Path | None, target: str | None, tmp: Path
-) -> Side:
-    path = Path(spec)
-    if path.is_file():
-        return Side.read(spec, path)
-    if path.is_dir():
-        for candidate in (path / "semantic_manifest.json", path / "target/semantic_manifest.json"):
-            if candidate.exists():
-                return Side.read(spec, candidate)
-        raise CallerError(f"{spec} holds no semantic_manifest.json (run `dbt parse` there).")
-    return _from_git(spec, project_dir, profiles_dir, target, tmp)
-
-
-def _git(args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, **kw)
-
-
-def _from_git(
-    ref: str, project_dir: Path, profiles_dir: Path | None, target: str | None, tmp: Path
-) -> Side:
-    top = _git(["rev-parse", "--show-toplevel"], project_dir, text=True)
-    if top.returncode != 0:
-        raise CallerError(f"'{ref}' is not a file or folder, and {project_dir} is not in a git "
-                          "repository to read it as a ref.")  # fmt: skip
-    root = Path(top.stdout.strip()).resolve()
-    if _git(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], root).returncode != 0:
-        raise CallerError(f"'{ref}' is neither a manifest file, a folder, nor a git ref.")
-    if not project_dir.resolve().is_relative_to(root):
-        raise CallerError(f"{project_dir} is not inside the git repository at {root}.")
-    dest = Path(tempfile.mkdtemp(prefix="ref-", dir=tmp))
-    project_rel = project_dir.resolve().relative_to(root)
-    _archive(ref, root, [project_rel], dest)
-    copy = dest / project_rel
-    if not (copy / "dbt_project.yml").exists():
-        raise CallerError(f"{ref} has no dbt project at {project_rel}.")
-    extra = []
-    for p in model_paths(copy):
-        rel = p.resolve().relative_to(dest.resolve()) if p.is_relative_to(dest.resolve()) else None
-        if rel is not None and not p.exists():
-            extra.append(rel)
-    _archive(ref, root, extra, dest)
-    if profiles_dir is None:
-        profiles = copy if (copy / "profiles.yml").exists() else project_dir
-    else:
-        profiles = profiles_dir
-    print(f"{ref}: running dbt parse on its project...", file=sys.stderr, flush=True)
-    outcome = run_parse(copy, profiles, dest / "target", target,
-                        seed=project_dir / "target" / "partial_parse.msgpack")  # fmt: skip
-    if outcome.manifest_path is None:
-        problems = [f.message for f in event_findings(outcome, copy, Locator([]))]
-        raise DiffError(f"{ref}: dbt parse failed: {'; '.join(problems[:3]) or 'unknown error'}")
-    return Side.read(ref, outcome.manifest_path)
-
-
-def _archive(ref: str, root: Path, paths: list[Path], dest: Path) -> None:
-    present = [
-        str(p)
-        for p in paths
-        if _git(["cat-file", "-e", f"{ref}:{p.as_posix()}"], root).returncode == 0
-    ]
-    if not present:
-        return
-    proc = _git(["archive", "--format=tar", ref, "--", *present], root)
-    if proc.returncode != 0:
-        raise DiffError(f"git archive {ref} failed: {proc.stderr.decode().strip()}")
-    tar_path = dest / ".archive.tar"
-    tar_path.write_bytes(proc.stdout)
-    with tarfile.open(tar_path) as tar:
-        tar.extractall(dest, filter="data")
-    tar_path.unlink()
-
 
 # Comparing -------------------------------------------------------------------------------
 
@@ -146,6 +36,8 @@ class ItemDiff:
     breaking: bool = False
     used_by: list[str] = field(default_factory=list)
     note: str = ""
+    # what it computes changed (not only its label, description or meta)
+    definition_changed: bool = False
 
 
 @dataclass
@@ -154,6 +46,7 @@ class ManifestDiff:
     head: str
     items: list[ItemDiff]
     values: list[Any] = field(default_factory=list)  # diff_values.ValueDiff
+    notes: list[str] = field(default_factory=list)  # what could not be compared, and why
 
     @property
     def breaking(self) -> list[ItemDiff]:
@@ -215,7 +108,13 @@ def metric_inputs(metric: dict[str, Any]) -> list[str]:
     return [n for n in names if n]
 
 
-def _metric_fields(side: Side) -> dict[str, dict[str, Any]]:
+def wording_only(field_name: str) -> bool:
+    """A field that says what a metric or dimension is called, means or who owns it, not what
+    it computes."""
+    return field_name in ("label", "description") or field_name.startswith(("meta.", "config."))
+
+
+def _metric_fields(side: Side, with_meta: bool) -> dict[str, dict[str, Any]]:
     measures = _measures(side.semantic)
     meta_by_name = {
         n.get("name"): {**(n.get("meta") or {}), **((n.get("config") or {}).get("meta") or {})}
@@ -228,7 +127,7 @@ def _metric_fields(side: Side) -> dict[str, dict[str, Any]]:
         for name in _direct_measures(m):
             for k, v in (measures.get(name) or {"missing": True}).items():
                 fields[f"measure({name}).{k}"] = v
-        if meta_by_name.get(m["name"]):
+        if with_meta and meta_by_name.get(m["name"]):
             fields.update(_flatten({"meta": meta_by_name[m["name"]]}))
         out[m["name"]] = fields
     return out
@@ -276,16 +175,25 @@ def compare(base: Side, head: Side) -> ManifestDiff:
     for name, users in usage(head).items():
         used[name] = list(dict.fromkeys([*used.get(name, []), *users]))
     items: list[ItemDiff] = []
+    notes = []
+    # dbt keeps a metric's meta (and the exposures) in manifest.json only: compare meta when
+    # both sides have one, else every metric would look changed on the side without it.
+    with_meta = base.has_dbt_manifest and head.has_dbt_manifest
+    if not with_meta:
+        missing = [s.label for s in (base, head) if not s.has_dbt_manifest]
+        notes.append(f"meta not compared: {' and '.join(missing)} "
+                     f"{'have' if len(missing) > 1 else 'has'} no dbt manifest.json next to the "
+                     "semantic manifest (dbt keeps meta and exposures there)")  # fmt: skip
     base_defs = {m["name"]: definition(m) for m in base.semantic.get("metrics", [])}
     head_defs = {m["name"]: definition(m) for m in head.semantic.get("metrics", [])}
     for kind, before, after in (
-        ("metric", _metric_fields(base), _metric_fields(head)),
+        ("metric", _metric_fields(base, with_meta), _metric_fields(head, with_meta)),
         ("dimension", _dimension_fields(base), _dimension_fields(head)),
     ):
         items += _compare_kind(kind, before, after, used, base_defs, head_defs)
     _propagate(items, base, head)
     items.sort(key=lambda i: (i.kind != "metric", not i.breaking, i.status, i.name))
-    return ManifestDiff(base.label, head.label, items)
+    return ManifestDiff(base.label, head.label, items, notes=notes)
 
 
 def _compare_kind(
@@ -323,7 +231,8 @@ def _compare_kind(
             if before[name].get(k) != after[name].get(k)
         ]
         if changes:
-            item = ItemDiff(kind, name, "changed", changes=changes, used_by=used.get(name, []))
+            item = ItemDiff(kind, name, "changed", changes=changes, used_by=used.get(name, []),
+                            definition_changed=not all(wording_only(c.field) for c in changes))
             if kind == "dimension" and any(c.field == "type" for c in changes) and item.used_by:
                 item.breaking = True
                 item.note = "its type changed and saved queries or exposures group by it"
@@ -336,7 +245,8 @@ def _propagate(items: list[ItemDiff], base: Side, head: Side) -> None:
     changed numerator) change too."""
     head_metrics = {m["name"]: m for m in head.semantic.get("metrics", [])}
     base_names = {m["name"] for m in base.semantic.get("metrics", [])}
-    changed = {i.name for i in items if i.kind == "metric" and i.status == "changed"}
+    changed = {i.name for i in items
+               if i.kind == "metric" and i.status == "changed" and i.definition_changed}
     seen = set(changed)
     grew = True
     while grew:
@@ -346,14 +256,17 @@ def _propagate(items: list[ItemDiff], base: Side, head: Side) -> None:
                 continue
             via = [i for i in metric_inputs(m) if i in changed]
             if via:
-                items.append(ItemDiff("metric", name, "changed", via=via))
+                items.append(ItemDiff("metric", name, "changed", via=via,
+                                      definition_changed=True))
                 changed.add(name)
                 seen.add(name)
                 grew = True
 
 
 def changed_metrics(diff: ManifestDiff) -> list[str]:
-    return [i.name for i in diff.of("metric", "changed")]
+    """The metrics whose numbers can differ: what they compute changed (themselves, their
+    measure, or an input metric), not only their label, description or meta."""
+    return [i.name for i in diff.of("metric", "changed") if i.definition_changed]
 
 
 # Command ---------------------------------------------------------------------------------
@@ -366,12 +279,8 @@ def run(args: argparse.Namespace) -> int:
     project_dir = _project_dir(args).resolve()
     profiles_dir = _profiles_dir(args)
     with tempfile.TemporaryDirectory(prefix="tally-diff-") as tmp:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = [
-                pool.submit(resolve, spec, project_dir, profiles_dir, args.target, Path(tmp))
-                for spec in (args.base, args.head)
-            ]
-            base, head = (f.result() for f in futures)
+        base, head = resolve_sides([args.base, args.head], project_dir, profiles_dir,
+                                   args.target, Path(tmp))  # fmt: skip
         result = compare(base, head)
         if args.values:
             from server.validate.diff_values import value_diffs

@@ -1,4 +1,8 @@
-"""A ManifestDiff as text, Markdown (a pull-request comment or a job summary) or JSON."""
+"""A ManifestDiff as text, Markdown (a pull-request comment or a job summary) or JSON.
+
+A long value is shown around its first difference from the other side ("...over completed
+orders" -> "...over all orders"), never cut where both sides still look the same; Markdown also
+gives the full values of every shortened field in a <details> block."""
 
 from __future__ import annotations
 
@@ -6,15 +10,42 @@ import json
 from dataclasses import asdict
 from typing import Any
 
-from server.validate.diff import ItemDiff, ManifestDiff
+from server.validate.diff import Change, ItemDiff, ManifestDiff
 
 _SYMBOL = {"added": "+", "removed": "-", "renamed": "→", "changed": "~"}
+_CONTEXT = 24  # characters shown before the first difference
 
 
-def _value(v: Any, width: int = 80) -> str:
+def flat(v: Any) -> str:
     text = v if isinstance(v, str) else json.dumps(v, default=str)
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[: width - 3] + "..."
+    return " ".join(str(text).split())
+
+
+def _cut(text: str, start: int, width: int) -> str:
+    lead = "..." if start > 0 else ""
+    body = text[start:]
+    if len(lead) + len(body) <= width:
+        return lead + body
+    return lead + body[: max(1, width - len(lead) - 3)] + "..."
+
+
+def shown(before: Any, after: Any, width: int = 80) -> tuple[str, str]:
+    """Both values on one line each, at most `width` characters, showing where they differ: a
+    window starting a little before the first differing character."""
+    b, a = flat(before), flat(after)
+    if len(b) <= width and len(a) <= width:
+        return b, a
+    common = 0
+    for x, y in zip(b, a, strict=False):
+        if x != y:
+            break
+        common += 1
+    start = 0 if common <= width - _CONTEXT - 6 else common - _CONTEXT
+    return _cut(b, start, width), _cut(a, start, width)
+
+
+def _shortened(c: Change, width: int) -> bool:
+    return shown(c.before, c.after, width) != (flat(c.before), flat(c.after))
 
 
 def _headline(diff: ManifestDiff) -> str:
@@ -33,16 +64,20 @@ def _status(item: ItemDiff) -> str:
         return f"renamed to {item.renamed_to}"
     if item.via:
         return f"changed through {', '.join(item.via)}"
+    if item.status == "changed" and not item.definition_changed:
+        return "changed (label, description or meta only)"
     return item.status
 
 
 def to_text(diff: ManifestDiff) -> str:
     out = [f"tally diff {diff.base} -> {diff.head}", _headline(diff)]
+    out += [f"note: {n}" for n in diff.notes]
     for item in diff.items:
         flag = "  BREAKING" if item.breaking else ""
         out.append(f"  {_SYMBOL[item.status]} {item.kind} {item.name}: {_status(item)}{flag}")
         for c in item.changes:
-            out.append(f"      {c.field}: {_value(c.before)} -> {_value(c.after)}")
+            before, after = shown(c.before, c.after)
+            out.append(f"      {c.field}: {before} -> {after}")
         if item.used_by:
             out.append(f"      used by {', '.join(item.used_by)}")
         if item.note:
@@ -60,6 +95,13 @@ def _fmt(x: float | None, pct: bool = False) -> str:
     return f"{x:.2%}" if pct else f"{x:,.6g}"
 
 
+def _moved_most(v: Any) -> str:
+    if not v.example:
+        return ""
+    key = ", ".join(f"{k}={val}" for k, val in v.example["key"].items())
+    return f"{key}: {_fmt(v.example['before'])} -> {_fmt(v.example['after'])}"
+
+
 def _value_line(v: Any) -> str:
     if v.error:
         return f"error: {v.error}"
@@ -70,13 +112,12 @@ def _value_line(v: Any) -> str:
         f"{_fmt(v.max_abs_diff)}, max rel diff {_fmt(v.max_rel_diff, pct=True)}"
     )
     if v.example:
-        key = ", ".join(f"{k}={val}" for k, val in v.example["key"].items())
-        line += f" (e.g. {key}: {_fmt(v.example['before'])} -> {_fmt(v.example['after'])})"
+        line += f" (moved most: {_moved_most(v)})"
     return line
 
 
-def _md(text: Any) -> str:
-    return _value(text, 60).replace("|", "\\|")
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("`", "'")
 
 
 def to_markdown(diff: ManifestDiff) -> str:
@@ -88,39 +129,62 @@ def to_markdown(diff: ManifestDiff) -> str:
         out.append("No breaking change.")
     out.append("")
     out.append(_headline(diff))
+    for note in diff.notes:
+        out += ["", f"> Note: {note}."]
     if not diff.items:
         return "\n".join(out)
     out += ["", "| | Kind | Name | Change | Details |", "|---|---|---|---|---|"]
+    long_values: list[tuple[ItemDiff, Change]] = []
     for item in diff.items:
         mark = "🔴 breaking" if item.breaking else {"added": "🟢", "changed": "🟡"}.get(
             item.status, "⚪"
         )
-        details = [f"`{c.field}`: `{_md(c.before)}` → `{_md(c.after)}`" for c in item.changes]
+        details = []
+        for c in item.changes:
+            before, after = shown(c.before, c.after, 60)
+            details.append(f"`{c.field}`: `{_cell(before)}` → `{_cell(after)}`")
+            if _shortened(c, 60):
+                long_values.append((item, c))
         if item.used_by:
             details.append("used by " + ", ".join(f"`{u}`" for u in item.used_by))
         if item.note:
             details.append(item.note)
         out.append(f"| {mark} | {item.kind} | `{item.name}` | {_status(item)} | "
                    f"{'<br>'.join(details)} |")  # fmt: skip
+    if long_values:
+        out += ["", "<details><summary>Full values of the shortened fields</summary>", ""]
+        for item, c in long_values:
+            out += [f"**{item.kind} `{item.name}`, `{c.field}`**", "", "before:", "",
+                    "```text", flat(c.before), "```", "", "after:", "", "```text",
+                    flat(c.after), "```", ""]  # fmt: skip
+        out.append("</details>")
     if diff.values:
-        out += ["", "#### Numbers that move (both definitions, same warehouse)", "",
-                "| Metric | Query | Rows | Rows that differ | Max abs diff | Max rel diff |",
-                "|---|---|---|---|---|---|"]  # fmt: skip
-        for v in diff.values:
-            if v.error:
-                out.append(f"| `{v.metric}` | {v.query} | | | error: {_md(v.error)} | |")
-                continue
-            out.append(
-                f"| `{v.metric}` | {v.query} | {max(v.rows_base, v.rows_head)} | "
-                f"{v.rows_differ} | {_fmt(v.max_abs_diff)} | {_fmt(v.max_rel_diff, True)} |"
-            )
+        out += _markdown_values(diff)
     return "\n".join(out)
+
+
+def _markdown_values(diff: ManifestDiff) -> list[str]:
+    out = ["", "#### Numbers that move (both definitions, same warehouse)", "",
+           "| Metric | Query | Rows | Rows that differ | Max abs diff | Max rel diff | "
+           "Moved most |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for v in diff.values:
+        if v.error:
+            error = _cell(_cut(flat(v.error), 0, 200))
+            out.append(f"| `{v.metric}` | {v.query} | | | error: {error} | | |")
+            continue
+        out.append(
+            f"| `{v.metric}` | {v.query} | {max(v.rows_base, v.rows_head)} | "
+            f"{v.rows_differ} | {_fmt(v.max_abs_diff)} | {_fmt(v.max_rel_diff, True)} | "
+            f"{_cell(_moved_most(v).replace(' -> ', ' → '))} |"
+        )
+    return out
 
 
 def to_dict(diff: ManifestDiff) -> dict[str, Any]:
     return {
         "base": diff.base,
         "head": diff.head,
+        "notes": diff.notes,
         "summary": {
             kind: {
                 s: [i.name for i in diff.of(kind, s)]

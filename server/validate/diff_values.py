@@ -17,7 +17,8 @@ from server.core.errors import TallyError
 from server.core.request import QueryRequest
 from server.core.service import TallyService
 from server.settings import load_settings
-from server.validate.diff import ManifestDiff, Side, changed_metrics
+from server.validate.diff import ManifestDiff, changed_metrics
+from server.validate.diff_sides import Side
 
 
 @dataclass

@@ -91,6 +91,14 @@ def test_values_report_the_numbers_that_move(broken, warehouse, monkeypatch):
     assert "average_order_value over executive_kpis_by_month:" in text.out
     assert "rows differ, max abs diff" in text.out
     assert "values: average_order_value over executive_kpis_by_month (1/1)" in text.err
+    md = tally("diff", broken["clean"].target_dir, broken["changed_definition"].target_dir,
+               "--values", "--format", "markdown", "--project-dir", broken["clean"].project_dir)
+    header = next(x for x in md.out.splitlines() if x.startswith("| Metric | Query |"))
+    assert header.rstrip(" |").endswith("Moved most")
+    row = next(x for x in md.out.splitlines() if x.startswith("| `average_order_value` |"))
+    moved = row.rstrip(" |").rsplit(" | ", 1)[1]
+    key = ", ".join(f"{k}={v}" for k, v in value["example"]["key"].items())
+    assert moved.startswith(f"{key}: ") and " → " in moved, row
 
 
 @pytest.fixture(scope="module")
@@ -120,3 +128,196 @@ def test_diff_between_git_refs(repo):
     assert report["summary"]["metric"]["changed"] == ["average_order_value"]
     assert "HEAD~1: running dbt parse" in run.err
     assert tally("diff", "no-such-ref", "HEAD", "--project-dir", repo.project_dir).code == 2
+
+
+# Sides with and without dbt's manifest.json; wording-only changes; long values ------------
+
+
+def _target_copy(src, dst, edit_semantic=None, edit_dbt=None):
+    """A copy of a dbt target folder (semantic_manifest.json and manifest.json), edited."""
+    import json
+
+    dst.mkdir(parents=True)
+    semantic = json.loads((src / "semantic_manifest.json").read_text())
+    dbt = json.loads((src / "manifest.json").read_text())
+    if edit_semantic:
+        edit_semantic({m["name"]: m for m in semantic["metrics"]})
+    if edit_dbt:
+        edit_dbt({n["name"]: n for n in dbt["metrics"].values()})
+    (dst / "semantic_manifest.json").write_text(json.dumps(semantic))
+    (dst / "manifest.json").write_text(json.dumps(dbt))
+    return dst
+
+
+def test_a_lone_semantic_manifest_against_a_target_folder_compares_no_meta(broken, tmp_path):
+    """Without manifest.json on one side, meta is unknown there: not compared (and said so),
+    instead of every metric's meta.owner changing to null."""
+    lone = tmp_path / "lone" / "semantic_manifest.json"
+    lone.parent.mkdir()
+    lone.write_bytes(broken["clean"].manifest_path.read_bytes())
+    run = tally("diff", lone, broken["clean"].target_dir, "--format", "json")
+    assert run.code == 0, run.err
+    report = run.json()
+    assert report["items"] == []
+    [note] = report["notes"]
+    assert note.startswith(f"meta not compared: {lone} has no dbt manifest.json")
+    text = tally("diff", lone, broken["clean"].target_dir).out
+    assert "metrics: no change" in text and "note: meta not compared" in text
+    md = tally("diff", broken["clean"].target_dir, lone, "--format", "markdown").out
+    assert "> Note: meta not compared" in md
+
+
+def test_meta_is_compared_when_both_sides_have_it(broken, tmp_path):
+    def new_owner(metrics):
+        metrics["revenue"]["meta"]["owner"] = "@someone-else"
+
+    head = _target_copy(broken["clean"].target_dir, tmp_path / "head", edit_dbt=new_owner)
+    report = tally("diff", broken["clean"].target_dir, head, "--format", "json").json()
+    assert report["notes"] == []
+    [item] = report["items"]
+    assert item["name"] == "revenue" and not item["definition_changed"]
+    assert item["changes"] == [{"field": "meta.owner", "before": "@finance-analytics",
+                                "after": "@someone-else"}]  # fmt: skip
+
+
+def test_values_query_only_metrics_whose_definition_changed(broken, tmp_path, warehouse,
+                                                            monkeypatch):  # fmt: skip
+    """average_order_value's denominator changed; revenue's description and order_count's
+    label and owner changed too. Only average_order_value is queried - and metrics computed
+    from revenue or order_count are not listed as changed through them."""
+    monkeypatch.setenv("TALLY_DUCKDB_PATH", str(warehouse.duckdb_path))
+
+    def words(metrics):
+        metrics["revenue"]["description"] += " Reviewed by finance."
+        metrics["order_count"]["label"] = "Orders placed"
+
+    def owner(metrics):
+        metrics["order_count"]["meta"]["owner"] = "@ops"
+
+    head = _target_copy(broken["changed_definition"].target_dir, tmp_path / "head", words, owner)
+    run = tally("diff", broken["clean"].target_dir, head, "--values", "--format", "json",
+                "--project-dir", broken["clean"].project_dir)  # fmt: skip
+    assert run.code == 0, run.err
+    report = run.json()
+    items = {i["name"]: i for i in report["items"]}
+    assert set(report["summary"]["metric"]["changed"]) == {"average_order_value", "revenue",
+                                                           "order_count"}  # fmt: skip
+    assert items["average_order_value"]["definition_changed"]
+    assert not items["revenue"]["definition_changed"]
+    assert not items["order_count"]["definition_changed"]
+    assert {v["metric"] for v in report["values"]} == {"average_order_value"}
+    text = tally("diff", broken["clean"].target_dir, head).out
+    assert "revenue: changed (label, description or meta only)" in text
+
+
+def test_a_long_description_change_shows_the_words_that_changed(broken, tmp_path):
+    def reword(metrics):
+        m = metrics["revenue"]
+        assert len(m["description"]) > 80
+        m["description"] = m["description"].replace("over completed orders",
+                                                     "over completed and returned orders")
+
+    head = _target_copy(broken["clean"].target_dir, tmp_path / "head", reword)
+    text = tally("diff", broken["clean"].target_dir, head).out
+    [line] = [x for x in text.splitlines() if x.strip().startswith("description:")]
+    before, after = line.split(": ", 1)[1].split(" -> ")
+    assert before != after
+    assert "over completed orders" in before and "completed and returned orders" in after
+    md = tally("diff", broken["clean"].target_dir, head, "--format", "markdown").out
+    row = next(x for x in md.splitlines() if x.startswith("| 🟡 | metric | `revenue`"))
+    assert "completed and returned" in row
+    full = md[md.index("<details>"):md.index("</details>")]
+    old = json_field(broken["clean"].manifest_path, "revenue", "description")
+    assert old in full and old.replace("over completed orders",
+                                       "over completed and returned orders") in full
+
+
+def json_field(path, metric, key):
+    import json
+
+    return next(m[key] for m in json.loads(path.read_text())["metrics"] if m["name"] == metric)
+
+
+def test_a_long_filter_change_shows_the_values_that_changed(broken, tmp_path):
+    prefix = "{{ Dimension('customer__customer_segment') }} in ('High Value', "
+
+    def refilter(metrics, tail):
+        metrics["high_value_customers"]["filter"]["where_filters"][0][
+            "where_sql_template"] = prefix + tail  # fmt: skip
+
+    base = _target_copy(broken["clean"].target_dir, tmp_path / "base",
+                        lambda m: refilter(m, "'Medium Value')"))  # fmt: skip
+    head = _target_copy(broken["clean"].target_dir, tmp_path / "head",
+                        lambda m: refilter(m, "'Low Value')"))  # fmt: skip
+    text = tally("diff", base, head).out
+    [line] = [x for x in text.splitlines() if "where_sql_template" in x]
+    assert "'Medium Value')" in line and "'Low Value')" in line, line
+    md = tally("diff", base, head, "--format", "markdown").out
+    row = next(x for x in md.splitlines() if "`high_value_customers`" in x)
+    assert "'Medium Value')" in row and "'Low Value')" in row, row
+
+
+def test_shown_keeps_the_first_difference_visible():
+    from server.validate.diff_report import shown
+
+    same = "x" * 200
+    for before, after, width in ((same + "A" + same, same + "B" + same, 80),
+                                 ("short", "short but longer " + "y" * 100, 40),
+                                 (same, same + "!", 60), ({"k": same}, {"k": same + "z"}, 80)):
+        b, a = shown(before, after, width)
+        assert b != a and len(b) <= width and len(a) <= width, (b, a)
+    b, a = shown("a" * 100 + "OLD" + "c" * 100, "a" * 100 + "NEW" + "c" * 100, 60)
+    assert "OLD" in b and "NEW" in a and b.startswith("...") and b.endswith("...")
+    assert shown("one", "two") == ("one", "two")
+
+
+# Bad sides: clear errors, exit 2, before any dbt parse ------------------------------------
+
+
+def test_dbts_manifest_json_is_refused_with_a_hint(broken, tmp_path):
+    run = tally("diff", broken["clean"].target_dir / "manifest.json", broken["clean"].target_dir)
+    assert run.code == 2
+    assert "looks like dbt's manifest.json" in run.err
+    assert "target/semantic_manifest.json or the target folder" in run.err
+    empty = tmp_path / "empty.json"
+    empty.write_text("{}")
+    run = tally("diff", empty, broken["clean"].target_dir)
+    assert run.code == 2 and "is not a semantic manifest" in run.err
+    only_dbt = tmp_path / "only-dbt"
+    only_dbt.mkdir()
+    (only_dbt / "manifest.json").write_text("{}")
+    run = tally("diff", only_dbt, broken["clean"].target_dir)
+    assert run.code == 2 and "no semantic_manifest.json" in run.err
+    for r in (run,):
+        assert "Traceback" not in r.err and "internal error" not in r.err
+
+
+def test_a_bad_ref_fails_before_the_other_side_is_parsed(repo):
+    for args in (("no-such-ref", "HEAD"), ("HEAD", "no-such-ref")):
+        run = tally("diff", *args, "--project-dir", repo.project_dir)
+        assert run.code == 2, run.err
+        assert "'no-such-ref' is neither a manifest file, a folder, nor a git ref" in run.err
+        assert "running dbt parse" not in run.err
+
+
+def test_a_base_without_a_dbt_project_says_so(tmp_path):
+    """A pull request that adds the semantic layer: the base branch has no dbt project."""
+    root = tmp_path / "r"
+    root.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}  # fmt: skip
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+    git("init", "-q", "-b", "main")
+    (root / "README.md").write_text("before the semantic layer\n")
+    git("add", "-A")
+    git("commit", "-q", "-m", "base")
+    copy = make_copy(root)
+    git("add", "-A")
+    git("commit", "-q", "-m", "add the project")
+    run = tally("diff", "HEAD~1", "HEAD", "--project-dir", copy.project_dir)
+    assert run.code == 2
+    assert "HEAD~1 has no dbt project at dbt_project/" in run.err
+    assert "running dbt parse" not in run.err
