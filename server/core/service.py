@@ -330,7 +330,8 @@ class TallyService:
             ),
             cache=CacheStatus(
                 hit=hit,
-                age_seconds=entry.age(now),
+                # A miss is fresh from the warehouse, whenever its entry was stored.
+                age_seconds=0.0 if outcome == "miss" else entry.age(now),
                 ttl_seconds=entry.ttl_seconds if outcome == "miss" else entry.remaining(now),
                 key=key,
                 shared=outcome == "shared",
