@@ -3,7 +3,10 @@ HTTP, GraphQL or the terminal; it takes and returns frozen dataclasses.
 
 A query: cache lookup (normalized request + manifest version + data version + access context)
 -> on a miss, single flight (one warehouse execution for N identical concurrent requests) ->
-compile (compiled-SQL cache in front of MetricFlow) -> execute -> store.
+compile (compiled-SQL cache in front of MetricFlow) -> execute -> store -> the result shaped
+for this request (column order, row order, its own SQL). `query` is for threads (the CLI);
+`query_async` is for the event loop (REST, GraphQL): it does only cheap work on the loop and
+dedupes identical misses without holding a thread per waiter.
 """
 
 from __future__ import annotations
