@@ -33,6 +33,8 @@ def shown(before: Any, after: Any, width: int = 80) -> tuple[str, str]:
     """Both values on one line each, at most `width` characters, showing where they differ: a
     window starting a little before the first differing character."""
     b, a = flat(before), flat(after)
+    if b == a and before != after:  # only the spacing differs: show it, escaped
+        b, a = json.dumps(before, default=str), json.dumps(after, default=str)
     if len(b) <= width and len(a) <= width:
         return b, a
     common = 0
@@ -40,7 +42,10 @@ def shown(before: Any, after: Any, width: int = 80) -> tuple[str, str]:
         if x != y:
             break
         common += 1
-    start = 0 if common <= width - _CONTEXT - 6 else common - _CONTEXT
+    context = min(_CONTEXT, width // 3)
+    start = 0 if common <= width - context - 6 else common - context
+    space = b.rfind(" ", max(0, start - width // 8), start)
+    start = space + 1 if space > 0 else start  # from the start of a word
     return _cut(b, start, width), _cut(a, start, width)
 
 

@@ -269,6 +269,9 @@ def test_shown_keeps_the_first_difference_visible():
     b, a = shown("a" * 100 + "OLD" + "c" * 100, "a" * 100 + "NEW" + "c" * 100, 60)
     assert "OLD" in b and "NEW" in a and b.startswith("...") and b.endswith("...")
     assert shown("one", "two") == ("one", "two")
+    assert shown("two words", "two  words") == ('"two words"', '"two  words"')
+    b, a = shown(same + " end.", same + "\nend.")
+    assert b != a and a.endswith('\\nend."')
 
 
 # Bad sides: clear errors, exit 2, before any dbt parse ------------------------------------
