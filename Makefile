@@ -15,13 +15,14 @@ WAREHOUSE   := $(PROJECT)/warehouse.duckdb
 BUILD_DIR   := $(PROJECT)/.build
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install warehouse demo test lint clean help
+.PHONY: install warehouse warehouse-postgres demo test lint clean help
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), dbt build, dbt parse"
+	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make lint       ruff, sqlfluff"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
@@ -55,6 +56,18 @@ warehouse: $(STAMP)
 	@mv $(BUILD_DIR)/target $(PROJECT)/target
 	@rm -rf $(PROJECT)/target.old $(BUILD_DIR)
 	@echo "warehouse ready: $(WAREHOUSE), manifest: $(PROJECT)/target/semantic_manifest.json"
+
+# The same demo on PostgreSQL, the profile's `postgres` target (TALLY_PG_HOST, TALLY_PG_PORT,
+# TALLY_PG_USER, TALLY_PG_PASSWORD, TALLY_PG_DATABASE; default 127.0.0.1:5432, database test):
+# the generated raw data copied into schema raw, then dbt build and parse there. dbt's target/
+# then describes the PostgreSQL build: `TALLY_TARGET=postgres .venv/bin/tally serve`.
+warehouse-postgres: $(STAMP)
+	$(BIN)/tally generate --target postgres --seed $(SEED) --scale $(SCALE) \
+	    --start $(HISTORY_START) --end $(AS_OF)
+	cd $(PROJECT) && TALLY_TARGET=postgres ../$(BIN)/dbt build --profiles-dir . --vars $(DBT_VARS)
+	cd $(PROJECT) && TALLY_TARGET=postgres ../$(BIN)/dbt parse --profiles-dir . \
+	    --vars $(DBT_VARS) --quiet
+	@echo "PostgreSQL warehouse ready; serve it with: TALLY_TARGET=postgres $(BIN)/tally serve"
 
 demo: warehouse
 	@echo; echo "== tally list metrics"; $(BIN)/tally list metrics

@@ -92,3 +92,65 @@ def raw(warehouse: BuiltWarehouse):
     con = warehouse.connect()
     yield con
     con.close()
+
+
+@dataclass(frozen=True)
+class BuiltPostgres:
+    dbname: str
+    target_dir: Path
+    manifest_path: Path
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "TALLY_TARGET": "postgres", "TALLY_PG_DATABASE": self.dbname}
+
+
+def postgres_or_skip() -> dict[str, object]:
+    """Connection arguments of the local PostgreSQL server. Missing server: a failure in CI
+    (CI=true), a skip with the reason on a developer machine."""
+    from server.core.errors import WarehouseUnavailable
+    from server.warehouse.postgres import PostgresWarehouse
+
+    conn = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
+            "user": os.environ.get("TALLY_PG_USER", "postgres"),
+            "dbname": "postgres"}
+    try:
+        PostgresWarehouse(**conn).ping()
+    except WarehouseUnavailable as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required in CI: {e}")
+        pytest.skip(f"no PostgreSQL at {conn['host']}:{conn['port']} on this machine: {e}")
+    return conn
+
+
+@pytest.fixture(scope="session")
+def pg_warehouse(warehouse: BuiltWarehouse, tmp_path_factory: pytest.TempPathFactory):
+    """The same raw data as the DuckDB session warehouse, copied into a PostgreSQL database of
+    its own, built there by `dbt build --target postgres` (every model and test) and parsed;
+    the database is dropped afterwards."""
+    import psycopg2
+
+    from server.datagen.postgres_load import copy_raw_to_postgres
+
+    conn = postgres_or_skip()
+    dbname = f"tally_test_{os.getpid()}"
+    admin = psycopg2.connect(**conn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'drop database if exists "{dbname}"')
+        cur.execute(f'create database "{dbname}"')
+    try:
+        copy_raw_to_postgres(warehouse.duckdb_path, {**conn, "dbname": dbname})
+        root = tmp_path_factory.mktemp("postgres")
+        target = root / "target"
+        built = BuiltPostgres(dbname, target, target / "semantic_manifest.json")
+        env = {**built.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+        for command in ("build", "parse"):
+            result = run_dbt([command, "--log-path", str(root / "logs")], target, env)
+            if result.returncode != 0:
+                pytest.fail(f"dbt {command} on PostgreSQL failed:\n{result.stdout[-6000:]}")
+        yield built
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.close()

@@ -39,6 +39,7 @@ from server.core.errors import (
     InvalidOrderBy,
     InvalidQuery,
     InvalidRequest,
+    ManifestMismatch,
     UnknownDimension,
     UnknownMetric,
     UnknownSavedQuery,
@@ -90,6 +91,13 @@ _SAVED_GROUP_BY = re.compile(
 
 class Compiler:
     def __init__(self, loaded: LoadedManifest, dialect: str) -> None:
+        if loaded.adapter_type in _DIALECTS and loaded.adapter_type != dialect:
+            raise ManifestMismatch(
+                f"The semantic manifest at {loaded.path} was parsed by dbt for a "
+                f"{loaded.adapter_type} target, but tally's warehouse is {dialect}: parse the "
+                "project for the same target (`make warehouse` for the DuckDB demo, or dbt "
+                "with TALLY_TARGET=<target>), or point TALLY_MANIFEST_PATH at its manifest."
+            )
         self.loaded = loaded
         self.dialect = dialect
         self._lock = threading.Lock()

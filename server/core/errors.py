@@ -88,6 +88,12 @@ class ManifestUnavailable(ServerFault):
     status = 503
 
 
+class ManifestMismatch(ManifestUnavailable):
+    """The manifest was parsed for another kind of warehouse than the one tally queries."""
+
+    code = "manifest_mismatch"
+
+
 class WarehouseError(ServerFault):
     code = "warehouse_error"
     status = 502

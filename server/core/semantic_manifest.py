@@ -28,6 +28,9 @@ class LoadedManifest:
     # semantic manifest.
     saved_query_meta: dict[str, dict] = field(default_factory=dict)
     metric_meta: dict[str, dict] = field(default_factory=dict)
+    # The dbt adapter the manifest was parsed for ("duckdb", "postgres"; None when unknown):
+    # its table names are that warehouse's.
+    adapter_type: str | None = None
 
     @property
     def manifest(self):  # PydanticSemanticManifest
@@ -46,27 +49,30 @@ def load_manifest(path: Path) -> LoadedManifest:
         lookup = SemanticManifestLookup(manifest)
     except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
         raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
-    saved_query_meta, metric_meta = _meta(path.parent / "manifest.json")
+    data = _dbt_manifest(path.parent / "manifest.json")
     return LoadedManifest(
         path=path,
         version=hashlib.sha256(raw).hexdigest()[:16],
         lookup=lookup,
-        saved_query_meta=saved_query_meta,
-        metric_meta=metric_meta,
+        saved_query_meta=_meta(data.get("saved_queries", {})),
+        metric_meta=_meta(data.get("metrics", {})),
+        adapter_type=(data.get("metadata") or {}).get("adapter_type"),
     )
 
 
-def _meta(dbt_manifest: Path) -> tuple[dict[str, dict], dict[str, dict]]:
-    """`meta` of saved queries and metrics from dbt's manifest.json (absent: none)."""
+def _dbt_manifest(path: Path) -> dict:
+    """dbt's manifest.json next to the semantic manifest ({} when absent or unreadable)."""
     try:
-        data = json.loads(dbt_manifest.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return {}, {}
+        return {}
+    return data if isinstance(data, dict) else {}
 
-    def meta_of(nodes: dict) -> dict[str, dict]:
-        return {
-            n["name"]: {**(n.get("meta") or {}), **((n.get("config") or {}).get("meta") or {})}
-            for n in nodes.values()
-        }
 
-    return meta_of(data.get("saved_queries", {})), meta_of(data.get("metrics", {}))
+def _meta(nodes: dict) -> dict[str, dict]:
+    """`meta` of saved queries or metrics, by name."""
+    return {
+        n["name"]: {**(n.get("meta") or {}), **((n.get("config") or {}).get("meta") or {})}
+        for n in nodes.values()
+    }
+

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,23 +31,57 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("dbt_project/warehouse.duckdb"),
         help="DuckDB file to write (default: dbt_project/warehouse.duckdb)",
     )
+    parser.add_argument(
+        "--target",
+        default=None,
+        help="write into this target of the dbt profile instead of --out: a postgres target "
+        "gets schema raw in its database (the data is generated in DuckDB, then copied)",
+    )
+    parser.add_argument(
+        "--project-dir",
+        type=Path,
+        default=Path("dbt_project"),
+        help="the dbt project whose profiles.yml names --target (default: dbt_project)",
+    )
     args = parser.parse_args(argv)
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    print(
-        f"generating raw data into {args.out} (seed={args.seed}, scale={args.scale:g}, "
-        f"{args.start}..{args.end})",
-        flush=True,
-    )
-    t0 = time.perf_counter()
-    counts = generate(
-        args.out,
-        seed=args.seed,
-        scale=args.scale,
-        start=args.start,
-        end=args.end,
-        progress=lambda msg: print("  " + msg, flush=True),
-    )
+    postgres = None
+    if args.target:
+        from server.warehouse.profile import postgres_connection, read_profile_target
+
+        output = read_profile_target(args.project_dir, args.project_dir, args.target)
+        if output.get("type") == "duckdb":
+            path = Path(str(output.get("path", "warehouse.duckdb")))
+            args.out = path if path.is_absolute() else args.project_dir / path
+        elif output.get("type") == "postgres":
+            from server.warehouse.postgres import PostgresWarehouse
+
+            postgres = postgres_connection(output)
+            PostgresWarehouse(**postgres).ping()  # before generating: fail fast
+        else:
+            raise ValueError(f"cannot write raw data into a {output.get('type')!r} warehouse")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "generated.duckdb" if postgres else args.out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        where = f"PostgreSQL database {postgres['dbname']!r}" if postgres else str(out)
+        print(
+            f"generating raw data into {where} (seed={args.seed}, scale={args.scale:g}, "
+            f"{args.start}..{args.end})",
+            flush=True,
+        )
+        t0 = time.perf_counter()
+        counts = generate(
+            out,
+            seed=args.seed,
+            scale=args.scale,
+            start=args.start,
+            end=args.end,
+            progress=lambda msg: print("  " + msg, flush=True),
+        )
+        if postgres:
+            from server.datagen.postgres_load import copy_raw_to_postgres
+
+            copy_raw_to_postgres(out, postgres, progress=lambda msg: print("  " + msg, flush=True))
     total = sum(counts.values())
     summary = ", ".join(f"{table}={rows:,}" for table, rows in counts.items())
     print(f"done: {total:,} rows in {time.perf_counter() - t0:.2f}s ({summary})")

@@ -29,7 +29,9 @@ class PostgresWarehouse:
         import psycopg2
 
         try:
-            con = psycopg2.connect(connect_timeout=5, **self.conn)
+            # UTC sessions: date_trunc over a date yields a timestamptz, read back at UTC
+            # midnight and made naive below, so periods are the same dates as on DuckDB.
+            con = psycopg2.connect(connect_timeout=5, options="-c TimeZone=UTC", **self.conn)
         except psycopg2.Error as e:
             raise WarehouseUnavailable(f"Cannot connect to PostgreSQL: {str(e).strip()}") from e
         con.set_session(readonly=True, autocommit=False)
@@ -64,7 +66,9 @@ class PostgresWarehouse:
                 names = [d.name for d in cur.description]
                 rows = cur.fetchall()
             columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-            return pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+            return _naive_utc(
+                pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+            )
         finally:
             con.rollback()
             con.close()
@@ -78,3 +82,11 @@ class PostgresWarehouse:
 
     def close(self) -> None:
         pass
+
+
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """timestamptz columns as naive UTC timestamps, the way DuckDB returns them."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    return table

@@ -51,6 +51,17 @@ def _env_var(name: str, default: str | None = None) -> str:
     return default
 
 
+def postgres_connection(output: dict[str, Any]) -> dict[str, Any]:
+    """psycopg2 connection arguments of a dbt postgres output."""
+    return {
+        "host": output.get("host"),
+        "port": output.get("port"),
+        "user": output.get("user"),
+        "password": output.get("password") or output.get("pass"),
+        "dbname": output.get("dbname") or output.get("database"),
+    }
+
+
 def connect(project_dir: Path, profiles_dir: Path, target: str | None = None) -> Warehouse:
     """A Warehouse for the profile's target. dbt resolves relative DuckDB paths from the folder
     dbt runs in, which for this project is the project folder."""
@@ -64,13 +75,7 @@ def connect(project_dir: Path, profiles_dir: Path, target: str | None = None) ->
     if kind == "postgres":
         from server.warehouse.postgres import PostgresWarehouse
 
-        return PostgresWarehouse(
-            host=output.get("host"),
-            port=output.get("port"),
-            user=output.get("user"),
-            password=output.get("password") or output.get("pass"),
-            dbname=output.get("dbname") or output.get("database"),
-        )
+        return PostgresWarehouse(**postgres_connection(output))
     raise ConfigurationError(
         f"tally has no warehouse driver for dbt adapter type {kind!r} yet (supported: duckdb, "
         "postgres). Add a module under server/warehouse/ implementing the Warehouse protocol."

@@ -128,12 +128,30 @@ def core_service(warehouse):
     return _core(warehouse)
 
 
-@pytest.fixture(scope="session", params=["core", "rest", "graphql"])
+def _postgres(pg) -> object:
+    """The core service over the PostgreSQL copy of the warehouse (same raw data)."""
+    from server.core.service import TallyService
+    from server.settings import Settings
+    from server.warehouse.postgres import PostgresWarehouse
+    from tests.conftest import PROJECT_DIR, postgres_or_skip
+
+    settings = Settings(project_dir=PROJECT_DIR, manifest_path=pg.manifest_path,
+                        target="postgres")
+    return TallyService(settings, warehouse=PostgresWarehouse(
+        **{**postgres_or_skip(), "dbname": pg.dbname}))
+
+
+@pytest.fixture(scope="session", params=["core", "rest", "graphql", "postgres"])
 def service(request, warehouse):
     """One service per transport, each with its own cache: REST and GraphQL results are
-    computed through them, never served from another transport's cached rows."""
+    computed through them, never served from another transport's cached rows. "postgres" is
+    the core service on the second warehouse, the PostgreSQL build of the same raw data: the
+    same hand SQL (over the DuckDB copy of raw.*) must give its numbers too."""
     from server.api.app import create_app
 
+    if request.param == "postgres":
+        yield _postgres(request.getfixturevalue("pg_warehouse"))
+        return
     core = _core(warehouse)
     if request.param == "core":
         yield core

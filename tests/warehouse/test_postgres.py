@@ -74,3 +74,57 @@ def test_profile_target_postgres_builds_this_warehouse(monkeypatch, pg):
     warehouse = connect(PROJECT_DIR, PROJECT_DIR, target="postgres")
     assert isinstance(warehouse, PostgresWarehouse) and warehouse.dialect == "postgres"
     assert warehouse.execute("select 1 as one").column("one").to_pylist() == [1]
+
+
+def test_the_postgres_copy_keeps_nulls_and_empty_strings_apart(pg_warehouse, raw):
+    """Missing and empty e-mails are different imperfections of the raw data; the copy into
+    PostgreSQL keeps them apart, and keeps every row."""
+    import psycopg2
+
+    from tests.conftest import postgres_or_skip
+
+    query = ("select count(*), count(*) filter (where email is null), "
+             "count(*) filter (where email = ''), sum(length(coalesce(email, ''))) "
+             "from raw.customers")
+    with psycopg2.connect(**{**postgres_or_skip(), "dbname": pg_warehouse.dbname}) as con, \
+            con.cursor() as cur:
+        cur.execute(query)
+        copied = tuple(int(v) for v in cur.fetchone())
+        cur.execute("select count(*) from raw.order_items")
+        items = cur.fetchone()[0]
+    original = tuple(int(v) for v in raw.execute(query).fetchone())
+    assert copied == original and original[1] > 0 and original[2] > 0
+    assert items == raw.execute("select count(*) from raw.order_items").fetchone()[0]
+
+
+def test_tally_generate_writes_a_postgres_target(tmp_path):
+    """`tally generate --target postgres` through the real CLI, into a database of its own."""
+    import subprocess
+    import sys
+
+    import psycopg2
+
+    from tests.conftest import postgres_or_skip
+
+    conn = postgres_or_skip()
+    dbname = f"tally_gen_{os.getpid()}"
+    admin = psycopg2.connect(**conn)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'create database "{dbname}"')
+    try:
+        tally = os.path.join(os.path.dirname(sys.executable), "tally")
+        out = subprocess.run(
+            [tally, "generate", "--target", "postgres", "--scale", "0.02", "--project-dir",
+             str(PROJECT_DIR)],
+            env={**os.environ, "TALLY_PG_DATABASE": dbname}, capture_output=True, text=True,
+            timeout=120)
+        assert out.returncode == 0, out.stderr
+        assert "raw.orders" in out.stdout and "copied" in out.stdout
+        with psycopg2.connect(**{**conn, "dbname": dbname}) as con, con.cursor() as cur:
+            cur.execute("select count(*) from raw.customers")
+            assert cur.fetchone()[0] == 200
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.close()

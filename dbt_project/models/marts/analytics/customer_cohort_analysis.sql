@@ -23,8 +23,11 @@ cohorts as (
 activity as (
     select
         c.cohort_month,
-        {{ dbt.datediff('c.cohort_month', dbt.date_trunc('month', 'o.order_date'), 'month') }}
-            as period_number,
+        -- cast: months between two dates are a whole number (a float on some warehouses)
+        cast(
+            {{ dbt.datediff('c.cohort_month', dbt.date_trunc('month', 'o.order_date'), 'month') }}
+            as integer
+        ) as period_number,
         count(distinct o.customer_id) as customers,
         sum(o.net_amount) as revenue
     from completed_orders as o
@@ -51,7 +54,8 @@ grid as (
         s.cohort_month,
         s.cohort_size,
         m.period_month,
-        {{ dbt.datediff('s.cohort_month', 'm.period_month', 'month') }} as period_number
+        cast({{ dbt.datediff('s.cohort_month', 'm.period_month', 'month') }} as integer)
+            as period_number
     from cohort_sizes as s
     inner join months as m on s.cohort_month <= m.period_month
 )

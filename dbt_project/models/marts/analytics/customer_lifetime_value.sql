@@ -10,7 +10,8 @@ with customer_metrics as (
         count(*) as total_orders,
         sum(net_amount) as total_revenue,
         avg(net_amount) as avg_order_value,
-        {{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} as active_days
+        cast({{ dbt.datediff('min(order_date)', 'max(order_date)', 'day') }} as integer)
+            as active_days
     from {{ ref('fct_orders') }}
     where is_completed
     group by customer_id
