@@ -259,8 +259,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 def _cmd_serve(args: argparse.Namespace) -> int:
     import logging
 
-    import uvicorn
-
     from server.api.app import create_app
     from server.settings import load_settings
     from server.warehouse.profile import read_profile_target
@@ -287,16 +285,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    # uvicorn handles SIGINT/SIGTERM: it stops accepting, finishes in-flight requests, then runs
-    # the app's shutdown (which drains the query thread pool).
-    uvicorn.run(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_level=args.log_level,
-        timeout_graceful_shutdown=30,
-    )
-    return 0
+    from server.api.serve import serve
+
+    return serve(app, settings, log_level=args.log_level)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -72,9 +72,12 @@ def result_meta(result: QueryResult) -> dict[str, Any]:
 def _json_rows(table: pa.Table) -> list[str]:
     keys = [json.dumps(f.name) for f in table.schema]
     rows = []
-    for record in table.to_pylist():
-        cells = (f"{k}: {_value(v)}" for k, v in zip(keys, record.values(), strict=True))
-        rows.append("{" + ", ".join(cells) + "}")
+    # Batch by batch: Arrow's to_pylist holds the GIL for the whole call, so one call over a
+    # large table would stall every other thread (the event loop included) until it returns.
+    for batch in table.to_batches(max_chunksize=1024):
+        for record in batch.to_pylist():
+            cells = (f"{k}: {_value(v)}" for k, v in zip(keys, record.values(), strict=True))
+            rows.append("{" + ", ".join(cells) + "}")
     return rows
 
 

@@ -44,6 +44,10 @@ def create_app(
         try:
             yield
         finally:
+            # The grace period is over: stop what still runs on the warehouse, so shutdown
+            # does not wait for a long query's own timeout.
+            if service._warehouse is not None:
+                service.warehouse.interrupt()
             operations.shutdown(wait=True, cancel_futures=True)
             executor.shutdown(wait=True, cancel_futures=True)
             if service._warehouse is not None:

@@ -47,6 +47,7 @@ from server.core.errors import (
 )
 from server.core.filters import check_where
 from server.core.request import QueryRequest
+from server.core.reserved import quote_reserved, reserved_names
 from server.core.semantic_manifest import LoadedManifest
 
 _DIALECTS: dict[str, tuple[SqlEngine, Any]] = {
@@ -106,6 +107,9 @@ class Compiler:
         self.sql_cache_hits = 0
         self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(dialect))
         manifest = loaded.manifest
+        self._reserved = reserved_names(
+            e.name for model in manifest.semantic_models for e in model.entities
+        )
         self.metrics: dict[str, MetricInfo] = {
             m.name: _metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics
         }
@@ -380,7 +384,7 @@ class Compiler:
                 raise InvalidQuery(_mf_message(e)) from None
             except Exception as e:
                 raise CompileFault(f"MetricFlow could not compile this query: {e}") from e
-        return CompiledQuery(sql=sql, request=checked)
+        return CompiledQuery(sql=quote_reserved(sql, self._reserved, self.dialect), request=checked)
 
 
 def _metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:

@@ -25,4 +25,9 @@ class Warehouse(Protocol):
         """A token that changes whenever the data may have changed (a rebuild)."""
         ...
 
+    def interrupt(self) -> None:
+        """Stop every query running now (the server is shutting down); each raises
+        WarehouseUnavailable."""
+        ...
+
     def close(self) -> None: ...

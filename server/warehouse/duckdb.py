@@ -49,6 +49,8 @@ class DuckDBWarehouse:
         self.threads = threads
         self._lock = threading.Lock()
         self._handle: _Handle | None = None
+        self._running: set[duckdb.DuckDBPyConnection] = set()
+        self._stopping = threading.Event()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.path.exists():
@@ -99,6 +101,8 @@ class DuckDBWarehouse:
         handle = self._acquire()
         try:
             cursor = handle.con.cursor()
+            with self._lock:
+                self._running.add(cursor)
             timer = None
             timed_out = threading.Event()
             if timeout_seconds:
@@ -113,6 +117,8 @@ class DuckDBWarehouse:
             try:
                 return cursor.sql(sql).to_arrow_table()
             except duckdb.Error as e:
+                if self._stopping.is_set():
+                    raise WarehouseUnavailable("The server is shutting down.") from e
                 if timed_out.is_set():
                     raise QueryTimeout(
                         f"The query ran longer than {timeout_seconds:g} s and was stopped."
@@ -123,12 +129,21 @@ class DuckDBWarehouse:
             finally:
                 if timer:
                     timer.cancel()
+                with self._lock:
+                    self._running.discard(cursor)
                 cursor.close()
         finally:
             self._release(handle)
 
     def ping(self) -> None:
         self.execute("select 1")
+
+    def interrupt(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running)
+        for cursor in running:
+            cursor.interrupt()
 
     def data_version(self) -> str:
         """Changes when the file is replaced or rewritten: inode, size, mtime."""

@@ -7,6 +7,7 @@ query can never change data even if something slipped through the checks above.
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 import pyarrow as pa
@@ -24,6 +25,9 @@ class PostgresWarehouse:
 
     def __init__(self, **conn: Any) -> None:
         self.conn = {k: v for k, v in conn.items() if v not in (None, "")}
+        self._lock = threading.Lock()
+        self._running: set[Any] = set()
+        self._stopping = threading.Event()
 
     def _connect(self) -> Any:
         import psycopg2
@@ -41,6 +45,8 @@ class PostgresWarehouse:
         import psycopg2
 
         con = self._connect()
+        with self._lock:
+            self._running.add(con)
         try:
             with con.cursor() as cur:
                 if timeout_seconds:
@@ -48,6 +54,8 @@ class PostgresWarehouse:
                 try:
                     cur.execute(sql)
                 except psycopg2.errors.QueryCanceled as e:
+                    if self._stopping.is_set():
+                        raise WarehouseUnavailable("The server is shutting down.") from e
                     raise QueryTimeout(
                         f"The query ran longer than {timeout_seconds:g} s and was stopped."
                     ) from e
@@ -70,11 +78,20 @@ class PostgresWarehouse:
                 pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
             )
         finally:
+            with self._lock:
+                self._running.discard(con)
             con.rollback()
             con.close()
 
     def ping(self) -> None:
         self.execute("select 1")
+
+    def interrupt(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running)
+        for con in running:
+            con.cancel()
 
     def data_version(self) -> str:
         # Postgres has no cheap "file changed" signal; dbt's run_results.json is used above.

@@ -221,3 +221,15 @@ def test_rows_are_ordered_by_the_group_bys(service, raw, group_by):
     assert len(keys) > 10
     assert keys == sorted(keys)
     check(service, raw, "revenue", group_by)
+
+
+def test_by_the_order_entity_a_sql_keyword(service, raw):
+    """`order` is an entity and a SQL keyword: one row per order, quoted where it matters."""
+    where = ["{{ Entity('order') }} <= 300"]
+    served = served_rows(service, ["order_count", "revenue"], ["order"], where)
+    expected = expected_rows(raw, f"""
+        select order_id as "order", count(*) as order_count, {SIMPLE['revenue']} as revenue
+        from enriched_orders where order_id <= 300 group by order_id""")
+    assert len(expected) > 100
+    assert_rows_match(served, expected, ["order"], "order_count")
+    assert_rows_match(served, expected, ["order"], "revenue", absent="zero")

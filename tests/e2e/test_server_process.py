@@ -112,7 +112,7 @@ def test_serve_query_rebuild_and_shutdown(server, warehouse):
         assert client.post("/api/v1/query", json=body).headers["x-tally-cache"] == "hit"
 
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) in (0, -signal.SIGTERM)  # see the SIGTERM test below
+    assert proc.wait(timeout=20) == 0  # a requested stop is not a failure
     log.seek(0)
     output = log.read()
     assert "Traceback" not in output

@@ -156,3 +156,15 @@ def test_parse_errors_speak_of_the_filter_not_of_the_parser():
         check_where(f"{DIM} = ")
     assert "'=' is missing the value on its right" in e.value.message
     assert "sqlglot" not in e.value.message and "<class" not in e.value.message
+
+
+def test_sql_keyword_entities_are_quoted_only_where_they_are_identifiers():
+    from server.core.reserved import quote_reserved, reserved_names
+
+    names = reserved_names(["order", "customer"])
+    assert names == {"order"}
+    sql = ("SELECT order, SUM(x) AS order_count FROM (SELECT order_id AS order FROM t) s "
+           "WHERE s.c = 'order' -- Select: ['order']\nGROUP BY order ORDER BY order")
+    assert quote_reserved(sql, names, "duckdb") == (
+        'SELECT "order", SUM(x) AS order_count FROM (SELECT order_id AS "order" FROM t) s '
+        "WHERE s.c = 'order' -- Select: ['order']\nGROUP BY \"order\" ORDER BY \"order\"")

@@ -128,3 +128,30 @@ def test_tally_generate_writes_a_postgres_target(tmp_path):
         with admin.cursor() as cur:
             cur.execute(f'drop database if exists "{dbname}" with (force)')
         admin.close()
+
+
+def test_interrupt_cancels_a_running_query(pg):
+    """At shutdown the server interrupts what still runs (a warehouse of its own here: once
+    interrupted, a warehouse treats cancelled queries as the server shutting down)."""
+    import threading
+    import time
+
+    stopping = PostgresWarehouse(**PG)
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            stopping.execute("select pg_sleep(30)", timeout_seconds=60)
+            outcome.append(None)
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.5)
+    started = time.perf_counter()
+    stopping.interrupt()
+    thread.join(10)
+    assert not thread.is_alive() and time.perf_counter() - started < 5
+    assert isinstance(outcome[0], WarehouseUnavailable), outcome
+    assert "shutting down" in outcome[0].message

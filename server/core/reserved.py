@@ -1,0 +1,33 @@
+"""Entity names that are SQL keywords. MetricFlow writes a semantic name as a bare identifier
+(`SELECT order ... GROUP BY order` for the `order` entity), which the warehouse cannot parse.
+Those identifiers are quoted in the compiled SQL: the same lower-case name, so every other
+reference to it still matches, and nothing else changes (strings and comments are left as
+they are; the tokenizer tells them apart)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.dialects.duckdb import DuckDB
+from sqlglot.tokens import TokenType
+
+# DuckDB's list covers the SQL standard's reserved words (sqlglot has none for PostgreSQL).
+RESERVED = frozenset(DuckDB.Generator.RESERVED_KEYWORDS)
+
+
+def reserved_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(n for n in names if n.lower() in RESERVED)
+
+
+def quote_reserved(sql: str, names: frozenset[str], dialect: str) -> str:
+    """`sql` with every bare identifier in `names` double-quoted."""
+    if not names or not any(n in sql for n in names):
+        return sql
+    out: list[str] = []
+    last = 0
+    for token in Dialect.get_or_raise(dialect).tokenize(sql):
+        if token.token_type == TokenType.VAR and token.text in names:
+            out += [sql[last : token.start], f'"{token.text}"']
+            last = token.end + 1
+    return "".join(out) + sql[last:]
