@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from server.core.errors import CallerError
 from server.validate.config import ValidateConfig
 from server.validate.findings import Location, Report, Rule, Severity, make_finding
 from server.validate.locate import Locator
@@ -87,3 +88,22 @@ class Context:
             if m.get("name") == name:
                 meta.update((m.get("config") or {}).get("meta") or {})
         return meta
+
+
+def check_shape(label: str, data: Any) -> None:
+    """A semantic manifest has lists of semantic models and metrics; dbt's manifest.json has
+    dictionaries of them (and nodes)."""
+    if isinstance(data, dict) and isinstance(data.get("nodes"), dict):
+        raise CallerError(
+            f"{label} looks like dbt's manifest.json, not a semantic manifest: pass "
+            "target/semantic_manifest.json or the target folder."
+        )
+    if not (
+        isinstance(data, dict)
+        and isinstance(data.get("semantic_models"), list)
+        and isinstance(data.get("metrics"), list)
+    ):
+        raise CallerError(
+            f"{label} is not a semantic manifest (no lists of semantic_models and metrics): "
+            "pass the target/semantic_manifest.json that `dbt parse` writes."
+        )

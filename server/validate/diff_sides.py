@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from server.core.errors import CallerError, ServerFault
+from server.validate.context import check_shape
 from server.validate.locate import Locator, model_paths
 from server.validate.parse import event_findings, run_parse
 
@@ -54,26 +55,6 @@ class Side:
             dbt_manifest = {}
         known = isinstance(dbt_manifest, dict) and isinstance(dbt_manifest.get("nodes"), dict)
         return cls(label, manifest_path, semantic, dbt_manifest if known else {}, known)
-
-
-def check_shape(label: str, data: Any) -> None:
-    """A semantic manifest has lists of semantic models and metrics; dbt's manifest.json has
-    dictionaries of them (and nodes)."""
-    if isinstance(data, dict) and isinstance(data.get("nodes"), dict):
-        raise CallerError(
-            f"{label} looks like dbt's manifest.json, not a semantic manifest: pass "
-            "target/semantic_manifest.json or the target folder."
-        )
-    if not (
-        isinstance(data, dict)
-        and isinstance(data.get("semantic_models"), list)
-        and isinstance(data.get("metrics"), list)
-    ):
-        raise CallerError(
-            f"{label} is not a semantic manifest (no lists of semantic_models and metrics): "
-            "pass the semantic_manifest.json that `dbt parse` writes, its target folder, or a "
-            "git ref."
-        )
 
 
 @dataclass

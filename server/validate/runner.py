@@ -18,7 +18,7 @@ from server.core.service import TallyService
 from server.settings import load_settings
 from server.validate import dw, mf_rules, tally_rules
 from server.validate.config import ValidateConfig, load_config
-from server.validate.context import Context, stderr_progress
+from server.validate.context import Context, check_shape, stderr_progress
 from server.validate.findings import (
     Finding,
     Location,
@@ -80,6 +80,10 @@ def validate(
             manifest_path: Path | None = options.manifest.resolve()
             if not manifest_path.exists():
                 raise CallerError(f"Semantic manifest {options.manifest} does not exist.")
+            try:
+                check_shape(str(options.manifest), json.loads(manifest_path.read_text()))
+            except (OSError, UnicodeDecodeError, ValueError) as e:
+                raise CallerError(f"{options.manifest} cannot be read as JSON: {e}") from None
             report.stages.append(StageResult(Stage.DBT, "skipped", detail="--manifest given"))
         else:
             with _stage(report, Stage.DBT) as stage:
@@ -112,7 +116,7 @@ def _parse(
     """A fresh earlier parse, else `dbt parse` into --target-path or a temporary folder."""
     target_dir = (options.target_path or project_dir / "target").resolve()
     target = target_info(project_dir, profiles_dir, options.target)
-    outcome, why = None, "--parse"
+    outcome, why = None, "--parse asks for a full parse"
     if not options.force_parse:
         outcome, why = fresh_outcome(project_dir, target_dir, target)
     if outcome is not None:

@@ -174,7 +174,7 @@ def _camel_case_metric(c: Copy) -> None:
     f.write_text(text)
 
 
-def _dbt_warning(c: Copy) -> None:
+def dbt_warning(c: Copy) -> None:
     """A config path in dbt_project.yml that matches no model: dbt warns, nothing fails."""
     c.replace(PROJECT_FILE, "    staging:\n", "    stagingg:\n      +materialized: view\n"
               "    staging:\n")  # fmt: skip
@@ -195,7 +195,6 @@ FIXTURES: dict[str, Callable[[Copy], None]] = {
     "changed_definition": _changed_definition,
     "metric_filter_typo": _metric_filter_typo,
     "camel_case_metric": _camel_case_metric,
-    "dbt_warning": _dbt_warning,
 }
 
 

@@ -10,7 +10,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tests.conftest import DBT
-from tests.validate.conftest import make_copy, tally, validate
+from tests.validate.conftest import dbt_warning, make_copy, tally, validate
 
 COHORTS = "semantic/metrics/cohorts.yml"
 
@@ -76,10 +76,11 @@ def test_deleting_a_metrics_file_after_dbt_parse_is_not_a_false_clean(dbt_parsed
                for f in findings), findings  # fmt: skip
 
 
-def test_a_full_parse_reports_dbts_warnings(broken):
+def test_a_full_parse_reports_dbts_warnings(tmp_path):
     """--parse runs dbt without its partial-parse state, so every warning is reported: a
     warning fails only with --strict."""
-    copy = broken["dbt_warning"]
+    copy = make_copy(tmp_path / "p")
+    dbt_warning(copy)
     run = validate(copy, "--skip-dw", "--parse", "--format", "json")
     assert run.code == 0, run.out + run.err
     report = run.json()

@@ -227,6 +227,11 @@ def test_usage_errors_exit_2(tmp_path):
     assert tally("validate", "--project-dir", tmp_path).code == 2  # not a dbt project
     run = tally("validate", "--manifest", tmp_path / "nope.json", "--project-dir", PROJECT_DIR)
     assert run.code == 2 and "does not exist" in run.err
+    dbt_manifest = tmp_path / "manifest.json"
+    dbt_manifest.write_text('{"metadata": {}, "nodes": {}, "metrics": {}}')
+    run = tally("validate", "--manifest", dbt_manifest, "--project-dir", PROJECT_DIR)
+    assert run.code == 2 and "looks like dbt's manifest.json" in run.err
+    assert "pass target/semantic_manifest.json" in run.err
     with pytest.raises(SystemExit) as e:
         tally("validate", "--format", "xml")
     assert e.value.code == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.validate.conftest import ORDERS, make_copy
+from tests.validate.conftest import FIXTURES, make_copy
 
 WORKFLOW = ROOT / ".github" / "workflows" / "semantic-ci.yml"
 
@@ -121,19 +122,18 @@ def test_the_diff_step_on_a_base_without_a_dbt_project(workflow, tmp_path):
     assert "HEAD~1 has no dbt project at dbt_project/" in summary
 
 
-def test_the_diff_step_on_a_pull_request(workflow, tmp_path, warehouse):
+def test_the_diff_step_on_a_pull_request(workflow, tmp_path, warehouse, broken):
     """The base parsed from git, the head from dbt_project/target (as `make warehouse` leaves
     it), values on the warehouse, Markdown into the job summary."""
-    from server.validate.parse import run_parse
-
     root = tmp_path / "repo"
     copy = make_copy(root)
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "base")
-    copy.replace(ORDERS, "denominator: completed_orders\n", "denominator: order_count\n")
+    FIXTURES["changed_definition"](copy)
     _git(root, "commit", "-q", "-am", "aov over every order")
-    run_parse(copy.project_dir, copy.project_dir, copy.project_dir / "target")
+    # the head's parse: the changed_definition fixture is this very change, already parsed
+    shutil.copytree(broken["changed_definition"].target_dir, copy.project_dir / "target")
     proc, summary = _run_diff_step(workflow, root, "HEAD~1", warehouse.env())
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert summary.startswith("### Semantic layer changes: `HEAD~1` → `dbt_project/target`")
