@@ -29,6 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = _attach_descending_order(argv)
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command != "serve":
+        # MetricFlow logs the tracebacks of queries it cannot plan; tally reports them as one
+        # line (TALLY_DEBUG=1 shows them).
+        import logging
+
+        for name in ("metricflow", "metricflow_semantics", "dbt_semantic_interfaces"):
+            logging.getLogger(name).setLevel(
+                logging.DEBUG if os.environ.get("TALLY_DEBUG") else logging.CRITICAL
+            )
     try:
         return int(args.handler(args) or 0)
     except TallyError as e:
