@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from server.core.service import QueryResult
+from server.core.results import QueryResult
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from server import encoding
 from server.api.errors import HTTPError
 from server.core.request import shorten
-from server.core.service import QueryResult
+from server.core.results import QueryResult
 
 JSON, CSV = "application/json", "text/csv"
 FORMATS = {JSON: "json", CSV: "csv", encoding.ARROW_STREAM: "arrow"}

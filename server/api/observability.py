@@ -13,7 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.core.request import QueryRequest
-from server.core.service import QueryResult, TallyService
+from server.core.results import QueryResult
+from server.core.service import TallyService
 
 query_log = logging.getLogger("tally.query")
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)

@@ -32,6 +32,9 @@ from server.core.catalog import (
     MetricInfo,
     SavedQueryInfo,
     grains_from,
+    metric_info,
+    saved_query_info,
+    title,
 )
 from server.core.errors import (
     CompileFault,
@@ -84,12 +87,6 @@ class CompiledQuery:
     request: QueryRequest  # the request as compiled (saved query expanded)
 
 
-_SAVED_GROUP_BY = re.compile(
-    r"^\s*(?P<kind>Dimension|TimeDimension|Entity)\(\s*'(?P<name>[\w]+)'"
-    r"(?:\s*,\s*'(?P<grain>\w+)')?\s*\)(?:\.grain\(\s*'(?P<grain2>\w+)'\s*\))?\s*$"
-)
-
-
 class Compiler:
     def __init__(self, loaded: LoadedManifest, dialect: str) -> None:
         if loaded.adapter_type in _DIALECTS and loaded.adapter_type != dialect:
@@ -111,10 +108,10 @@ class Compiler:
             e.name for model in manifest.semantic_models for e in model.entities
         )
         self.metrics: dict[str, MetricInfo] = {
-            m.name: _metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics
+            m.name: metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics
         }
         self.saved_queries: dict[str, SavedQueryInfo] = {
-            q.name: _saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
+            q.name: saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
             for q in manifest.saved_queries
         }
 
@@ -150,7 +147,7 @@ class Compiler:
                 name,
                 DimensionInfo(
                     name=name,
-                    label=d.label or _title(name),
+                    label=d.label or title(name),
                     description=d.description or "",
                     type="time" if is_time else "categorical",
                     grains=grains_from(grain) if is_time else (),
@@ -196,7 +193,7 @@ class Compiler:
                 if current is None or (current.type != "primary" and e.type.value == "primary"):
                     out[e.name] = EntityInfo(
                         name=e.name,
-                        label=e.label or _title(e.name),
+                        label=e.label or title(e.name),
                         description=e.description or "",
                         type=e.type.value,
                     )
@@ -385,77 +382,6 @@ class Compiler:
             except Exception as e:
                 raise CompileFault(f"MetricFlow could not compile this query: {e}") from e
         return CompiledQuery(sql=quote_reserved(sql, self._reserved, self.dialect), request=checked)
-
-
-def _metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
-    tp = m.type_params
-    inputs: list[str] = []
-    if tp.numerator:
-        inputs += [tp.numerator.name, tp.denominator.name]
-    inputs += [i.name for i in tp.metrics or []]
-    if tp.measure:
-        inputs.append(tp.measure.name)
-    meta = {**(dict(m.config.meta) if m.config and m.config.meta else {}), **extra_meta}
-    metric_filter = (
-        " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
-    )
-    requires_time = any(
-        getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
-        for i in tp.metrics or []
-    )
-    grouped_grains = None
-    if m.type.value == "cumulative":
-        params = tp.cumulative_type_params
-        window = (params.window if params else None) or tp.window
-        to_date = (params.grain_to_date if params else None) or tp.grain_to_date
-        if window is not None:
-            grouped_grains = ("day",)
-        elif to_date is not None:
-            # Periods that nest in the to-date period: a week straddles months, a month does not.
-            nests = {"week": ("week",), "month": ("month",), "quarter": ("month", "quarter"),
-                     "year": ("month", "quarter", "year")}
-            grain = to_date.value if hasattr(to_date, "value") else str(to_date)
-            grouped_grains = ("day", *nests.get(grain, ()))
-    return MetricInfo(
-        name=m.name,
-        label=m.label or _title(m.name),
-        description=m.description or "",
-        type=m.type.value,
-        meta=meta,
-        requires_metric_time=bool(requires_time),
-        grouped_grains=grouped_grains,
-        inputs=tuple(dict.fromkeys(inputs)),
-        filter=metric_filter,
-    )
-
-
-def _saved_query_info(q: Any, meta: dict[str, Any]) -> SavedQueryInfo:
-    group_by = []
-    for item in q.query_params.group_by:
-        match = _SAVED_GROUP_BY.match(item)
-        if not match:
-            raise CompileFault(f"Saved query {q.name!r} has a group-by tally cannot read: {item!r}")
-        grain = match.group("grain") or match.group("grain2")
-        group_by.append(f"{match.group('name')}__{grain}" if grain else match.group("name"))
-    where = (
-        tuple(f.where_sql_template for f in q.query_params.where.where_filters)
-        if q.query_params.where
-        else ()
-    )
-    ttl = meta.get("cache_ttl_seconds")
-    return SavedQueryInfo(
-        name=q.name,
-        label=q.label or _title(q.name),
-        description=q.description or "",
-        metrics=tuple(q.query_params.metrics),
-        group_by=tuple(group_by),
-        where=where,
-        cache_ttl_seconds=float(ttl) if ttl is not None else None,
-    )
-
-
-def _title(name: str) -> str:
-    return name.replace("__", " ").replace("_", " ").strip().capitalize()
 
 
 def _mf_message(e: Exception) -> str:

@@ -19,7 +19,8 @@ from server.core.errors import (
     UnknownSavedQuery,
 )
 from server.core.request import QueryRequest
-from server.core.service import ResultTooLarge, TallyService
+from server.core.results import ResultTooLarge
+from server.core.service import TallyService
 from server.settings import Settings
 from server.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import PROJECT_DIR

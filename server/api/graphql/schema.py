@@ -26,7 +26,7 @@ from server.api.observability import log_query
 from server.core import catalog
 from server.core.errors import InvalidFilter, TallyError
 from server.core.request import QueryRequest
-from server.core.service import QueryResult as ServiceResult
+from server.core.results import QueryResult as ServiceResult
 from server.core.service import TallyService
 from server.encoding import column_type
 

@@ -12,7 +12,7 @@ from server.api.negotiation import negotiate, values_response
 from server.api.rest.query import run_query
 from server.core.errors import InvalidRequest
 from server.core.request import split_csv
-from server.core.service import values_only
+from server.core.results import values_only
 
 router = APIRouter(prefix="/api/v1", tags=["catalog"])
 

@@ -13,7 +13,7 @@ from server.api.negotiation import negotiate, query_response, require_json_body
 from server.api.observability import log_query
 from server.core.errors import TallyError
 from server.core.request import QueryRequest
-from server.core.service import QueryResult
+from server.core.results import QueryResult
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 
