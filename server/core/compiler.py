@@ -104,8 +104,11 @@ class Compiler:
         self.sql_cache_hits = 0
         self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(dialect))
         manifest = loaded.manifest
+        # Semantic names MetricFlow may write as bare identifiers: entities, dimensions.
         self._reserved = reserved_names(
-            e.name for model in manifest.semantic_models for e in model.entities
+            element.name
+            for model in manifest.semantic_models
+            for element in (*model.entities, *model.dimensions)
         )
         self.metrics: dict[str, MetricInfo] = {
             m.name: metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics

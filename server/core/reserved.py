@@ -1,5 +1,6 @@
-"""Entity names that are SQL keywords. MetricFlow writes a semantic name as a bare identifier
-(`SELECT order ... GROUP BY order` for the `order` entity), which the warehouse cannot parse.
+"""Semantic names (entities, dimensions) that are SQL keywords. MetricFlow writes a semantic
+name as a bare identifier (`SELECT order ... GROUP BY order` for the `order` entity), which the
+warehouse cannot parse.
 Those identifiers are quoted in the compiled SQL: the same lower-case name, so every other
 reference to it still matches, and nothing else changes (strings and comments are left as
 they are; the tokenizer tells them apart)."""
