@@ -14,6 +14,7 @@ from server.core.errors import QueryTimeout, WarehouseError, WarehouseUnavailabl
 from server.warehouse.postgres import PostgresWarehouse
 from server.warehouse.profile import connect
 from tests.conftest import PROJECT_DIR, postgres_or_skip
+from tests.warehouse.interrupts import assert_interrupt_stops
 
 PG = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
       "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
@@ -126,25 +127,4 @@ def test_tally_generate_writes_a_postgres_target(tmp_path):
 def test_interrupt_cancels_a_running_query(pg):
     """At shutdown the server interrupts what still runs (a warehouse of its own here: once
     interrupted, a warehouse treats cancelled queries as the server shutting down)."""
-    import threading
-    import time
-
-    stopping = PostgresWarehouse(**PG)
-    outcome: list[BaseException | None] = []
-
-    def run() -> None:
-        try:
-            stopping.execute("select pg_sleep(30)", timeout_seconds=60)
-            outcome.append(None)
-        except BaseException as e:
-            outcome.append(e)
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    time.sleep(0.5)
-    started = time.perf_counter()
-    stopping.interrupt()
-    thread.join(10)
-    assert not thread.is_alive() and time.perf_counter() - started < 5
-    assert isinstance(outcome[0], WarehouseUnavailable), outcome
-    assert "shutting down" in outcome[0].message
+    assert_interrupt_stops(PostgresWarehouse(**PG), "select pg_sleep(30)")
