@@ -23,7 +23,7 @@ help:
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), dbt build, dbt parse"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
-	@echo "make lint       ruff, sqlfluff"
+	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
 install: $(STAMP)
@@ -89,6 +89,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:

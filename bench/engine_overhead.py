@@ -18,9 +18,9 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from server.core.request import QueryRequest  # noqa: E402
-from server.core.service import TallyService  # noqa: E402
-from server.settings import Settings  # noqa: E402
+from tally.core.request import QueryRequest  # noqa: E402
+from tally.service import TallyService  # noqa: E402
+from tally.settings import Settings  # noqa: E402
 
 QUERIES = {
     "revenue by month": dict(metrics=["revenue"], group_by=["metric_time__month"]),

@@ -51,7 +51,7 @@ def run_dbt(args: list[str], target_dir: Path, env: dict[str, str]) -> subproces
 
 @pytest.fixture(scope="session")
 def warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
-    from server.datagen import generate
+    from tally.datagen import generate
 
     root = tmp_path_factory.mktemp("warehouse")
     # The file must be called warehouse.duckdb: dbt names the DuckDB catalog after the file and
@@ -78,9 +78,9 @@ def warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
 
 @pytest.fixture(scope="session")
 def service(warehouse: BuiltWarehouse):
-    from server.core.service import TallyService
-    from server.settings import Settings
-    from server.warehouse.duckdb import DuckDBWarehouse
+    from tally.service import TallyService
+    from tally.settings import Settings
+    from tally.warehouse.duckdb import DuckDBWarehouse
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
     return TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
@@ -107,8 +107,8 @@ class BuiltPostgres:
 def postgres_or_skip() -> dict[str, object]:
     """Connection arguments of the local PostgreSQL server. Missing server: a failure in CI
     (CI=true), a skip with the reason on a developer machine."""
-    from server.core.errors import WarehouseUnavailable
-    from server.warehouse.postgres import PostgresWarehouse
+    from tally.errors import WarehouseUnavailable
+    from tally.warehouse.postgres import PostgresWarehouse
 
     conn = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
             "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
@@ -130,7 +130,7 @@ def pg_warehouse(warehouse: BuiltWarehouse, tmp_path_factory: pytest.TempPathFac
     the database is dropped afterwards."""
     import psycopg2
 
-    from server.datagen.postgres_load import copy_raw_to_postgres
+    from tally.datagen.postgres_load import copy_raw_to_postgres
 
     conn = postgres_or_skip()
     dbname = f"tally_test_{os.getpid()}"

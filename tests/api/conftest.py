@@ -6,10 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.api.app import create_app
-from server.core.service import TallyService
-from server.settings import Settings
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.api.app import create_app
+from tally.service import TallyService
+from tally.settings import Settings
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import PROJECT_DIR
 
 

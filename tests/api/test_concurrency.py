@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.warehouse.duckdb import DuckDBWarehouse
 
 pytestmark = pytest.mark.anyio
 
@@ -42,7 +42,7 @@ async def test_fifty_identical_cold_requests_run_the_warehouse_once(make_app, wa
     body = {"metrics": ["revenue", "order_count"], "group_by": ["metric_time__month"]}
     async with client_for(app) as client:
         assert (await client.get("/api/v1/metrics")).status_code == 200  # engine built
-        threads_before = len(app.state.executor._threads)
+        threads_before = len(app.state.service.executor._threads)
         responses = await asyncio.gather(
             *(client.post("/api/v1/query", json=body) for _ in range(50)))
         stats = (await client.get("/api/v1/cache")).json()
@@ -58,7 +58,7 @@ async def test_fifty_identical_cold_requests_run_the_warehouse_once(make_app, wa
     assert len({str(r.json()["data"]) for r in responses}) == 1
     # The waiters awaited the leader's result on the event loop: the herd needed at most one
     # more worker thread (blocking waiters would have taken all eight).
-    assert len(app.state.executor._threads) <= threads_before + 1
+    assert len(app.state.service.executor._threads) <= threads_before + 1
 
 
 async def test_a_slow_identical_herd_does_not_starve_other_queries_or_readiness(
@@ -157,9 +157,9 @@ class EndlessWarehouse(DuckDBWarehouse):
 
 
 async def test_query_timeout_is_a_clear_error(warehouse):
-    from server.api.app import create_app
-    from server.core.service import TallyService
-    from server.settings import Settings
+    from tally.api.app import create_app
+    from tally.service import TallyService
+    from tally.settings import Settings
     from tests.conftest import PROJECT_DIR
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path,
@@ -185,7 +185,7 @@ async def test_a_new_manifest_is_loaded_off_the_event_loop(make_app, warehouse, 
     import shutil
     import threading
 
-    import server.core.service as service_module
+    import tally.service.service as service_module
 
     manifest = tmp_path / "semantic_manifest.json"
     shutil.copy(warehouse.manifest_path, manifest)

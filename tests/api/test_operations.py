@@ -6,7 +6,7 @@ import logging
 import httpx
 import pytest
 
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.api.conftest import assert_error
 
 pytestmark = pytest.mark.anyio
@@ -30,9 +30,9 @@ async def test_not_ready_without_a_warehouse(make_app, tmp_path):
 
 
 async def test_not_ready_without_a_manifest(warehouse, tmp_path):
-    from server.api.app import create_app
-    from server.core.service import TallyService
-    from server.settings import Settings
+    from tally.api.app import create_app
+    from tally.service import TallyService
+    from tally.settings import Settings
     from tests.conftest import PROJECT_DIR
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=tmp_path / "none.json")

@@ -267,8 +267,8 @@ async def test_the_data_is_unchanged_by_hostile_filters(client, raw):
 
 
 async def test_warehouse_failure_is_a_5xx_without_internals(make_app, tmp_path):
-    from server.core.service import TallyService
-    from server.warehouse.duckdb import DuckDBWarehouse
+    from tally.service import TallyService
+    from tally.warehouse.duckdb import DuckDBWarehouse
 
     app = make_app()
     svc: TallyService = app.state.service

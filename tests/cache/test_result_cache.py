@@ -10,10 +10,11 @@ import time
 import duckdb
 import pytest
 
-from server.core.request import QueryRequest
-from server.core.service import TallyService
-from server.settings import Settings
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.core.caller import Caller
+from tally.core.request import QueryRequest
+from tally.service import TallyService
+from tally.settings import Settings
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import PROJECT_DIR
 
 
@@ -119,10 +120,12 @@ def test_memory_is_bounded_by_bytes(make_service):
 
 def test_access_contexts_never_share_entries(make_service):
     svc = make_service()
-    a = svc.query(q(metrics="revenue", access_context={"tenant": "acme"}))
-    b = svc.query(q(metrics="revenue", access_context={"tenant": "globex"}))
+    acme = Caller.of("python", access={"tenant": "acme"})
+    globex = Caller.of("python", access={"tenant": "globex"})
+    a = svc.query(q(metrics="revenue"), acme)
+    b = svc.query(q(metrics="revenue"), globex)
     assert not a.cache.hit and not b.cache.hit and a.cache.key != b.cache.key
-    assert svc.query(q(metrics="revenue", access_context={"tenant": "acme"})).cache.hit
+    assert svc.query(q(metrics="revenue"), acme).cache.hit
     assert not svc.query(q(metrics="revenue")).cache.hit
     assert svc.counters.executions == 3
 

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from server.cache.single_flight import SingleFlight
+from tally.cache.single_flight import SingleFlight
 
 
 def test_concurrent_callers_share_one_computation():
@@ -60,7 +60,7 @@ def test_different_keys_do_not_wait_on_each_other():
 async def test_async_waiters_hold_no_thread_and_a_cancelled_caller_cancels_nothing():
     import asyncio
 
-    from server.cache.single_flight import AsyncSingleFlight
+    from tally.cache.single_flight import AsyncSingleFlight
 
     flight: AsyncSingleFlight[int] = AsyncSingleFlight()
     runs = 0
@@ -94,7 +94,7 @@ async def test_async_waiters_hold_no_thread_and_a_cancelled_caller_cancels_nothi
 async def test_async_errors_are_shared_and_the_next_call_retries():
     import asyncio
 
-    from server.cache.single_flight import AsyncSingleFlight
+    from tally.cache.single_flight import AsyncSingleFlight
 
     flight: AsyncSingleFlight[int] = AsyncSingleFlight()
 

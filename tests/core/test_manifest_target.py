@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from server.core.errors import ManifestMismatch
-from server.core.service import TallyService
-from server.settings import Settings
-from server.warehouse.postgres import PostgresWarehouse
+from tally.errors import ManifestMismatch
+from tally.service import TallyService
+from tally.settings import Settings
+from tally.warehouse.postgres import PostgresWarehouse
 from tests.conftest import PROJECT_DIR
 
 

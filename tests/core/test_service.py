@@ -7,22 +7,22 @@ import shutil
 
 import pytest
 
-from server.core.errors import (
+from tally.core.request import QueryRequest
+from tally.errors import (
     InvalidFilter,
     InvalidGrain,
     InvalidOrderBy,
     InvalidQuery,
     ManifestUnavailable,
     NotFound,
+    ResultTooLarge,
     UnknownDimension,
     UnknownMetric,
     UnknownSavedQuery,
 )
-from server.core.request import QueryRequest
-from server.core.results import ResultTooLarge
-from server.core.service import TallyService
-from server.settings import Settings
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.service import TallyService
+from tally.settings import Settings
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.conftest import PROJECT_DIR
 
 
@@ -162,7 +162,7 @@ def test_new_manifest_is_picked_up_and_broken_one_is_ignored(tmp_path, warehouse
 def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, warehouse):
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
     svc = TallyService(settings, warehouse=DuckDBWarehouse(tmp_path / "warehouse.duckdb"))
-    from server.core.errors import WarehouseUnavailable
+    from tally.errors import WarehouseUnavailable
 
     with pytest.raises(WarehouseUnavailable, match="make warehouse"):
         svc.query(q(metrics="revenue"))

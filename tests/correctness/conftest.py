@@ -8,7 +8,7 @@ import asyncio
 import httpx
 import pytest
 
-from server.core import errors
+from tally import errors
 from tests.correctness.helpers import expected_rows
 
 
@@ -113,9 +113,9 @@ class _GraphQLAdapter:
 
 
 def _core(warehouse):
-    from server.core.service import TallyService
-    from server.settings import Settings
-    from server.warehouse.duckdb import DuckDBWarehouse
+    from tally.service import TallyService
+    from tally.settings import Settings
+    from tally.warehouse.duckdb import DuckDBWarehouse
     from tests.conftest import PROJECT_DIR
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
@@ -130,9 +130,9 @@ def core_service(warehouse):
 
 def _postgres(pg) -> object:
     """The core service over the PostgreSQL copy of the warehouse (same raw data)."""
-    from server.core.service import TallyService
-    from server.settings import Settings
-    from server.warehouse.postgres import PostgresWarehouse
+    from tally.service import TallyService
+    from tally.settings import Settings
+    from tally.warehouse.postgres import PostgresWarehouse
     from tests.conftest import PROJECT_DIR, postgres_or_skip
 
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=pg.manifest_path,
@@ -147,7 +147,7 @@ def service(request, warehouse):
     computed through them, never served from another transport's cached rows. "postgres" is
     the core service on the second warehouse, the PostgreSQL build of the same raw data: the
     same hand SQL (over the DuckDB copy of raw.*) must give its numbers too."""
-    from server.api.app import create_app
+    from tally.api.app import create_app
 
     if request.param == "postgres":
         yield _postgres(request.getfixturevalue("pg_warehouse"))

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from server.core.request import QueryRequest
+from tally.core.request import QueryRequest
 
 GRAINS = ("day", "week", "month", "quarter", "year")
 AS_OF = dt.date(2025, 12, 31)

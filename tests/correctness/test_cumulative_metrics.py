@@ -133,8 +133,8 @@ INEXACT_GROUPED = [
 
 @pytest.mark.parametrize(("metric", "grain"), INEXACT_GROUPED)
 def test_cumulative_metric_by_country_at_an_inexact_grain_is_refused(service, metric, grain):
-    from server.core.errors import InvalidQuery
-    from server.core.request import QueryRequest
+    from tally.core.request import QueryRequest
+    from tally.errors import InvalidQuery
 
     with pytest.raises(InvalidQuery, match="filter instead of grouping"):
         service.query(QueryRequest.create(
@@ -166,8 +166,8 @@ def test_what_is_refused_would_be_wrong(core_service, raw, metric):
 
 @pytest.mark.parametrize("metric", ["revenue_mtd", "revenue_trailing_30d"])
 def test_cumulative_metric_by_country_alone_is_refused(service, metric):
-    from server.core.errors import InvalidQuery
-    from server.core.request import QueryRequest
+    from tally.core.request import QueryRequest
+    from tally.errors import InvalidQuery
 
     with pytest.raises(InvalidQuery, match="metric_time"):
         service.query(QueryRequest.create(metrics=[metric], group_by=["customer__country"]))

@@ -9,7 +9,7 @@ from metricflow_semantic_interfaces.validations.semantic_manifest_validator impo
     SemanticManifestValidator,
 )
 
-from server.core.semantic_manifest import load_manifest
+from tally.core.semantic_manifest import load_manifest
 
 
 def test_dbt_build_ran_every_model_and_test_green(warehouse):

@@ -93,7 +93,7 @@ def test_serve_query_rebuild_and_shutdown(server, warehouse):
 
         # Rebuild as `make warehouse` does: other raw data, a real dbt build into a new file,
         # renamed over the served one while the server runs.
-        from server.datagen import generate
+        from tally.datagen import generate
 
         build = tmp_path / "build" / "warehouse.duckdb"
         build.parent.mkdir()

@@ -8,8 +8,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.datagen import generate
-from server.datagen.__main__ import main
+from tally.datagen import generate
+from tally.datagen.__main__ import main
 
 SCALE = 0.2
 END = "2025-12-31"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.core import errors
+from tally import errors
 
 
 def test_error_shape_and_status_split():

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.core.errors import InvalidFilter
-from server.core.filters import check_where, structured_to_where
+from tally.core.filters import check_where, structured_to_where
+from tally.errors import InvalidFilter
 
 DIM = "{{ Dimension('customer__country') }}"
 
@@ -159,7 +159,7 @@ def test_parse_errors_speak_of_the_filter_not_of_the_parser():
 
 
 def test_sql_keyword_entities_are_quoted_only_where_they_are_identifiers():
-    from server.core.reserved import quote_reserved, reserved_names
+    from tally.core.reserved import quote_reserved, reserved_names
 
     names = reserved_names(["order", "customer"])
     assert names == {"order"}

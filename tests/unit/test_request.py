@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from server.core.errors import InvalidFilter, InvalidOrderBy, InvalidRequest
-from server.core.request import QueryRequest, split_csv
+from tally.core.request import QueryRequest, split_csv
+from tally.errors import InvalidFilter, InvalidOrderBy, InvalidRequest
 
 
 def test_names_are_split_trimmed_lowercased_and_deduplicated():
@@ -37,10 +37,15 @@ def test_normalized_ignores_order_and_whitespace_but_not_order_by():
     assert c.normalized() != d.normalized()
 
 
-def test_access_context_is_part_of_the_request():
-    a = QueryRequest.create(metrics=["revenue"], access_context={"tenant": "a"})
-    b = QueryRequest.create(metrics=["revenue"], access_context={"tenant": "b"})
-    assert a.normalized() != b.normalized()
+def test_access_context_is_part_of_the_key():
+    from tally.cache.keys import result_key
+    from tally.core.caller import Caller
+
+    r = QueryRequest.create(metrics=["revenue"])
+    a = Caller.of("rest", access={"tenant": "a"}).access
+    b = Caller.of("rest", access={"tenant": "b"}).access
+    assert result_key(r, "m", "d", a) != result_key(r, "m", "d", b)
+    assert result_key(r, "m", "d", a) == result_key(r, "m", "d", a)
 
 
 @pytest.mark.parametrize("limit", [-1, "ten", 1.5, True, [3]])

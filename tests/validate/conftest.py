@@ -201,7 +201,7 @@ FIXTURES: dict[str, Callable[[Copy], None]] = {
 @pytest.fixture(scope="session")
 def broken(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Copy]:
     """Every fixture copy, mutated and parsed."""
-    from server.validate.parse import run_parse
+    from tally.validate.parse import run_parse
 
     root = tmp_path_factory.mktemp("broken")
     # A clean copy parsed in full first; the others start from its partial-parse state.
@@ -234,7 +234,7 @@ class Run:
 
 def tally(*args: str | Path) -> Run:
     """The `tally` command, in-process (the CLI's own main, exit code and all)."""
-    from server.cli import main
+    from tally.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

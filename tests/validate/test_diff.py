@@ -258,7 +258,7 @@ def test_a_long_filter_change_shows_the_values_that_changed(broken, tmp_path):
 
 
 def test_shown_keeps_the_first_difference_visible():
-    from server.validate.diff_report import shown
+    from tally.validate.diff_report import shown
 
     same = "x" * 200
     for before, after, width in ((same + "A" + same, same + "B" + same, 80),

@@ -86,8 +86,8 @@ def test_github_annotations_shape(broken):
 
 
 def test_github_escapes_newlines_and_commas():
-    from server.validate.findings import Finding, Report, Severity
-    from server.validate.report import to_github
+    from tally.validate.findings import Finding, Report, Severity
+    from tally.validate.report import to_github
 
     f = Finding("dbt_parse", Severity.ERROR, "two\nlines, 100%", file="a,b.yml", line=3)
     out = to_github(Report(findings=[f])).splitlines()[0]
@@ -211,8 +211,8 @@ def test_a_clean_parse_is_a_passing_dbt_test_case(broken, tmp_path):
 def test_unknown_measure_hint_suggests_only_measures():
     """'customerx' is one edit from the entity 'customer' and from the measure 'customers':
     a missing measure is replaced by a measure."""
-    from server.validate.locate import Locator
-    from server.validate.parse import _hint
+    from tally.validate.locate import Locator
+    from tally.validate.parse import _hint
 
     locator = Locator.for_project(PROJECT_DIR)
     assert "customer" in locator.names("entity") and "customers" in locator.names("measure")
@@ -248,8 +248,8 @@ def test_list_rules_names_every_rule_with_a_hint():
 
 
 def test_project_file_is_valid_and_requires_owners():
-    from server.validate.config import load_config
-    from server.validate.runner import validate as _  # noqa: F401 - registers every rule
+    from tally.validate.config import load_config
+    from tally.validate.runner import validate as _  # noqa: F401 - registers every rule
 
     config = load_config(PROJECT_DIR)
     assert config.require_owner is True

@@ -7,14 +7,14 @@ import json
 import os
 import time
 
-from server.validate.freshness import (
+from tally.validate.freshness import (
     STAMP,
     TargetInfo,
     fingerprint,
     fresh_outcome,
     target_info,
 )
-from server.validate.locate import Locator, message_names
+from tally.validate.locate import Locator, message_names
 from tests.conftest import PROJECT_DIR
 from tests.validate.conftest import ORDERS, SAVED, make_copy
 
@@ -167,7 +167,7 @@ def test_message_names():
 
 
 def test_snake_case_and_definition_rules():
-    from server.validate.tally_rules import SNAKE, definition
+    from tally.validate.tally_rules import SNAKE, definition
 
     assert SNAKE.match("revenue_per_customer") and SNAKE.match("revenue_30d")
     for bad in ("Revenue", "revenue__x", "_revenue", "revenue-x", "revenue_"):

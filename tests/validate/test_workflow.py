@@ -43,7 +43,7 @@ def test_checkout_keeps_the_history_the_diff_reads(workflow):
 def test_every_command_exists_and_takes_its_flags(workflow):
     """make targets are in the Makefile, .venv/bin programs are installed, and each tally
     command line parses with tally's own argument parser."""
-    from server.cli import _parser
+    from tally.cli import _parser
 
     targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
     scripts = [s["run"] for job in workflow["jobs"] for s in workflow["jobs"][job]["steps"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from server.core.errors import WarehouseUnavailable
+from tally.errors import WarehouseUnavailable
 
 
 def assert_interrupt_stops(warehouse, long_sql: str) -> None:

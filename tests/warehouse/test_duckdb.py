@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.warehouse.duckdb import DuckDBWarehouse
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.warehouse.interrupts import assert_interrupt_stops
 
 ENDLESS = "select sum(i * i) from range(100000000000) t(i)"  # hours of work

@@ -10,9 +10,10 @@ import os
 import pyarrow as pa
 import pytest
 
-from server.core.errors import QueryTimeout, WarehouseError, WarehouseUnavailable
-from server.warehouse.postgres import PostgresWarehouse
-from server.warehouse.profile import connect
+from tally.errors import QueryTimeout, WarehouseError, WarehouseUnavailable
+from tally.project import read_profile_target
+from tally.warehouse.postgres import PostgresWarehouse
+from tally.warehouse.registry import connect
 from tests.conftest import PROJECT_DIR, postgres_or_skip
 from tests.warehouse.interrupts import assert_interrupt_stops
 
@@ -67,7 +68,9 @@ def test_unreachable_server_is_unavailable():
 
 def test_profile_target_postgres_builds_this_warehouse(monkeypatch, pg):
     monkeypatch.setenv("TALLY_PG_DATABASE", PG["dbname"])
-    warehouse = connect(PROJECT_DIR, PROJECT_DIR, target="postgres")
+    output = read_profile_target(PROJECT_DIR, PROJECT_DIR, target="postgres")
+    engine, warehouse = connect(output, PROJECT_DIR)
+    assert engine.adapter_type == "postgres"
     assert isinstance(warehouse, PostgresWarehouse) and warehouse.dialect == "postgres"
     assert warehouse.execute("select 1 as one").column("one").to_pylist() == [1]
 

@@ -1,7 +1,0 @@
-"""Deterministic raw-data generator: schema ``raw`` (customers, products, orders, order_items)."""
-
-from __future__ import annotations
-
-from server.datagen.generator import generate
-
-__all__ = ["generate"]

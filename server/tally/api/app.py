@@ -1,0 +1,80 @@
+"""The app factory: one function builds the ASGI app, its middleware, routers and handlers."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+
+from tally.api import errors
+from tally.api.graphql.schema import graphql_router
+from tally.api.limits import BodyLimitMiddleware
+from tally.api.observability import Metrics, RequestMiddleware
+from tally.api.rest import admin, catalog, query, saved_queries
+from tally.service import TallyService
+from tally.settings import Settings
+
+log = logging.getLogger("tally")
+
+
+def create_app(
+    settings: Settings | None = None, service: TallyService | None = None, warm: bool = True
+) -> FastAPI:
+    settings = settings or (service.settings if service else Settings())
+    service = service or TallyService(settings)
+
+    # Health checks and cache control: never queued behind queries (which run in the
+    # service's own pool). Created with the app (not in the lifespan) so in-process tests,
+    # which send no lifespan events, have it too.
+    operations = ThreadPoolExecutor(2, thread_name_prefix="tally-ops")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if warm:
+            try:  # build the engine once at start-up; /health/ready says if it failed
+                service.compiler  # noqa: B018
+                log.info("engine ready: manifest %s", service.manifest_version)
+            except Exception as e:
+                log.warning("engine not ready at start-up: %s", e)
+        try:
+            yield
+        finally:
+            # The grace period is over: stop what still runs on the warehouse, so shutdown
+            # does not wait for a long query's own timeout.
+            operations.shutdown(wait=True, cancel_futures=True)
+            service.shutdown()
+
+    app = FastAPI(
+        title="tally",
+        version="0.1.0",
+        description="Metrics API: query the semantic layer over REST (JSON, CSV, Arrow IPC) "
+        "and GraphQL (/graphql).",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.settings = settings
+    app.state.metrics = service.telemetry.part("http", Metrics)
+    app.state.operations_executor = operations
+    errors.install(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Large results travel compressed; small ones (most cache hits) are not worth the CPU.
+    # Bodies from 64 KiB up are compressed in a thread, not on the event loop.
+    app.add_middleware(
+        GZipMiddleware, minimum_size=16_384, compresslevel=6, thread_minimum_size=65_536
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["content-type", "accept", "if-none-match", "x-request-id"],
+            expose_headers=["etag", "x-tally-cache", "x-tally-cache-age", "x-request-id",
+                            "server-timing"],
+        )
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    for router in (query.router, catalog.router, saved_queries.router, admin.router):
+        app.include_router(router)
+    app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    return app

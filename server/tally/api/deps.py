@@ -1,0 +1,67 @@
+"""Typed dependencies for routers: the service, the caller's context, the admin guard, and
+running blocking work off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import hmac
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, TypeVar
+
+from fastapi import Depends, Request
+from starlette.exceptions import HTTPException
+
+from tally.core.caller import Caller
+from tally.service import TallyService
+
+T = TypeVar("T")
+
+
+def get_service(request: Request) -> TallyService:
+    return request.app.state.service
+
+
+def caller_of(request: Request, transport: str = "rest") -> Caller:
+    """Who is asking: the request id and the access context set by whatever authenticates the
+    caller in front of the routers (`request.state.access_context`)."""
+    state = request.scope.get("state", {})
+    return Caller.of(
+        transport,
+        request_id=state.get("request_id", "-"),
+        access=getattr(request.state, "access_context", None) or {},
+    )
+
+
+def get_caller(request: Request) -> Caller:
+    return caller_of(request, "rest")
+
+
+ServiceDep = Annotated[TallyService, Depends(get_service)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+async def run_operational(request: Request, fn: Callable[..., T], *args, **kwargs) -> T:
+    """Health checks and cache control run on a small pool of their own, so a busy query pool
+    (a herd of slow queries) never makes the server look dead to its orchestrator."""
+    loop = asyncio.get_running_loop()
+    pool: ThreadPoolExecutor = request.app.state.operations_executor
+    return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
+
+
+def require_admin(request: Request) -> None:
+    """A route dependency: with TALLY_ADMIN_TOKEN set, admin routes need
+    `Authorization: Bearer <token>` (compared in constant time); without it they are open."""
+    token = request.app.state.settings.admin_token
+    if token is None or not token.get_secret_value():
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    expected = token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
+        raise HTTPException(
+            401,
+            "This route needs `Authorization: Bearer <token>` with the server's admin token "
+            "(TALLY_ADMIN_TOKEN).",
+            headers={"WWW-Authenticate": "Bearer"},
+        )

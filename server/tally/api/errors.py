@@ -1,0 +1,86 @@
+"""Every error leaves the HTTP layer in one shape:
+{"error": {"code": "...", "message": "...", "details": {...}}}, 4xx for the caller's mistakes,
+5xx only for the server's own faults, never with a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from tally.errors import TallyError, cut
+
+log = logging.getLogger("tally.api")
+
+_HTTP_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict | None = None, **details: object
+) -> JSONResponse:
+    body: dict = {"code": code, "message": message}
+    details = {k: v for k, v in details.items() if v is not None}
+    if details:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+class HTTPError(TallyError):
+    """An error only HTTP has (wrong content type, unsupported Accept)."""
+
+    def __init__(self, status: int, code: str, message: str, **details: object) -> None:
+        super().__init__(message, **details)
+        self.status = status  # type: ignore[misc]
+        self.code = code  # type: ignore[misc]
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(TallyError)
+    async def tally_error(request: Request, exc: TallyError) -> JSONResponse:
+        if exc.status >= 500:
+            log.warning("server fault %s on %s: %s", exc.code, request.url.path, exc.message)
+        return JSONResponse(exc.to_dict(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            # A location can hold a caller's key (an unknown field): never echo much of it.
+            where = ".".join(cut(str(p)) for p in err.get("loc", ()) if p != "body")
+            problems.append(f"{where or 'body'}: {cut(str(err.get('msg', 'invalid')), 200)}")
+        message = "Invalid request: " + "; ".join(problems[:5])
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            message = "The request body is not valid JSON."
+        elif any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
+            message = "The request body must be a JSON object, e.g. {\"metrics\": [\"revenue\"]}."
+        return error_response(400, "invalid_request", message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"No route {cut(request.url.path)}; see /docs for the API."
+        if exc.status_code == 405:
+            message = f"Method {cut(request.method)} is not allowed on {cut(request.url.path)}."
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return error_response(
+            500, "internal_error", "Internal server error; the server log has the details."
+        )

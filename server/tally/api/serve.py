@@ -1,0 +1,41 @@
+"""Running the app under uvicorn, with a graceful stop. On SIGTERM (an orchestrator stopping
+the server) or Ctrl-C, uvicorn stops accepting connections, lets the requests in flight finish
+for up to TALLY_SHUTDOWN_GRACE_SECONDS, runs the app's shutdown (which drains the query pool)
+and the process exits 0: a requested stop is not a failure."""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+import uvicorn
+from fastapi import FastAPI
+
+from tally.settings import Settings
+
+STARTUP_FAILURE = 3  # as uvicorn's own runner: the server never started (e.g. port taken)
+
+
+def serve(app: FastAPI, settings: Settings, log_level: str = "info") -> int:
+    """Serve `app` on settings.host:settings.port until stopped; the process's exit code."""
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+    )
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM while it serves, and after its graceful shutdown re-raises the
+    # signal to the handler that was there before it: this one, which ends the process with 0
+    # (as it does for a SIGTERM that comes before uvicorn listens).
+    previous = signal.signal(signal.SIGTERM, _stopped)
+    try:
+        server.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return 0 if server.started else STARTUP_FAILURE
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)

@@ -1,0 +1,59 @@
+"""Cache keys. A key is the normalized request + the manifest version + the data version + the
+caller's access context, hashed. Two spellings of one question share a key; a rebuilt warehouse,
+a new manifest or another caller never does."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+
+from tally.core.filters import StructuredFilter, check_where
+from tally.core.request import QueryRequest, Where
+from tally.errors import InvalidFilter
+
+
+@functools.lru_cache(maxsize=4096)
+def canonical_where(clause: Where) -> str:
+    """One spelling per filter: keyword case, spaces and quoting style do not matter, nor
+    whether it was written as SQL or as a structured filter. A clause that does not parse is
+    left as is (it is rejected when the query is compiled)."""
+    try:
+        text = clause.to_where() if isinstance(clause, StructuredFilter) else clause
+        return check_where(text).sql
+    except InvalidFilter:
+        return " ".join(clause.split()) if isinstance(clause, str) else repr(clause)
+
+
+def effective_order(request: QueryRequest) -> tuple[str, ...]:
+    """The order that decides which rows a limit keeps (explicit, else group-by order). Without
+    a limit the order decides nothing about the rows, only how they are sorted, and the service
+    sorts a cached table into each caller's order, so it is left out of the key."""
+    if request.limit is None:
+        return ()
+    return request.row_order
+
+
+def result_key(
+    request: QueryRequest,
+    manifest_version: str,
+    data_version: str,
+    access: tuple[tuple[str, str], ...] = (),
+) -> str:
+    """The key of a result: the question, the definitions, the data, and who may see it."""
+    n = request.normalized()
+    payload = {
+        "metrics": n.metrics,
+        "group_by": n.group_by,
+        "where": sorted(canonical_where(w) for w in n.where),
+        "order": effective_order(request),
+        "limit": n.limit,
+        "saved_query": n.saved_query,
+        "start": n.start.isoformat() if n.start else None,
+        "end": n.end.isoformat() if n.end else None,
+        "access": access,
+        "manifest": manifest_version,
+        "data": data_version,
+    }
+    raw = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(raw).hexdigest()[:32]

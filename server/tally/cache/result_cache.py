@@ -1,0 +1,119 @@
+"""L1: an in-process result cache bounded by bytes (Arrow nbytes), with a TTL per entry. Time
+is read from an injectable clock (time.monotonic by default), so tests move it by hand."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+from cachetools import TLRUCache
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    table: pa.Table
+    sql: str
+    stored_at: float  # time.monotonic()
+    ttl_seconds: float
+    compile_ms: float
+    execute_ms: float
+    nbytes: int
+    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def age(self, now: float) -> float:
+        return max(0.0, now - self.stored_at)
+
+    def remaining(self, now: float) -> float:
+        return max(0.0, self.ttl_seconds - self.age(now))
+
+
+@dataclass
+class CacheStats:
+    """Every query that reaches the cache is counted exactly once, by the service, as one of:
+    a hit (served from a stored result), a miss (it ran the query) or shared (it waited on an
+    identical query already in flight and took its result)."""
+
+    hits: int = 0
+    misses: int = 0
+    shared: int = 0
+    evictions: int = 0
+    expirations: int = 0
+    rejections: int = 0  # results larger than the whole cache
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record(self, outcome: str) -> None:
+        """Count one query as "hit", "miss" or "shared"."""
+        if outcome not in ("hit", "miss", "shared"):
+            raise ValueError(f"unknown cache outcome {outcome!r}")
+        attr = {"hit": "hits", "miss": "misses", "shared": "shared"}[outcome]
+        with self._lock:
+            setattr(self, attr, getattr(self, attr) + 1)
+
+
+class _Cache(TLRUCache):
+    """TLRUCache that reports what it throws away, to tell evictions (memory) from expirations."""
+
+    def __init__(self, maxsize: int, on_evict, clock: Clock) -> None:
+        super().__init__(
+            maxsize=maxsize,
+            ttu=lambda _k, v, now: now + v.ttl_seconds,
+            timer=clock,
+            getsizeof=lambda v: v.nbytes,
+        )
+        self._on_evict = on_evict
+
+    def popitem(self):
+        key, value = super().popitem()
+        self._on_evict(key, value)
+        return key, value
+
+
+class ResultCache:
+    def __init__(self, max_bytes: int, clock: Clock = time.monotonic) -> None:
+        self.max_bytes = max_bytes
+        self.clock = clock
+        self.stats = CacheStats()
+        self._lock = threading.Lock()
+        self._cache = _Cache(max_bytes, self._evicted, clock)
+
+    def _evicted(self, _key: str, value: CacheEntry) -> None:
+        if value.remaining(self.clock()) > 0:
+            self.stats.evictions += 1
+        else:
+            self.stats.expirations += 1
+
+    def get(self, key: str) -> CacheEntry | None:
+        """The live entry for `key`, or None. Counts nothing: a caller may look more than once
+        for one query, so the service counts each query's outcome itself (stats.record)."""
+        with self._lock:
+            return self._cache.get(key)
+
+    def put(self, key: str, entry: CacheEntry) -> bool:
+        if entry.ttl_seconds <= 0:
+            return False
+        with self._lock:
+            if entry.nbytes > self.max_bytes:
+                self.stats.rejections += 1
+                return False
+            self._cache[key] = entry
+            return True
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
+    @property
+    def current_bytes(self) -> int:
+        with self._lock:
+            self._cache.expire()
+            return int(self._cache.currsize)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._cache)

@@ -1,0 +1,41 @@
+"""Who is asking: the caller's context that every transport passes to the service beside the
+request. The request says what is asked; the caller says who asks and through what, which
+decides what the caller may see and which cached results it may share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Caller:
+    #: The transport the request came through (rest, graphql, cli, flight, mcp, ...): the
+    #: query log and the Prometheus counters say which.
+    transport: str = "python"
+    #: The transport's request id (X-Request-ID over HTTP), for the query log line.
+    request_id: str = "-"
+    #: The authenticated subject (an API key's name, a token's `sub`); None: anonymous.
+    subject: str | None = None
+    #: The caller's access context, part of every cache key: two callers with different
+    #: contexts never share a cached result.
+    access: tuple[tuple[str, str], ...] = ()
+    #: Anything else a transport wants logged with the query (never secrets).
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @classmethod
+    def of(cls, transport: str, request_id: str = "-", access: Mapping[str, Any] | None = None,
+           subject: str | None = None) -> Caller:
+        return cls(
+            transport=transport,
+            request_id=request_id,
+            subject=subject,
+            access=tuple(sorted((str(k), str(v)) for k, v in (access or {}).items())),
+        )
+
+    def with_transport(self, transport: str) -> Caller:
+        return replace(self, transport=transport)
+
+
+ANONYMOUS = Caller()

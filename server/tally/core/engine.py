@@ -1,0 +1,68 @@
+"""What the rest of tally needs to know about a warehouse engine, as values: the `Warehouse`
+interface every engine implements (SQL in, Arrow out) and the `EngineSpec` each engine module
+declares (its dbt adapter type, SQL dialect, MetricFlow's engine and renderer, reserved words,
+which of its errors are the caller's). The implementations live in `tally.warehouse`, one
+module per engine, registered in `tally.warehouse.registry`; the compiler reads only the spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import pyarrow as pa
+
+
+@runtime_checkable
+class Warehouse(Protocol):
+    #: sqlglot dialect of the SQL this warehouse runs ("duckdb", "postgres").
+    dialect: str
+
+    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
+        """Run one read-only query and return its rows. Raises QueryDataError (a value or type
+        in the query the warehouse refused: the caller's, when the caller wrote the values),
+        QueryTimeout, WarehouseError or WarehouseUnavailable (tally.errors)."""
+        ...
+
+    def ping(self) -> None:
+        """Raise WarehouseUnavailable unless the warehouse answers a trivial query."""
+        ...
+
+    def data_version(self) -> str:
+        """A token that changes whenever the data may have changed (a rebuild)."""
+        ...
+
+    def interrupt(self) -> None:
+        """Stop every query running now (the server is shutting down); each raises
+        WarehouseUnavailable."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One warehouse engine, as its module declares it."""
+
+    #: The dbt adapter type this engine serves (a profile output's `type:`).
+    adapter_type: str
+    #: sqlglot dialect used to parse and write filters for this engine.
+    dialect: str
+    #: MetricFlow's `SqlEngine` member name and plan renderer ("module:Class") that write SQL
+    #: for this engine. Names, not objects: MetricFlow is imported only by the compiler.
+    metricflow_engine: str
+    metricflow_renderer: str
+    #: Connect from a rendered dbt profile output; relative paths resolve from project_dir.
+    connect: Callable[[Mapping[str, Any], Path], Warehouse] = field(compare=False)
+    #: SQL keywords MetricFlow may write as bare identifiers, quoted by the compiler.
+    reserved_words: frozenset[str] = frozenset()
+    #: Driver exception types that mean "the query's values or types are wrong" (a bad cast,
+    #: a string compared with a number): raised as QueryDataError, the caller's mistake when
+    #: the caller wrote those values. Every other driver error is a fault (WarehouseError).
+    data_errors: tuple[type[BaseException], ...] = ()
+    #: Other dbt adapter types whose manifests this engine can serve (same relation names).
+    compatible_adapters: frozenset[str] = frozenset()
+    #: How queries run: "native" (the engine's own driver), "adbc", "dbt-adapter".
+    execution_path: str = "native"

@@ -1,0 +1,406 @@
+"""Safe where clauses.
+
+A where clause is MetricFlow's template SQL: `{{ Dimension('customer__country') }} = 'US'`.
+It ends up inside the generated SQL, so nothing passes unchecked: the template references are
+parsed (only Dimension / TimeDimension / Entity / Metric with literal arguments), every other
+piece of Jinja is refused, and the rest is parsed with sqlglot and must be a single boolean
+expression built from an allow-list (comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST,
+arithmetic, a few scalar functions) whose only columns are those references. No subqueries, no
+statements, no bare column names, no functions outside the list.
+
+Structured filters ({"dimension": ..., "op": "in", "values": [...]}) are compiled here too, with
+values quoted by sqlglot, so callers never write SQL at all.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from tally.core.grains import split_grain
+from tally.errors import InvalidFilter, shorten
+
+_REF = re.compile(
+    r"\{\{\s*(?P<kind>Dimension|TimeDimension|Entity|Metric)\s*\((?P<args>[^{}]*?)\)"
+    r"(?:\s*\.\s*grain\(\s*(?P<q>['\"])(?P<grain>\w+)(?P=q)\s*\))?\s*\}\}"
+)
+_MAX_NAME = 128
+_JINJA = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+
+
+def _placeholder_format(clause: str) -> str:
+    """A column name that stands for the i-th reference while sqlglot parses the clause. It
+    carries a random token absent from the clause, so a string literal can never contain it
+    and be rewritten when the references are put back."""
+    while True:
+        token = secrets.token_hex(6)
+        if token not in clause:
+            return f"__tally_ref_{token}_{{}}__"
+
+_ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
+    exp.Column,
+    exp.Identifier,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Paren,
+    exp.Tuple,
+    exp.EQ,
+    exp.NEQ,
+    exp.GT,
+    exp.GTE,
+    exp.LT,
+    exp.LTE,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.In,
+    exp.Between,
+    exp.Is,
+    exp.Like,
+    exp.ILike,
+    exp.Escape,
+    exp.Neg,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Mod,
+    exp.Cast,
+    exp.TryCast,
+    exp.DataType,
+    exp.Interval,
+    exp.Var,
+    exp.Lower,
+    exp.Upper,
+    exp.Trim,
+    exp.Coalesce,
+    exp.Abs,
+    exp.Round,
+    exp.Length,
+    exp.CurrentDate,
+    exp.CurrentTimestamp,
+    exp.DateTrunc,
+    exp.TimestampTrunc,
+    exp.Extract,
+    exp.Concat,
+    exp.DPipe,
+    exp.Substring,
+    exp.If,
+    exp.Case,
+)
+
+
+@dataclass(frozen=True)
+class FilterReference:
+    kind: str  # Dimension | TimeDimension | Entity | Metric
+    name: str
+    grain: str | None = None
+    group_by: tuple[str, ...] = ()
+
+    def canonical(self) -> FilterReference:
+        """One spelling per meaning: Dimension('x').grain('month'), TimeDimension('x', 'month')
+        and TimeDimension('x__month') all become TimeDimension('x', 'month'). (MetricFlow reads
+        Dimension('metric_time__month') at the default grain, which is never what was meant.)"""
+        if self.kind not in ("Dimension", "TimeDimension"):
+            return self
+        name, grain = self.name, self.grain
+        if grain is None:
+            name, grain = split_grain(name)
+        if grain is None:
+            return self
+        return FilterReference("TimeDimension", name, grain)
+
+    def template(self) -> str:
+        if self.kind == "Metric":
+            items = ", ".join(f"'{g}'" for g in self.group_by)
+            return f"{{{{ Metric('{self.name}', group_by=[{items}]) }}}}"
+        if self.kind == "TimeDimension" and self.grain:
+            return f"{{{{ TimeDimension('{self.name}', '{self.grain}') }}}}"
+        if self.grain:
+            return f"{{{{ {self.kind}('{self.name}').grain('{self.grain}') }}}}"
+        return f"{{{{ {self.kind}('{self.name}') }}}}"
+
+
+@dataclass(frozen=True)
+class CheckedFilter:
+    """A where clause that passed the checks, in canonical spelling, with what it references."""
+
+    sql: str
+    references: tuple[FilterReference, ...]
+
+
+def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
+    references: list[FilterReference] = []
+    placeholder = _placeholder_format(clause)
+    placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))
+
+    def substitute(match: re.Match[str]) -> str:
+        references.append(_parse_reference(match).canonical())
+        return placeholder.format(len(references) - 1)
+
+    body = _REF.sub(substitute, clause)
+    if _JINJA.search(body):
+        raise InvalidFilter(
+            f"Filter {clause!r} has template code other than "
+            "{{ Dimension('...') }}, {{ TimeDimension('...', 'grain') }}, {{ Entity('...') }} "
+            "or {{ Metric('...', group_by=['...']) }}."
+        )
+    if not references:
+        raise InvalidFilter(
+            f"Filter {clause!r} references no dimension. Write e.g. "
+            "\"{{ Dimension('customer__country') }} = 'US'\"."
+        )
+    tree = _parse_expression(body, clause, dialect)
+    for node in tree.walk():
+        if isinstance(node, exp.Column):
+            name = node.name
+            if node.table or not placeholder_name.fullmatch(name):
+                raise InvalidFilter(
+                    f"Filter {clause!r} names column {node.sql(dialect=dialect)!r} directly: "
+                    f"wrap names in {{{{ Dimension('...') }}}}."
+                )
+        elif not isinstance(node, _ALLOWED_NODES):
+            what = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
+            raise InvalidFilter(
+                f"Filter {clause!r} uses {what}, which filters may not contain "
+                "(allowed: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST, arithmetic, "
+                "lower/upper/trim/coalesce/abs/round/length/date_trunc/extract)."
+            )
+    # comments=False: a comment's text must not survive into the SQL.
+    sql = tree.sql(dialect=dialect, comments=False)
+    for i, ref in enumerate(references):
+        sql = sql.replace(placeholder.format(i), ref.template())
+    return CheckedFilter(sql=sql, references=tuple(references))
+
+
+def _parse_reference(match: re.Match[str]) -> FilterReference:
+    kind, args_src, grain = match.group("kind"), match.group("args"), match.group("grain")
+    try:
+        call = ast.parse(f"f({args_src})", mode="eval").body
+    except SyntaxError:
+        raise InvalidFilter(f"Cannot read the arguments of {match.group(0)!r}.") from None
+    assert isinstance(call, ast.Call)
+    positional = [_literal(a, match.group(0)) for a in call.args]
+    keywords = {k.arg: _literal(k.value, match.group(0)) for k in call.keywords}
+    if not positional or not isinstance(positional[0], str):
+        raise InvalidFilter(f"{match.group(0)!r} needs a name as its first argument.")
+    name = positional[0].strip().lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise InvalidFilter(f"Invalid name {positional[0]!r} in {match.group(0)!r}.")
+    allowed_keywords = {
+        "Dimension": {"entity_path"},
+        "Entity": {"entity_path"},
+        "TimeDimension": {"time_granularity_name", "entity_path"},
+        "Metric": {"group_by"},
+    }[kind]
+    unknown = set(keywords) - allowed_keywords
+    if unknown:
+        raise InvalidFilter(f"{match.group(0)!r} has unknown argument(s) {sorted(unknown)}.")
+    if "entity_path" in keywords:
+        raise InvalidFilter(
+            "entity_path is not supported: use the dunder name, e.g. 'customer__country'."
+        )
+    group_by: tuple[str, ...] = ()
+    if kind == "TimeDimension":
+        extra = positional[1] if len(positional) > 1 else keywords.get("time_granularity_name")
+        grain = grain or extra
+    elif len(positional) > 1:
+        raise InvalidFilter(f"{match.group(0)!r} takes one name.")
+    if kind == "Metric":
+        raw = keywords.get("group_by", positional[1] if len(positional) > 1 else None)
+        if not isinstance(raw, list | tuple) or not raw or not all(isinstance(g, str) for g in raw):
+            raise InvalidFilter(f"{match.group(0)!r} needs group_by=['entity', ...].")
+        group_by = tuple(g.strip().lower() for g in raw)
+    if grain is not None and (
+        not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())
+    ):
+        raise InvalidFilter(f"Invalid grain {grain!r} in {match.group(0)!r}.")
+    return FilterReference(
+        kind=kind, name=name, grain=grain.lower() if grain else None, group_by=group_by
+    )
+
+
+def _literal(node: ast.expr, where: str) -> Any:
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        raise InvalidFilter(f"Only literal arguments are allowed in {where!r}.") from None
+
+
+def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
+    try:
+        trees = sqlglot.parse(body, dialect=dialect)
+    except ParseError as e:
+        first = e.errors[0]["description"] if e.errors else str(e)
+        missing = re.match(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>", first)
+        if missing:  # sqlglot's wording names its own classes; say what the caller wrote wrong
+            operator = {"EQ": "=", "NEQ": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
+            what = operator.get(missing.group(1), missing.group(1).upper())
+            first = f"'{what}' is missing the value on its right"
+        raise InvalidFilter(f"Cannot parse filter {clause!r}: {first}.") from None
+    trees = [t for t in trees if t is not None]
+    if len(trees) != 1:
+        raise InvalidFilter(f"Filter {clause!r} must be one expression, not several statements.")
+    tree = trees[0]
+    if not _is_boolean(tree):
+        raise InvalidFilter(f"Filter {clause!r} must be a condition such as \"... = 'US'\".")
+    return tree
+
+
+def _is_boolean(node: exp.Expression) -> bool:
+    """Whether the top of the expression yields true/false (a bare column or value does not)."""
+    if isinstance(node, exp.Paren):
+        return _is_boolean(node.this)
+    if isinstance(node, exp.Not):
+        return _is_boolean(node.this)
+    if isinstance(node, exp.Connector):
+        return _is_boolean(node.left) and _is_boolean(node.right)
+    return isinstance(node, exp.Predicate | exp.Boolean | exp.Escape)
+
+
+# Structured filters -----------------------------------------------------------------------
+
+STRUCTURED_OPS = (
+    "=",
+    "!=",
+    "in",
+    "not_in",
+    ">",
+    ">=",
+    "<",
+    "<=",
+    "between",
+    "is_null",
+    "is_not_null",
+    "contains",
+)
+
+
+@dataclass(frozen=True)
+class StructuredFilter:
+    """{"dimension": "customer__country", "op": "in", "values": ["US", "DE"]}, checked for
+    shape. The compiler writes it as a where clause for its warehouse's dialect (`to_where`),
+    with values as quoted literals, so no value can break out of its quotes."""
+
+    dimension: str
+    op: str = "="
+    values: tuple[str | int | float | bool, ...] = ()
+    grain: str | None = None
+
+    @classmethod
+    def parse(cls, item: Mapping[str, Any]) -> StructuredFilter:
+        if not isinstance(item, Mapping):
+            raise InvalidFilter(f"A structured filter must be an object, got {shorten(item)}.")
+        item = {k: v for k, v in item.items() if v is not None}
+        unknown = set(item) - {"dimension", "op", "value", "values", "grain"}
+        if unknown:
+            raise InvalidFilter(f"Unknown key(s) {shorten(sorted(unknown))} in filter {shorten(item)}.")
+        name = item.get("dimension")
+        op = str(item.get("op", "=")).lower()
+        if (
+            not isinstance(name, str)
+            or len(name) > _MAX_NAME
+            or not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip().lower())
+        ):
+            raise InvalidFilter(
+                f"Filter {shorten(item)} needs a 'dimension' name such as 'customer__country'."
+            )
+        if "values" in item and not isinstance(item["values"], list | tuple):
+            raise InvalidFilter("values: Input should be a valid list")
+        if op not in STRUCTURED_OPS:
+            raise InvalidFilter(
+                f"Unknown filter op {op!r}; use one of {', '.join(STRUCTURED_OPS)}."
+            )
+        grain = item.get("grain")
+        if grain is not None and (
+            not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())
+        ):
+            raise InvalidFilter(f"Invalid grain {shorten(grain)} in filter {shorten(item)}.")
+        return cls(
+            dimension=name.strip().lower(),
+            op=op,
+            values=tuple(_values(item, op)),
+            grain=grain.lower() if grain else None,
+        )
+
+    def to_where(self, dialect: str = "duckdb") -> str:
+        name, op, values = self.dimension, self.op, self.values
+        if name == "metric_time" or name.endswith("__metric_time") or self.grain:
+            ref = FilterReference("TimeDimension", name, self.grain or "day")
+        else:
+            ref = FilterReference("Dimension", name)
+        ref = ref.canonical()
+        placeholder = _placeholder_format(repr(self)).format(0)
+        col = exp.column(placeholder)
+        condition: exp.Expression
+        if op == "is_null":
+            condition = exp.Is(this=col, expression=exp.Null())
+        elif op == "is_not_null":
+            condition = exp.not_(exp.Is(this=col, expression=exp.Null()))
+        elif op in ("in", "not_in"):
+            condition = exp.In(this=col, expressions=[_lit(v) for v in values])
+            if op == "not_in":
+                condition = exp.not_(condition)
+        elif op == "between":
+            condition = exp.Between(this=col, low=_lit(values[0]), high=_lit(values[1]))
+        elif op == "contains":
+            needle = str(values[0]).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            like = exp.Like(
+                this=exp.Lower(this=col), expression=exp.Literal.string(f"%{needle.lower()}%")
+            )
+            condition = exp.Escape(this=like, expression=exp.Literal.string("\\"))
+        else:
+            cls = {"=": exp.EQ, "!=": exp.NEQ, ">": exp.GT, ">=": exp.GTE, "<": exp.LT,
+                   "<=": exp.LTE}
+            condition = cls[op](this=col, expression=_lit(values[0]))
+        return condition.sql(dialect=dialect, comments=False).replace(placeholder, ref.template())
+
+
+def structured_to_where(item: Mapping[str, Any], dialect: str = "duckdb") -> str:
+    """{"dimension": "customer__country", "op": "in", "values": ["US", "DE"]} -> a where clause."""
+    return StructuredFilter.parse(item).to_where(dialect)
+
+
+def _values(item: Mapping[str, Any], op: str) -> list[Any]:
+    if op in ("is_null", "is_not_null"):
+        return []
+    if "values" in item:
+        values = item["values"]
+        if not isinstance(values, list | tuple):
+            values = [values]
+    elif "value" in item:
+        values = [item["value"]]
+    else:
+        raise InvalidFilter(f"Filter {shorten(item)} needs 'value' or 'values'.")
+    values = list(values)
+    wanted = {"between": 2}.get(op)
+    if op in ("in", "not_in"):
+        if not values:
+            raise InvalidFilter(f"Filter {shorten(item)}: '{op}' needs at least one value.")
+    elif wanted and len(values) != wanted:
+        raise InvalidFilter(f"Filter {shorten(item)}: 'between' needs exactly two values.")
+    elif not wanted and len(values) != 1:
+        raise InvalidFilter(f"Filter {shorten(item)}: '{op}' takes one value.")
+    for v in values:
+        if not isinstance(v, str | int | float | bool) or v is None:
+            raise InvalidFilter(f"Filter values must be strings, numbers or booleans, got {v!r}.")
+    return values
+
+
+def _lit(value: Any) -> exp.Expression:
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        return exp.Literal.number(value)
+    return exp.Literal.string(str(value))

@@ -1,0 +1,545 @@
+"""The service every transport calls: query, compile, dimension values and the catalog. It knows
+nothing about HTTP, GraphQL or the terminal; it takes a transport-neutral request and the
+caller's context and returns frozen dataclasses.
+
+A query: cache look-up (normalized request + manifest version + data version + the caller's
+access context) -> on a miss, single flight (one warehouse execution for N identical concurrent
+requests, with one more look-up inside it) -> compile (compiled-SQL cache in front of
+MetricFlow) -> execute -> store -> the result shaped for this request (column order, row
+order, its own SQL) -> one log line and the Prometheus counters, whatever the transport.
+
+`query` is for threads (the CLI, Flight SQL, tests); `query_async` is for an event loop (REST,
+GraphQL, MCP): it does only cheap work on the loop, runs the rest in the service's query pool
+and dedupes identical misses without holding a thread per waiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from tally.cache.data_version import DataVersion
+from tally.cache.keys import result_key
+from tally.cache.result_cache import CacheEntry, Clock, ResultCache
+from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
+from tally.cache.views import shape, variant
+from tally.core.caller import ANONYMOUS, Caller
+from tally.core.catalog import DimensionInfo, EntityInfo, MetricInfo, SavedQueryInfo
+from tally.core.compiler import CompiledQuery, Compiler
+from tally.core.engine import EngineSpec, Warehouse
+from tally.core.request import QueryRequest
+from tally.core.results import CacheStatus, QueryResult, Timing, normalize_types, values_only
+from tally.core.semantic_manifest import load_manifest
+from tally.errors import (
+    CallerError,
+    InvalidFilter,
+    ManifestUnavailable,
+    NotFound,
+    QueryDataError,
+    ResultTooLarge,
+    TallyError,
+    UnknownDimension,
+    shorten,
+    suggestion_suffix,
+)
+from tally.project import read_profile_target
+from tally.service.telemetry import ServiceCounters, Telemetry
+from tally.settings import Settings
+from tally.warehouse import registry
+
+log = logging.getLogger("tally")
+T = TypeVar("T")
+Versioned = tuple[Compiler, tuple[str, str]]
+
+
+class TallyService:
+    def __init__(
+        self,
+        settings: Settings,
+        warehouse: Warehouse | None = None,
+        *,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._warehouse = warehouse
+        self._engine: EngineSpec | None = registry.engine_of(warehouse) if warehouse else None
+        self._manifest_path = settings.resolved_manifest_path()
+        self._compiler: Compiler | None = None
+        self._manifest_stamp: tuple[int, int] | None = None
+        self._reload_lock = threading.Lock()
+        self._connect_lock = threading.Lock()
+        self.cache = ResultCache(settings.cache_max_bytes, clock)
+        self.counters = ServiceCounters()
+        self.telemetry = Telemetry(self.cache, self.counters)
+        self._flight: SingleFlight[tuple[CacheEntry, str]] = SingleFlight()
+        self._async_flight: AsyncSingleFlight[tuple[CacheEntry, str]] = AsyncSingleFlight()
+        self._async_reload: AsyncSingleFlight[Versioned | None] = AsyncSingleFlight()
+        self._data_version: DataVersion | None = None
+        self._last_versions: tuple[str, str] | None = None
+        self._executor: ThreadPoolExecutor | None = None
+
+    # Wiring ------------------------------------------------------------------------------
+
+    @property
+    def warehouse(self) -> Warehouse:
+        if self._warehouse is None:
+            with self._connect_lock:
+                if self._warehouse is None:
+                    project_dir = self.settings.resolved_project_dir()
+                    output = read_profile_target(
+                        project_dir, self.settings.resolved_profiles_dir(), self.settings.target
+                    )
+                    self._engine, self._warehouse = registry.connect(output, project_dir)
+        return self._warehouse
+
+    @property
+    def engine(self) -> EngineSpec:
+        """The warehouse engine's spec (its dialect, MetricFlow renderer...)."""
+        self.warehouse  # noqa: B018 - connects, which settles the engine
+        assert self._engine is not None
+        return self._engine
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The query pool: compiling, warehouse queries and encoding large results."""
+        if self._executor is None:
+            with self._connect_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        self.settings.query_workers, thread_name_prefix="tally-query"
+                    )
+        return self._executor
+
+    @property
+    def data_version(self) -> DataVersion:
+        if self._data_version is None:
+            run_results = self._manifest_path.parent / "run_results.json"
+            self._data_version = DataVersion(self.warehouse.data_version, run_results)
+        return self._data_version
+
+    @property
+    def compiler(self) -> Compiler:
+        """The compiler for the newest readable manifest. A changed manifest file is loaded and
+        swapped in atomically; a broken one is logged and the previous compiler kept."""
+        stamp = _stamp(self._manifest_path)
+        if self._compiler is not None and stamp == self._manifest_stamp:
+            return self._compiler
+        with self._reload_lock:
+            if self._compiler is not None and stamp == self._manifest_stamp:
+                return self._compiler
+            try:
+                compiler = Compiler(load_manifest(self._manifest_path), self.engine)
+            except ManifestUnavailable:
+                if self._compiler is None:
+                    raise
+                log.warning(
+                    "new semantic manifest at %s is unreadable; keeping version %s",
+                    self._manifest_path,
+                    self._compiler.loaded.version,
+                )
+                self._manifest_stamp = stamp  # do not retry until the file changes again
+                return self._compiler
+            if self._compiler is not None:
+                log.info(
+                    "semantic manifest changed: %s -> %s",
+                    self._compiler.loaded.version,
+                    compiler.loaded.version,
+                )
+            self._compiler, self._manifest_stamp = compiler, stamp
+            return compiler
+
+    @property
+    def manifest_version(self) -> str:
+        return self.compiler.loaded.version
+
+    def invalidate_cache(self) -> str:
+        """Forget every cached result: the next query of each shape runs on the warehouse."""
+        self.data_version.bump()
+        self.cache.clear()
+        return self.data_version.current()
+
+    def ready(self) -> None:
+        """Raise unless the engine is built and the warehouse answers."""
+        self.compiler  # noqa: B018 - builds the engine, or raises ManifestUnavailable
+        self.warehouse.ping()
+
+    def cache_stats(self) -> dict[str, Any]:
+        s = self.cache.stats
+        return {
+            "entries": len(self.cache),
+            "bytes": self.cache.current_bytes,
+            "max_bytes": self.cache.max_bytes,
+            "hits": s.hits,
+            "misses": s.misses,
+            "shared": s.shared,
+            "evictions": s.evictions,
+            "expirations": s.expirations,
+            "compiled_sql_hits": self.compiler.sql_cache_hits,
+            "warehouse_executions": self.counters.executions,
+        }
+
+    def shutdown(self) -> None:
+        """Stop what still runs on the warehouse, drain the query pool, close the warehouse."""
+        if self._warehouse is not None:
+            self._warehouse.interrupt()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+        if self._warehouse is not None:
+            self._warehouse.close()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """A blocking service call (the catalog, compile) from a coroutine: in the query pool."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args))
+
+    # Queries -----------------------------------------------------------------------------
+
+    def compile(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> CompiledQuery:
+        return self.compiler.compile(request)
+
+    def query(
+        self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
+    ) -> QueryResult:
+        """The result, from the cache when possible (for threads). Identical concurrent misses
+        run the warehouse once (thread-level single flight)."""
+        started = time.perf_counter()
+        try:
+            compiler, versions = self._versions()
+            key = result_key(request, *versions, caller.access)
+            if use_cache and self.settings.cache_enabled:
+                entry, outcome = self._lookup(key), "hit"
+                if entry is None:
+                    (entry, outcome), shared = self._flight.do(
+                        key,
+                        lambda: self._compute(compiler, request, key),
+                        on_join=lambda: self.cache.stats.record("shared"),
+                    )
+                    outcome = "shared" if shared else outcome
+            else:
+                entry, outcome = self._run(compiler, request, key, store=False), "miss"
+            result = self._result(compiler, entry, outcome, request, key, versions[0], started)
+        except TallyError as e:
+            self.telemetry.failed(request, caller, e)
+            raise
+        self.telemetry.answered(request, caller, result)
+        return result
+
+    async def query_async(
+        self,
+        request: QueryRequest,
+        caller: Caller = ANONYMOUS,
+        finish: Callable[[QueryResult], T] | None = None,
+    ) -> tuple[QueryResult, T | None]:
+        """query() for coroutines, returning (result, finish(result)) where `finish` is the
+        transport's encoding. The event loop itself does only cheap work:
+        * a hit that needs no re-sort and holds at most `loop_result_max_bytes` is shaped and
+          finished on the loop;
+        * building the engine or loading a new manifest, running a query, re-sorting a hit,
+          and shaping and finishing a large result run in the query pool;
+        * identical concurrent misses run once: the first caller's query takes one worker
+          thread, the others await its result holding no thread (asyncio single flight)."""
+        loop = asyncio.get_running_loop()
+        started = time.perf_counter()
+        done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
+        try:
+            if not self.settings.cache_enabled:
+
+                def uncached() -> tuple[QueryResult, T | None]:
+                    compiler, versions = self._versions()
+                    key = result_key(request, *versions, caller.access)
+                    entry = self._run(compiler, request, key, store=False)
+                    result = self._result(
+                        compiler, entry, "miss", request, key, versions[0], started
+                    )
+                    return result, done(result)
+
+                result, out = await loop.run_in_executor(self.executor, uncached)
+            else:
+                result, out = await self._query_cached(request, caller, done, started)
+        except TallyError as e:
+            self.telemetry.failed(request, caller, e)
+            raise
+        self.telemetry.answered(request, caller, result)
+        return result, out
+
+    async def _query_cached(
+        self,
+        request: QueryRequest,
+        caller: Caller,
+        done: Callable[[QueryResult], T | None],
+        started: float,
+    ) -> tuple[QueryResult, T | None]:
+        loop = asyncio.get_running_loop()
+        versioned = self._versions(reload=False)
+        if versioned is None:  # one worker builds the engine or loads the manifest; all await it
+
+            async def reload() -> Versioned | None:
+                return await loop.run_in_executor(self.executor, self._versions)
+
+            versioned, _ = await self._async_reload.do("versions", reload)
+            assert versioned is not None
+        compiler, versions = versioned
+        key = result_key(request, *versions, caller.access)
+        entry, outcome = self._lookup(key), "hit"
+        if entry is None:
+
+            async def lead() -> tuple[CacheEntry, str]:
+                return await loop.run_in_executor(
+                    self.executor, self._compute, compiler, request, key
+                )
+
+            (entry, outcome), shared = await self._async_flight.do(
+                key, lead, on_join=lambda: self.cache.stats.record("shared")
+            )
+            outcome = "shared" if shared else outcome
+
+        def deliver() -> tuple[QueryResult, T | None]:
+            result = self._result(compiler, entry, outcome, request, key, versions[0], started)
+            return result, done(result)
+
+        small = entry.nbytes <= self.settings.loop_result_max_bytes
+        if small and request.row_order == entry.extra["order"]:
+            return deliver()
+        return await loop.run_in_executor(self.executor, deliver)
+
+    def _lookup(self, key: str) -> CacheEntry | None:
+        """The one look-up before single flight; a hit is counted here."""
+        entry = self.cache.get(key)
+        if entry is not None:
+            self.cache.stats.record("hit")
+        return entry
+
+    def _compute(
+        self, compiler: Compiler, request: QueryRequest, key: str
+    ) -> tuple[CacheEntry, str]:
+        """Inside single flight: the entry stored by a flight that ended after our first look-up
+        ("hit"), or the query run now ("miss")."""
+        stored = self.cache.get(key)
+        if stored is not None:
+            self.cache.stats.record("hit")
+            return stored, "hit"
+        self.cache.stats.record("miss")
+        return self._run(compiler, request, key, store=True), "miss"
+
+    def _versions(self, reload: bool = True) -> Versioned | None:
+        """The compiler and (manifest version, data version) that make up cache keys now.
+        reload=False (on the event loop): never build the engine or load a changed manifest;
+        None instead, and the caller goes to a worker thread to do it."""
+        if reload:
+            compiler = self.compiler
+        else:
+            compiler = self._compiler
+            if (
+                compiler is None
+                or self._data_version is None
+                or _stamp(self._manifest_path) != self._manifest_stamp
+            ):
+                return None
+        versions = (compiler.loaded.version, self.data_version.current())
+        if versions != self._last_versions:
+            if self._last_versions is not None:
+                # Old entries can never be hit again (their key has the old versions): free them.
+                self.cache.clear()
+            self._last_versions = versions
+        return compiler, versions
+
+    def _result(
+        self,
+        compiler: Compiler,
+        entry: CacheEntry,
+        outcome: str,
+        request: QueryRequest,
+        key: str,
+        manifest_version: str,
+        started: float,
+    ) -> QueryResult:
+        """This request's view of an entry: its column order, its row order (an entry is
+        shared by requests that differ only in order, when they have no limit) and its SQL."""
+        resort = request.row_order != entry.extra["order"]
+        sql = entry.sql
+        if resort:  # the entry's SQL orders rows another way: this request's own SQL
+            sql = compiler.compile(request, limit=self._execution_limit(request)).sql
+        table = shape(entry.table, request, resort=resort)
+        hit = outcome == "hit"
+        now = self.clock()
+        return QueryResult(
+            table=table,
+            sql=sql,
+            request=request,
+            timing=Timing(
+                0.0 if hit else entry.compile_ms, 0.0 if hit else entry.execute_ms, _ms(started)
+            ),
+            cache=CacheStatus(
+                hit=hit,
+                # A miss is fresh from the warehouse, whenever its entry was stored.
+                age_seconds=0.0 if outcome == "miss" else entry.age(now),
+                ttl_seconds=entry.ttl_seconds if outcome == "miss" else entry.remaining(now),
+                key=key,
+                shared=outcome == "shared",
+                variant=variant(key, request),
+            ),
+            manifest_version=manifest_version,
+            memo=entry.extra,
+        )
+
+    def _execution_limit(self, request: QueryRequest) -> int:
+        # One row more than allowed, to tell "exactly max_rows" from "too many".
+        max_rows = self.settings.max_rows
+        wanted = request.limit
+        return wanted if wanted is not None and wanted <= max_rows else max_rows + 1
+
+    def _run(
+        self, compiler: Compiler, request: QueryRequest, key: str, store: bool
+    ) -> CacheEntry:
+        max_rows = self.settings.max_rows
+        t0 = time.perf_counter()
+        compiled = compiler.compile(request, limit=self._execution_limit(request))
+        t1 = time.perf_counter()
+        self.telemetry.compile.observe(t1 - t0)
+        try:
+            self.counters.executed()
+            raw = self.warehouse.execute(compiled.sql, self.settings.query_timeout_seconds)
+        except QueryDataError as e:
+            if not compiled.request.where:
+                self.counters.failed()
+                raise
+            # The caller's values are the only part of the SQL the caller wrote.
+            raise InvalidFilter(
+                f"A filter does not fit the data: {e.message.split(': ', 1)[-1].rstrip('.')}. "
+                "Compare each dimension with a value of its type (text in quotes, numbers "
+                "without, dates as '2025-01-31').",
+                filters=list(compiled.request.where),
+            ) from None
+        except TallyError:
+            self.counters.failed()
+            raise
+        t2 = time.perf_counter()
+        self.telemetry.execute.observe(t2 - t1)
+        if raw.num_rows > max_rows:
+            raise ResultTooLarge(
+                f"The result has more than {max_rows} rows (the server's maximum): add filters, "
+                f"a coarser grain, or a limit of at most {max_rows}.",
+                max_rows=max_rows,
+            )
+        table = shape(normalize_types(raw), request, resort=False)
+        entry = CacheEntry(
+            table=table,
+            sql=compiled.sql,
+            stored_at=self.clock(),
+            ttl_seconds=self._ttl(compiler, request),
+            compile_ms=round((t1 - t0) * 1000, 3),
+            execute_ms=round((t2 - t1) * 1000, 3),
+            nbytes=max(int(table.nbytes), 1),
+            # The order its rows are in; encoders memoise their output here (per entry).
+            extra={"order": request.row_order},
+        )
+        if store:
+            self.cache.put(key, entry)
+        return entry
+
+    def _ttl(self, compiler: Compiler, request: QueryRequest) -> float:
+        if request.saved_query:
+            saved = compiler.saved_queries.get(request.saved_query)
+            if saved is not None and saved.cache_ttl_seconds is not None:
+                return saved.cache_ttl_seconds
+        return self.settings.cache_ttl_seconds
+
+    # Dimension values ---------------------------------------------------------------------
+
+    async def dimension_values_async(
+        self,
+        dimension: str,
+        metrics: tuple[str, ...] = (),
+        *,
+        limit: int | None = None,
+        start: object = None,
+        end: object = None,
+        caller: Caller = ANONYMOUS,
+        finish: Callable[[QueryResult], T] | None = None,
+    ) -> tuple[QueryResult, T | None]:
+        """The distinct values of a dimension (a one-column result), cached like a query."""
+        request = await self.run(
+            self._dimension_values_request, dimension, metrics, limit, start, end
+        )
+        done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
+        result, out = await self.query_async(request, caller, lambda r: done(values_only(r)))
+        return values_only(result), out
+
+    def _dimension_values_request(
+        self,
+        dimension: str,
+        metrics: tuple[str, ...],
+        limit: int | None,
+        start: object,
+        end: object,
+    ) -> QueryRequest:
+        """The query whose first column is the distinct values of a dimension: `metrics`
+        (default: the first metric that reaches the dimension) grouped by the dimension."""
+        if not metrics:
+            reaching = [
+                m.name
+                for m in self.list_metrics()
+                if dimension.split("__")[0] == "metric_time"
+                or any(dimension in d.group_by_names() for d in self.list_dimensions((m.name,)))
+            ]
+            if not reaching:
+                dims = {n for d in self.list_dimensions() for n in d.group_by_names()}
+                hint, best = suggestion_suffix(dimension, dims)
+                raise NotFound(
+                    f"Unknown dimension {shorten(dimension)}.{hint}",
+                    code=UnknownDimension.code,
+                    suggestion=best,
+                )
+            metrics = (reaching[0],)
+        return QueryRequest.create(
+            metrics=metrics, group_by=[dimension], limit=limit, start=start, end=end
+        )
+
+    # Catalog -----------------------------------------------------------------------------
+
+    def list_metrics(self) -> tuple[MetricInfo, ...]:
+        return tuple(sorted(self.compiler.metrics.values(), key=lambda m: m.name))
+
+    def get_metric(self, name: str) -> MetricInfo:
+        """One metric by name, spelt in any case; NotFound (404) when there is none."""
+        try:
+            return self.compiler.metric(name)
+        except CallerError as e:
+            raise NotFound.of(e) from None
+
+    def list_dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
+        return self.compiler.dimensions(metrics)
+
+    def list_entities(self, metrics: tuple[str, ...] = ()) -> tuple[EntityInfo, ...]:
+        return self.compiler.entities(metrics)
+
+    def list_saved_queries(self) -> tuple[SavedQueryInfo, ...]:
+        return tuple(sorted(self.compiler.saved_queries.values(), key=lambda q: q.name))
+
+    def get_saved_query(self, name: str) -> SavedQueryInfo:
+        try:
+            return self.compiler.saved_query(name)
+        except CallerError as e:
+            raise NotFound.of(e) from None
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 3)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_mtime_ns, st.st_size)

@@ -1,0 +1,141 @@
+"""PostgreSQL through psycopg2 (installed with dbt-postgres), rows converted to Arrow.
+
+Each query gets its own connection with a statement timeout and a read-only transaction, so a
+query can never change data even if something slipped through the checks above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from tally.core.engine import EngineSpec
+from tally.core.reserved import STANDARD_RESERVED
+from tally.errors import (
+    QueryDataError,
+    QueryTimeout,
+    WarehouseError,
+    WarehouseUnavailable,
+)
+
+
+class PostgresWarehouse:
+    dialect = "postgres"
+
+    def __init__(self, **conn: Any) -> None:
+        self.conn = {k: v for k, v in conn.items() if v not in (None, "")}
+        self._lock = threading.Lock()
+        self._running: set[Any] = set()
+        self._stopping = threading.Event()
+
+    def _connect(self) -> Any:
+        import psycopg2
+
+        try:
+            # UTC sessions: date_trunc over a date yields a timestamptz, read back at UTC
+            # midnight and made naive below, so periods are the same dates as on DuckDB.
+            con = psycopg2.connect(connect_timeout=5, options="-c TimeZone=UTC", **self.conn)
+        except psycopg2.Error as e:
+            raise WarehouseUnavailable(f"Cannot connect to PostgreSQL: {str(e).strip()}") from e
+        con.set_session(readonly=True, autocommit=False)
+        return con
+
+    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
+        import psycopg2
+
+        con = self._connect()
+        with self._lock:
+            self._running.add(con)
+        try:
+            with con.cursor() as cur:
+                if timeout_seconds:
+                    cur.execute("set local statement_timeout = %s", (int(timeout_seconds * 1000),))
+                try:
+                    cur.execute(sql)
+                except psycopg2.errors.QueryCanceled as e:
+                    if self._stopping.is_set():
+                        raise WarehouseUnavailable("The server is shutting down.") from e
+                    raise QueryTimeout(
+                        f"The query ran longer than {timeout_seconds:g} s and was stopped."
+                    ) from e
+                except _data_errors() as e:
+                    raise QueryDataError(
+                        f"PostgreSQL refused a value: {str(e).strip().splitlines()[0]}"
+                    ) from e
+                except psycopg2.Error as e:
+                    raise WarehouseError(
+                        f"PostgreSQL failed to run the query: {str(e).strip().splitlines()[0]}"
+                    ) from e
+                names = [d.name for d in cur.description]
+                rows = cur.fetchall()
+            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+            return _naive_utc(
+                pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+            )
+        finally:
+            with self._lock:
+                self._running.discard(con)
+            con.rollback()
+            con.close()
+
+    def ping(self) -> None:
+        self.execute("select 1")
+
+    def interrupt(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            running = list(self._running)
+        for con in running:
+            con.cancel()
+
+    def data_version(self) -> str:
+        # Postgres has no cheap "file changed" signal; dbt's run_results.json is used above.
+        return hashlib.sha256(repr(sorted(self.conn.items())).encode()).hexdigest()[:12]
+
+    def close(self) -> None:
+        pass
+
+
+def _naive_utc(table: pa.Table) -> pa.Table:
+    """timestamptz columns as naive UTC timestamps, the way DuckDB returns them."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
+            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
+    return table
+
+
+def _data_errors() -> tuple[type[BaseException], ...]:
+    import psycopg2.errors
+
+    return (
+        psycopg2.errors.DataError,  # class 22: invalid_text_representation, ...
+        psycopg2.errors.UndefinedFunction,  # operator does not exist: text > integer
+        psycopg2.errors.DatatypeMismatch,
+    )
+
+
+def connect(output: Mapping[str, Any], project_dir: Path) -> PostgresWarehouse:
+    """psycopg2 connection arguments of a dbt postgres output."""
+    return PostgresWarehouse(
+        host=output.get("host"),
+        port=output.get("port"),
+        user=output.get("user"),
+        password=output.get("password") or output.get("pass"),
+        dbname=output.get("dbname") or output.get("database"),
+    )
+
+
+ENGINE = EngineSpec(
+    adapter_type="postgres",
+    dialect="postgres",
+    metricflow_engine="POSTGRES",
+    metricflow_renderer="metricflow.sql.render.postgres:PostgresSQLSqlPlanRenderer",
+    connect=connect,
+    reserved_words=STANDARD_RESERVED,
+    data_errors=_data_errors(),
+)

@@ -1,0 +1,53 @@
+"""Every warehouse engine tally can execute on, keyed by the dbt adapter type of a profile
+output. Adding an engine is one module declaring `ENGINE = EngineSpec(...)` (how it connects
+from a dbt profile, its dialect, MetricFlow's engine and renderer, its reserved words and which
+of its errors are the caller's) and one line below."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tally.core.engine import EngineSpec, Warehouse
+from tally.errors import ConfigurationError
+from tally.warehouse import duckdb, postgres
+
+ENGINES: dict[str, EngineSpec] = {}
+
+
+def register(spec: EngineSpec) -> EngineSpec:
+    ENGINES[spec.adapter_type] = spec
+    return spec
+
+
+register(duckdb.ENGINE)
+register(postgres.ENGINE)
+
+
+def engine_for(adapter_type: str | None) -> EngineSpec:
+    spec = ENGINES.get(str(adapter_type))
+    if spec is None:
+        raise ConfigurationError(
+            f"tally has no warehouse engine for dbt adapter type {adapter_type!r} (engines: "
+            f"{', '.join(sorted(ENGINES))}). README, 'Adding a warehouse engine', says how to "
+            "add one."
+        )
+    return spec
+
+
+def connect(output: Mapping[str, Any], project_dir: Path) -> tuple[EngineSpec, Warehouse]:
+    """The engine of a rendered profile output and a warehouse connected through it."""
+    spec = engine_for(output.get("type"))
+    return spec, spec.connect(output, project_dir)
+
+
+def engine_of(warehouse: Warehouse) -> EngineSpec:
+    """The spec of a warehouse built directly (tests, embedding): by its dialect."""
+    spec = getattr(warehouse, "engine", None)
+    if isinstance(spec, EngineSpec):
+        return spec
+    for candidate in ENGINES.values():
+        if candidate.dialect == warehouse.dialect:
+            return candidate
+    raise ConfigurationError(f"No engine registered for dialect {warehouse.dialect!r}.")

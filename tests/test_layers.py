@@ -1,0 +1,54 @@
+"""The import contract of `make lint` (pyproject.toml, [tool.importlinter]) holds on the real
+tree and bites on a deliberate back-edge: a copy of the package where core imports the service,
+or a transport reaches into the cache, fails `lint-imports`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+
+
+def lint(package_parent: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(package_parent)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache", "--config", str(ROOT / "pyproject.toml")],
+        cwd=package_parent, env=env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def copy_with(tmp_path: Path, module: str, line: str) -> Path:
+    parent = tmp_path / "src"
+    shutil.copytree(ROOT / "server" / "tally", parent / "tally",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    target = parent / "tally" / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    return parent
+
+
+def test_the_tree_keeps_every_contract():
+    result = lint(ROOT / "server")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 kept, 0 broken" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "module,line,contract",
+    [
+        ("core/request.py", "import tally.service  # noqa", "tally's layers import one way"),
+        ("errors.py", "import tally.settings  # noqa", "tally's layers import one way"),
+        ("api/rest/query.py", "import tally.cache.keys  # noqa", "transports use the service"),
+    ],
+)
+def test_a_back_edge_fails_the_lint(tmp_path, module, line, contract):
+    result = lint(copy_with(tmp_path, module, line))
+    assert result.returncode != 0
+    assert "1 broken" in result.stdout, result.stdout[-3000:]
+    assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
