@@ -305,7 +305,9 @@ class StructuredFilter:
         item = {k: v for k, v in item.items() if v is not None}
         unknown = set(item) - {"dimension", "op", "value", "values", "grain"}
         if unknown:
-            raise InvalidFilter(f"Unknown key(s) {shorten(sorted(unknown))} in filter {shorten(item)}.")
+            raise InvalidFilter(
+                f"Unknown key(s) {shorten(sorted(unknown))} in filter {shorten(item)}."
+            )
         name = item.get("dimension")
         op = str(item.get("op", "=")).lower()
         if (
