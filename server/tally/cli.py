@@ -28,7 +28,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv = ["generate", "--", *argv[1:]]
     argv = _attach_descending_order(argv)
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "build":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.dbt_args = [a for a in extra if a != "--"]
     if args.command != "serve":
         # MetricFlow logs the tracebacks of queries it cannot plan; tally reports them as one
         # line (TALLY_DEBUG=1 shows them).
@@ -85,15 +88,19 @@ def _parser() -> argparse.ArgumentParser:
             "--project-dir",
             type=Path,
             default=None,
-            help="dbt project folder (env TALLY_PROJECT_DIR, default dbt_project)",
+            help="dbt project folder (env TALLY_PROJECT_DIR or DBT_PROJECT_DIR; default: the "
+            "current folder if it holds dbt_project.yml, else ./dbt_project)",
         )
         p.add_argument(
             "--profiles-dir",
             type=Path,
             default=None,
-            help="folder of profiles.yml (default: the project folder)",
+            help="folder of profiles.yml (env DBT_PROFILES_DIR; default: the project folder, "
+            "then ~/.dbt)",
         )
-        p.add_argument("--target", default=None, help="dbt profile target (env TALLY_TARGET)")
+        p.add_argument(
+            "--target", default=None, help="dbt profile target (env TALLY_TARGET or DBT_TARGET)"
+        )
 
     def query_flags(p: argparse.ArgumentParser) -> None:
         project_flags(p)
@@ -149,6 +156,22 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.set_defaults(handler=_cmd_serve)
 
+    b = sub.add_parser(
+        "build",
+        help="rebuild safely while serving: dbt build + parse beside what is served, then "
+        "swap in (other arguments go to dbt build: --select, --exclude, --full-refresh...)",
+    )
+    project_flags(b)
+    b.add_argument("--vars", default=None, help="dbt vars (YAML), for dbt build and dbt parse")
+    b.add_argument(
+        "--from",
+        dest="start_from",
+        type=Path,
+        default=None,
+        help="DuckDB: start from this file (moved in) instead of a copy of the served one",
+    )
+    b.set_defaults(handler=_cmd_build)
+
     g = sub.add_parser("generate", add_help=False,
                        help="generate the raw demo data into a DuckDB file (--help for options)")
     g.add_argument("args", nargs=argparse.REMAINDER)
@@ -166,16 +189,8 @@ def _service(args: argparse.Namespace):
     settings = load_settings(
         project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
     )
-    _check_project_dir(settings.resolved_project_dir())
+    settings.resolved_project_dir()  # a wrong --project-dir is one line now, not later
     return TallyService(settings)
-
-
-def _check_project_dir(project_dir: Path) -> None:
-    if not (project_dir / "dbt_project.yml").is_file():
-        raise ConfigurationError(
-            f"{project_dir} is not a dbt project (no dbt_project.yml): pass --project-dir "
-            "(or set TALLY_PROJECT_DIR) to the folder of dbt_project.yml, e.g. dbt_project."
-        )
 
 
 def _request(args: argparse.Namespace):
@@ -282,17 +297,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
     )
-    # A wrong project folder or target is the caller's mistake: say so now (exit 2), not as a
-    # server that never gets ready. A missing manifest is not: the server starts, answers
-    # /health/ready with 503, and picks the manifest up when `make warehouse` writes it.
-    _check_project_dir(settings.resolved_project_dir())
-    read_profile_target(
+    # A wrong project folder, profile or target is the caller's mistake: say so now (exit 2),
+    # not as a server that never gets ready. A missing manifest is not: the server starts,
+    # answers /health/ready with 503, and picks the manifest up when dbt parse writes it.
+    output = read_profile_target(
         settings.resolved_project_dir(), settings.resolved_profiles_dir(), settings.target
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     app = create_app(settings)
     print(
-        f"tally serving on http://{settings.host}:{settings.port} "
+        f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
+        f"{output.get('type')}) on http://{settings.host}:{settings.port} "
         f"(REST /api/v1, GraphQL /graphql, docs /docs)",
         file=sys.stderr,
         flush=True,
@@ -300,6 +315,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from tally.api.serve import serve
 
     return serve(app, settings, log_level=args.log_level)
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from tally.build import plan, run_build, summary
+    from tally.service import TallyService
+    from tally.settings import load_settings
+
+    settings = load_settings(
+        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
+    )
+    service = TallyService(settings)
+    project_dir = settings.resolved_project_dir()
+    output = service.profile_output()
+    data_file = service.engine.data_file(output, project_dir) if service.engine.data_file else None
+    build = plan(settings, data_file)
+    run_build(build, args.dbt_args, args.vars, args.start_from,
+              say=lambda line: print(line, flush=True))  # fmt: skip
+    print(summary(build), flush=True)
+    return 0
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

@@ -1,23 +1,37 @@
-"""One settings class. Every value resolves argument -> environment (TALLY_*) -> default."""
+"""One settings class. Every value resolves argument -> environment (TALLY_*) -> default; the
+dbt project, profile and manifest are then found the way dbt finds them (tally.project)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tally.errors import ConfigurationError
+from tally.project import find_profiles_dir, find_project_dir, read_project
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TALLY_", extra="ignore", frozen=True)
 
-    project_dir: Path = Field(Path("dbt_project"), description="The dbt project folder.")
-    profiles_dir: Path | None = Field(
-        None, description="Folder of profiles.yml (default: project_dir)."
+    project_dir: Path | None = Field(
+        None,
+        description="The dbt project folder (default: DBT_PROJECT_DIR, the current folder if "
+        "it holds dbt_project.yml, else ./dbt_project).",
     )
-    target: str | None = Field(None, description="dbt profile target (default: the profile's).")
+    profiles_dir: Path | None = Field(
+        None,
+        description="Folder of profiles.yml (default: DBT_PROFILES_DIR, the project folder, "
+        "~/.dbt).",
+    )
+    target: str | None = Field(
+        None, description="dbt profile target (default: DBT_TARGET, then the profile's)."
+    )
     manifest_path: Path | None = Field(
-        None, description="semantic_manifest.json (default: project_dir/target/...)."
+        None,
+        description="semantic_manifest.json (default: in dbt's target path: DBT_TARGET_PATH or "
+        "the project's target-path, else target/).",
     )
     max_rows: int = Field(100_000, ge=1, description="Most rows a query may return.")
     query_timeout_seconds: float = Field(60.0, gt=0, description="Per-query warehouse timeout.")
@@ -55,17 +69,36 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=1, le=65535)
 
     def resolved_project_dir(self) -> Path:
-        return self.project_dir.expanduser().resolve()
+        return find_project_dir(self.project_dir)
 
     def resolved_profiles_dir(self) -> Path:
-        return (self.profiles_dir or self.project_dir).expanduser().resolve()
+        return find_profiles_dir(self.resolved_project_dir(), self.profiles_dir)
+
+    def resolved_target_path(self) -> Path:
+        """dbt's output folder: where `dbt parse` writes the manifests."""
+        return read_project(self.resolved_project_dir()).target_path
 
     def resolved_manifest_path(self) -> Path:
         if self.manifest_path is not None:
             return self.manifest_path.expanduser().resolve()
-        return self.resolved_project_dir() / "target" / "semantic_manifest.json"
+        return self.resolved_target_path() / "semantic_manifest.json"
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, with explicit (non-None) arguments taking precedence."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with explicit (non-None) arguments taking precedence. A
+    bad value is one line naming the setting, its flag or variable, and what it must be."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        raise ConfigurationError(_one_line(e)) from None
+
+
+def _one_line(e: ValidationError) -> str:
+    problems = []
+    for err in e.errors(include_url=False):
+        field = ".".join(str(p) for p in err.get("loc", ())) or "settings"
+        flag = f"--{field.replace('_', '-')} or TALLY_{field.upper()}"
+        given = err.get("input")
+        shown = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        problems.append(f"setting {field} ({flag}): {err.get('msg', 'invalid')}{shown}")
+    return "Bad " + "; ".join(problems[:3]) + "."

@@ -40,8 +40,8 @@ async def test_not_ready_without_a_manifest(warehouse, tmp_path):
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.get("/health/ready")
         q = await c.post("/api/v1/query", json={"metrics": ["revenue"]})
-    assert r.status_code == 503 and "make warehouse" in r.json()["error"]["message"]
-    assert_error(q, 503, "manifest_unavailable", "make warehouse")
+    assert r.status_code == 503 and "dbt parse" in r.json()["error"]["message"]
+    assert_error(q, 503, "manifest_unavailable", "dbt parse")
 
 
 def _sample(text: str, name: str, **labels: str) -> float:

@@ -277,5 +277,5 @@ async def test_warehouse_failure_is_a_5xx_without_internals(make_app, tmp_path):
 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         r = await c.post("/api/v1/query", json=Q)
-    err = assert_error(r, 503, "warehouse_unavailable", "make warehouse")
+    err = assert_error(r, 503, "warehouse_unavailable", "tally build")
     assert "Traceback" not in err["message"]

@@ -139,7 +139,7 @@ def test_catalog(service):
 def test_missing_manifest_says_how_to_fix(tmp_path, warehouse):
     settings = Settings(project_dir=PROJECT_DIR, manifest_path=tmp_path / "nope.json")
     svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
-    with pytest.raises(ManifestUnavailable, match="make warehouse"):
+    with pytest.raises(ManifestUnavailable, match="dbt parse"):
         svc.list_metrics()
 
 
@@ -164,7 +164,7 @@ def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, warehouse):
     svc = TallyService(settings, warehouse=DuckDBWarehouse(tmp_path / "warehouse.duckdb"))
     from tally.errors import WarehouseUnavailable
 
-    with pytest.raises(WarehouseUnavailable, match="make warehouse"):
+    with pytest.raises(WarehouseUnavailable, match="tally build"):
         svc.query(q(metrics="revenue"))
 
 

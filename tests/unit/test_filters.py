@@ -19,6 +19,12 @@ DIM = "{{ Dimension('customer__country') }}"
         "{{ Dimension('cohort__period_number') }} between 0 and 3",
         "{{ Metric('revenue', group_by=['customer']) }} > 1000",
         "{{ Entity('customer') }} = 42",
+        # MetricFlow's own spellings: an entity path, date parts, a boolean dimension alone.
+        "{{ Dimension('location__name', entity_path=['order_id']) }} = 'x'",
+        "{{ TimeDimension('metric_time', date_part_name='year') }} = 2024",
+        "{{ Dimension('metric_time').date_part('year') }} = 2024",
+        "{{ Dimension('listing__is_instant') }}",
+        "NOT {{ Dimension('listing__is_instant') }} OR {DIM} = 'US'".replace("{DIM}", DIM),
     ],
 )
 def test_allowed_clauses(clause):
@@ -38,9 +44,10 @@ def test_allowed_clauses(clause):
         ("{{ config(materialized='table') }}", "template code"),
         (f"{DIM} = 'US' {{% if true %}}", "template code"),
         ("{{ Dimension(__import__('os').getcwd()) }} = 1", "literal"),
-        ("{{ Dimension('customer__country', entity_path=['x']) }} = 1", "entity_path"),
+        ("{{ Dimension('customer__country', entity_path='x') }} = 1", "entity_path"),
+        ("{{ Dimension('customer__country').descending(True) }} = 1", "grain"),
         (f"{DIM} = ", "Cannot parse"),
-        (f"{DIM}", "condition"),
+        (f"{DIM} || 'x'", "condition"),
         (f"{DIM} = 'US' union select 1", "one expression|parse|condition|Union"),
         (f"{DIM} = pg_sleep(10)", "PG_SLEEP|ANONYMOUS|filters may not"),
     ],
@@ -168,3 +175,14 @@ def test_sql_keyword_entities_are_quoted_only_where_they_are_identifiers():
     assert quote_reserved(sql, names, "duckdb") == (
         'SELECT "order", SUM(x) AS order_count FROM (SELECT order_id AS "order" FROM t) s '
         "WHERE s.c = 'order' -- Select: ['order']\nGROUP BY \"order\" ORDER BY \"order\"")
+
+
+def test_entity_path_and_date_part_are_read_into_one_name():
+    clause = "{{ Dimension('location__name', entity_path=['order_id']) }} = 'x'"
+    [ref] = check_where(clause).references
+    assert (ref.kind, ref.name, ref.group_by_name()) == (
+        "Dimension", "order_id__location__name", "order_id__location__name")
+    [ref] = check_where("{{ Dimension('metric_time').date_part('YEAR') }} = 2024").references
+    assert ref.group_by_name() == "metric_time__extract_year"
+    [ref] = check_where("{{ TimeDimension('metric_time', 'fiscal_quarter') }} = 'x'").references
+    assert ref.group_by_name() == "metric_time__fiscal_quarter"

@@ -120,9 +120,14 @@ def values_response(request: Request, result: QueryResult, fmt: str, dimension: 
     if fmt != "json":
         return _table_response(result, fmt, headers)
     meta = encoding.result_meta(result)
+    metrics = list(result.request.metrics)
     body = {
         "dimension": dimension,
         "column": result.table.column_names[0],
+        # Which values these are: those reachable through the metrics asked for, or every
+        # value in the dimension's own semantic model (no metrics asked).
+        "scope": "metrics" if metrics else "semantic_model",
+        "metrics": metrics,
         "values": [encoding.json_value(v) for v in result.table.column(0).to_pylist()],
         "row_count": meta["row_count"],
         "cache": meta["cache"],

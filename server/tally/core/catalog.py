@@ -3,9 +3,20 @@ transports serialise as they like. Built once per manifest."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from metricflow_semantic_interfaces.errors import InvalidQuerySyntax
+from metricflow_semantic_interfaces.parsing.text_input.ti_description import QueryItemType
+from metricflow_semantic_interfaces.parsing.text_input.ti_exceptions import (
+    QueryItemJinjaException,
+)
+from metricflow_semantic_interfaces.parsing.text_input.ti_processor import (
+    ObjectBuilderTextProcessor,
+)
+from metricflow_semantic_interfaces.parsing.text_input.valid_method import (
+    ConfiguredValidMethodMapping,
+)
 
 from tally.errors import CompileFault
 
@@ -23,20 +34,30 @@ class MetricInfo:
     # Cumulative metrics: the metric_time grains at which the metric stays exact when also
     # grouped by another dimension (None: every grain, e.g. an all-history accumulation).
     grouped_grains: tuple[str, ...] | None = None
+    # Hidden from the catalog (`meta: {hidden: true}`): a building block of other metrics.
+    # It can still be queried by name.
+    hidden: bool = False
 
 
 @dataclass(frozen=True)
 class DimensionInfo:
-    name: str  # the group-by name: customer__country, metric_time, customer__signup_date
+    name: str  # the group-by name: customer__country, metric_time, bike__station__city_name
     label: str
     description: str
     type: str  # categorical | time
-    grains: tuple[str, ...] = ()  # for time dimensions: the grains it can be asked at
+    grains: tuple[str, ...] = ()  # time dimensions: the grains it can be asked at (+ custom)
     semantic_model: str | None = None
+    date_parts: tuple[str, ...] = ()  # time dimensions: __extract_<part> names
+    entity_path: tuple[str, ...] = ()  # the entities joined to reach it
 
     def group_by_names(self) -> tuple[str, ...]:
+        """Every name this dimension can be asked by, in group-bys, filters and order-bys."""
         if self.type == "time":
-            return (self.name, *(f"{self.name}__{g}" for g in self.grains))
+            return (
+                self.name,
+                *(f"{self.name}__{g}" for g in self.grains),
+                *(f"{self.name}__extract_{p}" for p in self.date_parts),
+            )
         return (self.name,)
 
 
@@ -57,14 +78,15 @@ class SavedQueryInfo:
     group_by: tuple[str, ...]
     where: tuple[str, ...]
     cache_ttl_seconds: float | None = None
+    order_by: tuple[str, ...] = ()
+    limit: int | None = None
 
 
 # From MetricFlow's manifest objects --------------------------------------------------
 
-_SAVED_GROUP_BY = re.compile(
-    r"^\s*(?P<kind>Dimension|TimeDimension|Entity)\(\s*'(?P<name>[\w]+)'"
-    r"(?:\s*,\s*'(?P<grain>\w+)')?\s*\)(?:\.grain\(\s*'(?P<grain2>\w+)'\s*\))?\s*$"
-)
+def is_hidden(meta: dict[str, Any]) -> bool:
+    tally_meta = meta.get("tally") if isinstance(meta.get("tally"), dict) else {}
+    return bool(meta.get("hidden") or tally_meta.get("hidden"))
 
 
 def metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
@@ -106,32 +128,56 @@ def metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
         grouped_grains=grouped_grains,
         inputs=tuple(dict.fromkeys(inputs)),
         filter=metric_filter,
+        hidden=is_hidden(meta),
     )
 
 
 def saved_query_info(q: Any, meta: dict[str, Any]) -> SavedQueryInfo:
-    group_by = []
-    for item in q.query_params.group_by:
-        match = _SAVED_GROUP_BY.match(item)
-        if not match:
-            raise CompileFault(f"Saved query {q.name!r} has a group-by tally cannot read: {item!r}")
-        grain = match.group("grain") or match.group("grain2")
-        group_by.append(f"{match.group('name')}__{grain}" if grain else match.group("name"))
-    where = (
-        tuple(f.where_sql_template for f in q.query_params.where.where_filters)
-        if q.query_params.where
-        else ()
+    """A saved query with its group-bys and order-bys in tally's names (MetricFlow's object
+    syntax, read by MetricFlow's own parser: the project's YAML is trusted text)."""
+    params = q.query_params
+    group_by = tuple(
+        _item_name(q.name, item, ConfiguredValidMethodMapping.DEFAULT_MAPPING)[0]
+        for item in params.group_by
     )
+    order_by = []
+    for item in getattr(params, "order_by", None) or ():
+        name, descending = _item_name(
+            q.name, item, ConfiguredValidMethodMapping.DEFAULT_MAPPING_FOR_ORDER_BY
+        )
+        order_by.append(f"-{name}" if descending else name)
+    where = tuple(f.where_sql_template for f in params.where.where_filters) if params.where else ()
     ttl = meta.get("cache_ttl_seconds")
     return SavedQueryInfo(
         name=q.name,
         label=q.label or title(q.name),
         description=q.description or "",
-        metrics=tuple(q.query_params.metrics),
-        group_by=tuple(group_by),
+        metrics=tuple(params.metrics),
+        group_by=group_by,
         where=where,
         cache_ttl_seconds=float(ttl) if ttl is not None else None,
+        order_by=tuple(order_by),
+        limit=getattr(params, "limit", None),
     )
+
+
+def _item_name(saved_query: str, item: str, methods: Any) -> tuple[str, bool]:
+    """`Dimension('station__city_name', entity_path=['bike']).grain('month')` ->
+    ('bike__station__city_name__month', descending)."""
+    try:
+        d = ObjectBuilderTextProcessor().get_description(item, methods)
+    except (InvalidQuerySyntax, QueryItemJinjaException, ValueError) as e:
+        raise CompileFault(
+            f"Saved query {saved_query!r} has an item tally cannot read: {item!r} ({e})"
+        ) from None
+    name = "__".join((*d.entity_path, d.item_name)).lower()
+    if d.item_type is QueryItemType.METRIC:
+        return name, bool(d.descending)
+    if d.date_part_name:
+        name = f"{name}__extract_{d.date_part_name.lower()}"
+    elif d.time_granularity_name:
+        name = f"{name}__{d.time_granularity_name.lower()}"
+    return name, bool(d.descending)
 
 
 def title(name: str) -> str:

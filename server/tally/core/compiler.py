@@ -1,17 +1,21 @@
-"""MetricFlow, wrapped: catalog look-ups and request -> SQL for one warehouse dialect.
+"""MetricFlow, wrapped: the catalog a manifest defines, and request -> SQL for one warehouse
+engine.
 
 The engine is built once per manifest over a compile-only SQL client (MetricFlow needs only
 the engine type and the plan renderer to write SQL; execution goes through tally's own
 warehouse layer). MetricFlow keeps global state (its id generator), so compiling happens under
-a lock; executing the SQL does not need it.
+a lock; executing the SQL does not need it. This module, semantic_manifest.py and catalog.py
+are the only places that use MetricFlow's (unstable, pinned) Python API.
 """
 
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import threading
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from cachetools import LRUCache
@@ -21,7 +25,18 @@ from metricflow.engine.metricflow_engine import (
     OutputColumnOrderMode,
 )
 from metricflow.protocols.sql_client import SqlEngine
+from metricflow_semantic_interfaces.references import MetricReference
+from metricflow_semantic_interfaces.type_enums.date_part import DatePart
 from metricflow_semantics.errors.error_classes import InformativeUserError
+from metricflow_semantics.model.linkable_element_property import GroupByItemProperty
+from metricflow_semantics.model.semantics.element_filter import GroupByItemSetFilter
+from metricflow_semantics.model.semantics.linkable_element import LinkableElementType
+from metricflow_semantics.specs.query_param_implementations import (
+    DimensionOrEntityParameter,
+    MetricParameter,
+    OrderByParameter,
+    TimeDimensionParameter,
+)
 
 from tally.core.catalog import (
     DimensionInfo,
@@ -30,27 +45,26 @@ from tally.core.catalog import (
     SavedQueryInfo,
     metric_info,
     saved_query_info,
-    title,
 )
 from tally.core.engine import EngineSpec
-from tally.core.filters import check_where
-from tally.core.grains import GRAINS, grains_from
+from tally.core.grains import DATE_PARTS, grains_from
+from tally.core.group_bys import GroupByIndex, GroupByItem, build_index
 from tally.core.request import QueryRequest
 from tally.core.reserved import quote_reserved, reserved_names
+from tally.core.resolve import CheckedQuery, check_request
 from tally.core.semantic_manifest import LoadedManifest
 from tally.errors import (
     CompileFault,
-    InvalidGrain,
-    InvalidOrderBy,
     InvalidQuery,
-    InvalidRequest,
     ManifestMismatch,
-    UnknownDimension,
     UnknownMetric,
     UnknownSavedQuery,
     shorten,
     suggestion_suffix,
 )
+
+log = logging.getLogger("tally.compiler")
+Spec = tuple[str, str, tuple[str, ...], str, str | None, str | None]
 
 
 class _CompileOnlyClient:
@@ -84,7 +98,7 @@ class _CompileOnlyClient:
 @dataclass(frozen=True)
 class CompiledQuery:
     sql: str
-    request: QueryRequest  # the request as compiled (saved query expanded)
+    request: QueryRequest  # the request as compiled (saved query expanded, filters checked)
 
 
 class Compiler:
@@ -101,16 +115,18 @@ class Compiler:
         self.loaded = loaded
         self.engine = engine
         self.dialect = engine.dialect
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._sql_cache: LRUCache = LRUCache(maxsize=2048)
         self._sql_cache_lock = threading.Lock()
-        # Catalog look-ups per metric set, owned by this compiler (a new manifest gets a new
+        # Group-by indexes per metric set, owned by this compiler (a new manifest gets a new
         # compiler, and the old one's caches go with it).
-        self._dimensions_cache: dict[tuple[str, ...], tuple[DimensionInfo, ...]] = {}
-        self._entities_cache: dict[tuple[str, ...], tuple[EntityInfo, ...]] = {}
+        self._indexes: LRUCache = LRUCache(maxsize=1024)
         self.sql_cache_hits = 0
         self._engine = MetricFlowEngine(loaded.lookup, _CompileOnlyClient(engine))
         manifest = loaded.manifest
+        self.custom_grains: tuple[str, ...] = tuple(
+            loaded.lookup.semantic_model_lookup.custom_granularity_names
+        )
         # Semantic names MetricFlow may write as bare identifiers: entities, dimensions.
         self._reserved = reserved_names(
             (
@@ -120,8 +136,12 @@ class Compiler:
             ),
             engine.reserved_words,
         )
+        # Metrics MetricFlow creates while loading (from measures, named like `revenue_1`) are
+        # private: not the project's, never listed or queried by name.
         self.metrics: dict[str, MetricInfo] = {
-            m.name: metric_info(m, loaded.metric_meta.get(m.name, {})) for m in manifest.metrics
+            m.name: metric_info(m, loaded.metric_meta.get(m.name, {}))
+            for m in manifest.metrics
+            if not m.type_params.is_private
         }
         self.saved_queries: dict[str, SavedQueryInfo] = {
             q.name: saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
@@ -134,7 +154,8 @@ class Compiler:
         """One metric by name, spelt in any case."""
         key = name.strip().lower()
         if key not in self.metrics:
-            hint, best = suggestion_suffix(key, self.metrics)
+            visible = [m for m, info in self.metrics.items() if not info.hidden]
+            hint, best = suggestion_suffix(key, visible)
             raise UnknownMetric(f"Unknown metric {shorten(name)}.{hint}", suggestion=best)
         return self.metrics[key]
 
@@ -142,217 +163,95 @@ class Compiler:
         key = name.strip().lower()
         if key not in self.saved_queries:
             hint, best = suggestion_suffix(key, self.saved_queries)
-            raise UnknownSavedQuery(
-                f"Unknown saved query {shorten(name)}.{hint}", suggestion=best
-            )
+            raise UnknownSavedQuery(f"Unknown saved query {shorten(name)}.{hint}", suggestion=best)
         return self.saved_queries[key]
 
-    def dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
+    def index(self, metrics: tuple[str, ...] = ()) -> GroupByIndex:
+        """Everything `metrics` can be grouped and filtered by (all semantic models' own
+        dimensions when no metric is given)."""
         key = tuple(sorted({self.metric(name).name for name in metrics}))
-        found = self._dimensions_cache.get(key)
+        found = self._indexes.get(key)
         if found is None:
-            found = self._dimensions_cache[key] = self._dimensions(key)
+            with self._lock:
+                specs = list(self._specs(key) if key else self._model_specs())
+            found = build_index(specs, *self._descriptions())
+            self._indexes[key] = found
         return found
 
-    def _dimensions(self, metrics: tuple[str, ...]) -> tuple[DimensionInfo, ...]:
-        with self._lock:
-            found = self._engine.list_dimensions(list(metrics) or None)
-        out: dict[str, DimensionInfo] = {}
-        for d in found:
-            is_time = d.type.value == "time"
-            name = d.granularity_free_dunder_name if is_time else d.dunder_name
-            grain = d.type_params.time_granularity.value if is_time and d.type_params else None
-            out.setdefault(
-                name,
-                DimensionInfo(
-                    name=name,
-                    label=d.label or title(name),
-                    description=d.description or "",
-                    type="time" if is_time else "categorical",
-                    grains=grains_from(grain) if is_time else (),
-                    semantic_model=d.semantic_model_reference.semantic_model_name
-                    if d.semantic_model_reference
-                    else None,
-                ),
-            )
-        if not metrics:
-            # Without metrics, MetricFlow lists model dimensions only; metric_time is common to
-            # every metric, at the grains of the finest one.
-            out.setdefault("metric_time", DimensionInfo("metric_time", "", "", "time", GRAINS))
-        if "metric_time" in out:
-            mt = out["metric_time"]
-            out["metric_time"] = DimensionInfo(
-                name="metric_time",
-                label="Metric time",
-                description="The time of each metric's events (order date for order metrics), "
-                "at the grain asked for.",
-                type="time",
-                grains=mt.grains,
-            )
-        return tuple(sorted(out.values(), key=lambda d: (d.name != "metric_time", d.name)))
+    def dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
+        return self.index(metrics).dimensions
 
     def entities(self, metrics: tuple[str, ...] = ()) -> tuple[EntityInfo, ...]:
-        key = tuple(sorted({self.metric(name).name for name in metrics}))
-        found = self._entities_cache.get(key)
-        if found is None:
-            found = self._entities_cache[key] = self._entities(key)
-        return found
+        return self.index(metrics).entities
 
-    def _entities(self, metrics: tuple[str, ...]) -> tuple[EntityInfo, ...]:
-        if metrics:
-            with self._lock:
-                names = {e.name for e in self._engine.entities_for_metrics(list(metrics))}
-        else:
-            names = None
-        out: dict[str, EntityInfo] = {}
+    def _specs(self, metrics: tuple[str, ...]) -> Iterator[Spec]:
+        """MetricFlow's own list of the group-by items common to `metrics`."""
+        found = self.loaded.lookup.metric_lookup.get_common_group_by_items(
+            metric_references=tuple(MetricReference(m) for m in metrics),
+            set_filter=GroupByItemSetFilter.create(),
+        )
+        local = GroupByItemProperty.LOCAL
+        kinds = {
+            LinkableElementType.ENTITY: "entity",
+            LinkableElementType.DIMENSION: "dimension",
+            LinkableElementType.TIME_DIMENSION: "time_dimension",
+        }
+        for annotated in found.annotated_specs:
+            kind = kinds.get(annotated.element_type)
+            if kind is None:  # metrics as group-bys are not served
+                continue
+            spec = annotated.spec
+            if kind == "entity" and spec.entity_links and local in annotated.property_set:
+                continue  # rental__bike on rentals is the local entity `bike` again
+            grain = annotated.time_grain.name if annotated.time_grain else None
+            part = annotated.date_part.value if annotated.date_part else None
+            links = tuple(link.element_name for link in spec.entity_links)
+            yield spec.dunder_name, kind, links, spec.element_name, grain, part
+
+    def _model_specs(self) -> Iterator[Spec]:
+        """Without metrics: every semantic model's dimensions by its primary entity (what a
+        dimension-only query can be grouped by), and metric_time."""
+        finest = "day"
+        for d in self._engine.list_dimensions():
+            links = tuple(link.element_name for link in d.entity_links)
+            if d.type.value != "time":
+                yield d.dunder_name, "dimension", links, d.name, None, None
+                continue
+            grain = d.type_params.time_granularity.value if d.type_params else "day"
+            finest = min(finest, grain, key=_grain_order)
+            yield from _time_specs(links, d.name, grain, self.custom_grains)
+        yield from _time_specs((), "metric_time", finest, self.custom_grains)
         for model in self.loaded.manifest.semantic_models:
             for e in model.entities:
-                if names is not None and e.name not in names:
-                    continue
-                current = out.get(e.name)
-                if current is None or (current.type != "primary" and e.type.value == "primary"):
-                    out[e.name] = EntityInfo(
-                        name=e.name,
-                        label=e.label or title(e.name),
-                        description=e.description or "",
-                        type=e.type.value,
-                    )
-        return tuple(sorted(out.values(), key=lambda e: e.name))
+                yield e.name, "entity", (), e.name, None, None
+
+    def _descriptions(
+        self,
+    ) -> tuple[dict[str, tuple[str, str, str | None]], dict[str, tuple[str, str, str]]]:
+        dims: dict[str, tuple[str, str, str | None]] = {
+            "metric_time": (
+                "Metric time",
+                "The time of each metric's events (its aggregation time dimension), at the "
+                "grain asked for.",
+                None,
+            )
+        }
+        entities: dict[str, tuple[str, str, str]] = {}
+        for model in self.loaded.manifest.semantic_models:
+            for d in model.dimensions:
+                dims.setdefault(d.name, (d.label or "", d.description or "", model.name))
+            for e in model.entities:
+                current = entities.get(e.name)
+                if current is None or (current[2] != "primary" and e.type.value == "primary"):
+                    entities[e.name] = (e.label or "", e.description or "", e.type.value)
+        return dims, entities
 
     # Compile ---------------------------------------------------------------------------
 
-    def expand(self, request: QueryRequest) -> QueryRequest:
-        """A saved query becomes an ordinary request (its filters AND the caller's)."""
-        if not request.saved_query:
-            return request
-        saved = self.saved_query(request.saved_query)
-        return replace(
-            request,
-            metrics=saved.metrics,
-            group_by=saved.group_by,
-            where=(*saved.where, *request.where),
-            saved_query=None,
-        )
-
     def check(self, request: QueryRequest) -> QueryRequest:
-        """Validate names against the catalog (typed errors with suggestions) and return the
-        request with its filters in canonical, checked spelling."""
-        request = self.expand(request)
-        if not request.metrics:
-            raise InvalidRequest("Ask for at least one metric.")
-        for name in request.metrics:
-            self.metric(name)
-        dims = self.dimensions(request.metrics)
-        entities = {e.name for e in self.entities(request.metrics)}
-        for name in request.group_by:
-            self._check_group_by(name, dims, entities, request.metrics)
-        wheres = []
-        for clause in request.where:
-            text = clause if isinstance(clause, str) else clause.to_where(self.dialect)
-            checked = check_where(text, self.dialect)
-            for ref in checked.references:
-                if ref.kind == "Metric":
-                    self.metric(ref.name)
-                    continue
-                name = f"{ref.name}__{ref.grain}" if ref.grain else ref.name
-                self._check_group_by(name, dims, entities, request.metrics, in_filter=True)
-            wheres.append(checked.sql)
-        has_time = any(
-            g == "metric_time" or g.startswith("metric_time__") for g in request.group_by
-        )
-        for name in request.metrics:
-            if self.metrics[name].requires_metric_time and not has_time:
-                raise InvalidQuery(
-                    f"'{name}' compares a period with an earlier one: group by metric_time "
-                    "(e.g. metric_time__month)."
-                )
-        self._check_grouped_cumulative(request.metrics, request.group_by)
-        selectable = set(request.metrics) | set(request.group_by)
-        for item in request.order_by:
-            name = item.lstrip("-")
-            if name not in selectable:
-                hint, best = suggestion_suffix(name, selectable)
-                raise InvalidOrderBy(
-                    f"Cannot order by '{name}': order by one of the requested metrics or "
-                    f"group-bys ({', '.join(sorted(selectable))}).{hint}",
-                    suggestion=best,
-                )
-        return replace(request, where=tuple(wheres))
-
-    def _check_grouped_cumulative(
-        self, metrics: tuple[str, ...], group_by: tuple[str, ...]
-    ) -> None:
-        """MetricFlow fills the time spine per day, not per (day, group), and reports a period by
-        the value on its last day that has a row. Grouped by a dimension, a group whose window
-        is empty on the period's last day would carry an earlier day's value. That cannot
-        happen at the grains in `grouped_grains` (the window on the last day covers every day
-        of the period), so only the other grains are refused: better no answer than a wrong
-        one, and a filter per group is exact at every grain."""
-        others = [g for g in group_by if g.split("__")[0] != "metric_time"]
-        if not others:
-            return
-        grains = [
-            g.partition("__")[2] or "day" for g in group_by if g.split("__")[0] == "metric_time"
-        ]
-        for name in self._cumulative_inputs(metrics):
-            exact = self.metrics[name].grouped_grains
-            wrong = [g for g in grains if exact is not None and g not in exact]
-            if wrong:
-                raise InvalidQuery(
-                    f"Cumulative metric '{name}' grouped by {', '.join(others)} is exact only at "
-                    f"metric_time grain {' or '.join(exact)}, not '{wrong[0]}': a group without "
-                    f"orders at the end of a {wrong[0]} would show an earlier day's value. Ask "
-                    f"metric_time__{exact[-1]}, or filter instead of grouping, e.g. where "
-                    f"{{{{ Dimension('{others[0]}') }}}} = '...'.",
-                    metric=name,
-                    grains=list(exact),
-                )
-
-    def _cumulative_inputs(self, metrics: tuple[str, ...]) -> list[str]:
-        """The cumulative metrics among `metrics` and the metrics they are derived from."""
-        found: list[str] = []
-        todo = list(metrics)
-        while todo:
-            name = todo.pop()
-            info = self.metrics.get(name)
-            if info is None or name in found:
-                continue
-            if info.type == "cumulative":
-                found.append(name)
-            todo += [i for i in info.inputs if i in self.metrics and i != name]
-        return found
-
-    def _check_group_by(
-        self,
-        name: str,
-        dims: tuple[DimensionInfo, ...],
-        entities: set[str],
-        metrics: tuple[str, ...],
-        in_filter: bool = False,
-    ) -> None:
-        by_name = {d.name: d for d in dims}
-        if name in by_name or name in entities:
-            return
-        base, _, grain = name.rpartition("__")
-        if base in by_name and by_name[base].type == "time":
-            dim = by_name[base]
-            if grain in dim.grains:
-                return
-            raise InvalidGrain(
-                f"'{base}' cannot be asked at grain '{grain}': use one of "
-                f"{', '.join(dim.grains)} (e.g. '{base}__{dim.grains[0]}').",
-                dimension=base,
-                grains=list(dim.grains),
-            )
-        if base in by_name and grain in GRAINS:
-            raise InvalidGrain(f"'{base}' is not a time dimension; it has no grain '{grain}'.")
-        candidates = [n for d in dims for n in d.group_by_names()] + sorted(entities)
-        hint, best = suggestion_suffix(name, candidates)
-        where = " in a filter" if in_filter else ""
-        raise UnknownDimension(
-            f"Unknown dimension '{name}'{where} for {', '.join(metrics)}.{hint}",
-            suggestion=best,
-        )
+        """The request with names checked against the catalog (typed errors with suggestions)
+        and its filters as MetricFlow reads them."""
+        return check_request(self, request).request
 
     def compile(self, request: QueryRequest, limit: int | None = None) -> CompiledQuery:
         """SQL for a request. Repeated query shapes are served from the compiled-SQL cache
@@ -369,34 +268,83 @@ class Compiler:
         return compiled
 
     def _compile(self, request: QueryRequest, limit: int | None) -> CompiledQuery:
-        checked = self.check(request)
+        checked = check_request(self, request)
+        query = checked.request
+        params = {item.name: _group_by_param(item) for item in checked.group_by}
+        order_by = []
+        for entry in query.row_order:
+            name = entry.lstrip("-")
+            target = params.get(name) or MetricParameter(name)
+            order_by.append(OrderByParameter(target, descending=entry.startswith("-")))
         mf_request = MetricFlowQueryRequest.create(
-            metric_names=list(checked.metrics),
-            group_by_names=list(checked.group_by) or None,
-            where_constraints=list(checked.where) or None,
+            metric_names=list(query.metrics),
+            group_by=list(params.values()) or None,
+            where_constraints=list(query.where) or None,
             # Without an order, rows come in group-by order (time ascending), so the same
             # question always prints the same way and a limit keeps the earliest rows.
-            order_by_names=list(checked.row_order) or None,
-            limit=limit if limit is not None else checked.limit,
-            time_constraint_start=checked.start,
-            time_constraint_end=checked.end,
+            order_by=order_by or None,
+            limit=limit if limit is not None else query.limit,
+            time_constraint_start=query.start,
+            time_constraint_end=query.end,
             output_column_order_mode=OutputColumnOrderMode.TYPE_GROUPED,
         )
         with self._lock:
             try:
                 sql = self._engine.explain(mf_request).sql_statement.sql
             except InformativeUserError as e:
-                raise InvalidQuery(_mf_message(e)) from None
+                log.debug("MetricFlow refused a query", exc_info=True)
+                raise_refusal(e, checked)
             except Exception as e:
-                raise CompileFault(f"MetricFlow could not compile this query: {e}") from e
-        return CompiledQuery(sql=quote_reserved(sql, self._reserved, self.dialect), request=checked)
+                log.debug("MetricFlow failed on a query", exc_info=True)
+                raise CompileFault(
+                    f"MetricFlow could not compile this query: {mf_message(e)}"
+                ) from None
+        return CompiledQuery(sql=quote_reserved(sql, self._reserved, self.dialect), request=query)
 
 
-def _mf_message(e: Exception) -> str:
-    """MetricFlow's long multi-section message, shortened to its message and suggestions."""
+def raise_refusal(e: Exception, checked: CheckedQuery) -> None:
+    metrics = ", ".join(checked.request.metrics) or "this query"
+    raise InvalidQuery(f"MetricFlow cannot answer {metrics} this way: {mf_message(e)}") from None
+
+
+def mf_message(e: Exception) -> str:
+    """MetricFlow's long multi-section message, shortened to its message and suggestions;
+    never a traceback (those go to the debug log)."""
     text = str(e)
-    parts = re.split(r"\n\s*(?:Query Input|Issue Location|Object Builder Input):", text)
+    text = re.split(r"\n\s*Traceback \(most recent call last\)", text)[0]
+    parts = re.split(
+        r"\n\s*(?:Query Input|Issue Location|Object Builder Input|Got exception):", text
+    )
     head = parts[0]
     head = re.sub(r"Got error\(s\) during query resolution\.\s*", "", head)
     head = re.sub(r"Error #\d+:\s*Message:\s*", "", head)
     return " ".join(head.split())
+
+
+def _group_by_param(item: GroupByItem) -> Any:
+    if item.kind != "time_dimension":
+        return DimensionOrEntityParameter(name=item.name)
+    base = item.name
+    if item.date_part:
+        base = base.rsplit("__", 1)[0]
+        return TimeDimensionParameter(name=base, date_part=DatePart(item.date_part))
+    if item.grain and base.endswith(f"__{item.grain}"):
+        base = base[: -len(item.grain) - 2]
+    return TimeDimensionParameter(name=base, grain=item.grain)
+
+
+_ORDER = ("nanosecond", "microsecond", "millisecond", "second", "minute", "hour", "day")
+
+
+def _grain_order(grain: str) -> int:
+    return _ORDER.index(grain) if grain in _ORDER else len(_ORDER)
+
+
+def _time_specs(
+    links: tuple[str, ...], element: str, grain: str, custom: tuple[str, ...]
+) -> Iterator[Spec]:
+    base = "__".join((*links, element))
+    for g in grains_from(grain, custom):
+        yield f"{base}__{g}", "time_dimension", links, element, g, None
+    for part in DATE_PARTS:
+        yield f"{base}__extract_{part}", "time_dimension", links, element, None, part

@@ -66,3 +66,8 @@ class EngineSpec:
     compatible_adapters: frozenset[str] = frozenset()
     #: How queries run: "native" (the engine's own driver), "adbc", "dbt-adapter".
     execution_path: str = "native"
+    #: For a file-based engine (DuckDB): the local file a profile output serves. `tally build`
+    #: builds a side copy of it and swaps it in; None: dbt builds in place.
+    data_file: Callable[[Mapping[str, Any], Path], Path | None] | None = field(
+        default=None, compare=False
+    )

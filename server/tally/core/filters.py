@@ -25,13 +25,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from tally.core.grains import split_grain
+from tally.core.grains import split_date_part, split_grain
 from tally.errors import InvalidFilter, shorten
 
 _REF = re.compile(
     r"\{\{\s*(?P<kind>Dimension|TimeDimension|Entity|Metric)\s*\((?P<args>[^{}]*?)\)"
-    r"(?:\s*\.\s*grain\(\s*(?P<q>['\"])(?P<grain>\w+)(?P=q)\s*\))?\s*\}\}"
+    r"(?P<methods>(?:\s*\.\s*\w+\s*\([^{}()]*\))*)\s*\}\}"
 )
+# MetricFlow's object syntax: Dimension('x').grain('month').date_part('year').
+_METHOD = re.compile(r"\s*\.\s*(?P<method>\w+)\s*\(\s*(?P<q>['\"])(?P<value>\w+)(?P=q)\s*\)")
 _MAX_NAME = 128
 _JINJA = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
 
@@ -103,41 +105,50 @@ _ALLOWED_NODES: tuple[type[exp.Expression], ...] = (
 
 @dataclass(frozen=True)
 class FilterReference:
+    """One `{{ Dimension(...) }}`-style reference of a where clause, as written. `name` joins
+    the entity path and the name (`Dimension('station__city_name', entity_path=['bike'])` is
+    bike__station__city_name), so it is the same name a group-by uses."""
+
     kind: str  # Dimension | TimeDimension | Entity | Metric
     name: str
     grain: str | None = None
+    date_part: str | None = None
     group_by: tuple[str, ...] = ()
 
-    def canonical(self) -> FilterReference:
-        """One spelling per meaning: Dimension('x').grain('month'), TimeDimension('x', 'month')
-        and TimeDimension('x__month') all become TimeDimension('x', 'month'). (MetricFlow reads
-        Dimension('metric_time__month') at the default grain, which is never what was meant.)"""
-        if self.kind not in ("Dimension", "TimeDimension"):
-            return self
-        name, grain = self.name, self.grain
-        if grain is None:
-            name, grain = split_grain(name)
-        if grain is None:
-            return self
-        return FilterReference("TimeDimension", name, grain)
+    def group_by_name(self) -> str:
+        """The group-by spelling of this reference: name + __grain or __extract_<part>."""
+        if self.date_part:
+            return f"{self.name}__extract_{self.date_part}"
+        return f"{self.name}__{self.grain}" if self.grain else self.name
 
     def template(self) -> str:
+        """A spelling that does not depend on the project (for cache keys); the compiler
+        writes each reference the way MetricFlow needs it for the project's catalog."""
         if self.kind == "Metric":
             items = ", ".join(f"'{g}'" for g in self.group_by)
             return f"{{{{ Metric('{self.name}', group_by=[{items}]) }}}}"
-        if self.kind == "TimeDimension" and self.grain:
-            return f"{{{{ TimeDimension('{self.name}', '{self.grain}') }}}}"
+        if self.date_part:
+            return f"{{{{ TimeDimension('{self.name}', date_part_name='{self.date_part}') }}}}"
         if self.grain:
-            return f"{{{{ {self.kind}('{self.name}').grain('{self.grain}') }}}}"
+            return f"{{{{ TimeDimension('{self.name}', '{self.grain}') }}}}"
         return f"{{{{ {self.kind}('{self.name}') }}}}"
 
 
 @dataclass(frozen=True)
 class CheckedFilter:
-    """A where clause that passed the checks, in canonical spelling, with what it references."""
+    """A where clause that passed the checks, with what it references. `sql` spells each
+    reference with `template()`; `render` puts other spellings in their places."""
 
     sql: str
     references: tuple[FilterReference, ...]
+    skeleton: str = ""  # the SQL with a placeholder per reference
+    placeholder: str = ""
+
+    def render(self, templates: list[str]) -> str:
+        sql = self.skeleton
+        for i, template in enumerate(templates):
+            sql = sql.replace(self.placeholder.format(i), template)
+        return sql
 
 
 def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
@@ -146,19 +157,19 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))
 
     def substitute(match: re.Match[str]) -> str:
-        references.append(_parse_reference(match).canonical())
+        references.append(_parse_reference(match))
         return placeholder.format(len(references) - 1)
 
     body = _REF.sub(substitute, clause)
     if _JINJA.search(body):
         raise InvalidFilter(
-            f"Filter {clause!r} has template code other than "
+            f"Filter {shorten(clause, 300)} has template code other than "
             "{{ Dimension('...') }}, {{ TimeDimension('...', 'grain') }}, {{ Entity('...') }} "
             "or {{ Metric('...', group_by=['...']) }}."
         )
     if not references:
         raise InvalidFilter(
-            f"Filter {clause!r} references no dimension. Write e.g. "
+            f"Filter {shorten(clause, 300)} references no dimension. Write e.g. "
             "\"{{ Dimension('customer__country') }} = 'US'\"."
         )
     tree = _parse_expression(body, clause, dialect)
@@ -167,75 +178,104 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
             name = node.name
             if node.table or not placeholder_name.fullmatch(name):
                 raise InvalidFilter(
-                    f"Filter {clause!r} names column {node.sql(dialect=dialect)!r} directly: "
-                    f"wrap names in {{{{ Dimension('...') }}}}."
+                    f"Filter {shorten(clause, 300)} names column "
+                    f"{shorten(node.sql(dialect=dialect))} directly: wrap names in "
+                    "{{ Dimension('...') }}."
                 )
         elif not isinstance(node, _ALLOWED_NODES):
             what = node.key.upper() if isinstance(node, exp.Func) else type(node).__name__
             raise InvalidFilter(
-                f"Filter {clause!r} uses {what}, which filters may not contain "
+                f"Filter {shorten(clause, 300)} uses {what}, which filters may not contain "
                 "(allowed: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST, arithmetic, "
                 "lower/upper/trim/coalesce/abs/round/length/date_trunc/extract)."
             )
     # comments=False: a comment's text must not survive into the SQL.
-    sql = tree.sql(dialect=dialect, comments=False)
-    for i, ref in enumerate(references):
-        sql = sql.replace(placeholder.format(i), ref.template())
-    return CheckedFilter(sql=sql, references=tuple(references))
+    skeleton = tree.sql(dialect=dialect, comments=False)
+    checked = CheckedFilter("", tuple(references), skeleton, placeholder)
+    return CheckedFilter(
+        checked.render([r.template() for r in references]), tuple(references), skeleton,
+        placeholder,
+    )
 
 
 def _parse_reference(match: re.Match[str]) -> FilterReference:
-    kind, args_src, grain = match.group("kind"), match.group("args"), match.group("grain")
+    kind, args_src, source = match.group("kind"), match.group("args"), match.group(0)
     try:
         call = ast.parse(f"f({args_src})", mode="eval").body
-    except SyntaxError:
-        raise InvalidFilter(f"Cannot read the arguments of {match.group(0)!r}.") from None
+    except (SyntaxError, RecursionError, MemoryError, ValueError):
+        raise InvalidFilter(f"Cannot read the arguments of {shorten(source)}.") from None
     assert isinstance(call, ast.Call)
-    positional = [_literal(a, match.group(0)) for a in call.args]
-    keywords = {k.arg: _literal(k.value, match.group(0)) for k in call.keywords}
+    positional = [_literal(a, source) for a in call.args]
+    keywords = {k.arg: _literal(k.value, source) for k in call.keywords}
     if not positional or not isinstance(positional[0], str):
-        raise InvalidFilter(f"{match.group(0)!r} needs a name as its first argument.")
+        raise InvalidFilter(f"{shorten(source)} needs a name as its first argument.")
     name = positional[0].strip().lower()
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise InvalidFilter(f"Invalid name {positional[0]!r} in {match.group(0)!r}.")
+    if len(name) > _MAX_NAME or not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise InvalidFilter(f"Invalid name {shorten(positional[0])} in {shorten(source)}.")
     allowed_keywords = {
         "Dimension": {"entity_path"},
         "Entity": {"entity_path"},
-        "TimeDimension": {"time_granularity_name", "entity_path"},
+        "TimeDimension": {"time_granularity_name", "entity_path", "date_part_name"},
         "Metric": {"group_by"},
     }[kind]
     unknown = set(keywords) - allowed_keywords
     if unknown:
-        raise InvalidFilter(f"{match.group(0)!r} has unknown argument(s) {sorted(unknown)}.")
-    if "entity_path" in keywords:
+        raise InvalidFilter(f"{shorten(source)} has unknown argument(s) {sorted(unknown)}.")
+    methods = {m.group("method"): m.group("value").lower()
+               for m in _METHOD.finditer(match.group("methods"))}
+    if _METHOD.sub("", match.group("methods")).strip() or set(methods) - {"grain", "date_part"}:
         raise InvalidFilter(
-            "entity_path is not supported: use the dunder name, e.g. 'customer__country'."
+            f"{shorten(source)}: only .grain('...') and .date_part('...') may follow a name."
         )
+    if kind in ("Entity", "Metric") and methods:
+        raise InvalidFilter(f"{shorten(source)}: an {kind} has no grain or date part.")
+    path = keywords.get("entity_path") or []
+    if not isinstance(path, list | tuple) or not all(
+        isinstance(p, str) and re.fullmatch(r"[a-zA-Z][a-zA-Z0-9_]*", p) for p in path
+    ):
+        raise InvalidFilter(f"{shorten(source)}: entity_path must be a list of entity names.")
+    name = "__".join((*(p.lower() for p in path), name))
+    grain = methods.get("grain")
+    date_part = methods.get("date_part") or keywords.get("date_part_name")
     group_by: tuple[str, ...] = ()
     if kind == "TimeDimension":
         extra = positional[1] if len(positional) > 1 else keywords.get("time_granularity_name")
         grain = grain or extra
+        if len(positional) > 2:
+            raise InvalidFilter(f"{shorten(source)} takes a name and a grain.")
     elif len(positional) > 1:
-        raise InvalidFilter(f"{match.group(0)!r} takes one name.")
+        raise InvalidFilter(f"{shorten(source)} takes one name.")
     if kind == "Metric":
         raw = keywords.get("group_by", positional[1] if len(positional) > 1 else None)
         if not isinstance(raw, list | tuple) or not raw or not all(isinstance(g, str) for g in raw):
-            raise InvalidFilter(f"{match.group(0)!r} needs group_by=['entity', ...].")
+            raise InvalidFilter(f"{shorten(source)} needs group_by=['entity', ...].")
         group_by = tuple(g.strip().lower() for g in raw)
-    if grain is not None and (
-        not isinstance(grain, str) or not re.fullmatch(r"[a-z_]+", grain.lower())
-    ):
-        raise InvalidFilter(f"Invalid grain {grain!r} in {match.group(0)!r}.")
+    for what, value in (("grain", grain), ("date part", date_part)):
+        if value is not None and (
+            not isinstance(value, str) or not re.fullmatch(r"[a-z_]+", value.lower())
+        ):
+            raise InvalidFilter(f"Invalid {what} {shorten(value)} in {shorten(source)}.")
+    grain = grain.lower() if grain else None
+    date_part = date_part.lower() if date_part else None
+    if kind in ("Dimension", "TimeDimension") and not grain and not date_part:
+        # One spelling per meaning: TimeDimension('x__month') and Dimension('x__month') are
+        # TimeDimension('x', 'month') (MetricFlow itself would read the latter at the default
+        # grain, which is never what was meant). Custom grains are resolved by the compiler.
+        name, grain = split_grain(name)
+        if grain is None:
+            name, date_part = split_date_part(name)
+    if grain or date_part:
+        kind = "TimeDimension"
     return FilterReference(
-        kind=kind, name=name, grain=grain.lower() if grain else None, group_by=group_by
+        kind=kind, name=name, grain=grain, date_part=date_part, group_by=group_by
     )
 
 
 def _literal(node: ast.expr, where: str) -> Any:
     try:
         return ast.literal_eval(node)
-    except ValueError:
-        raise InvalidFilter(f"Only literal arguments are allowed in {where!r}.") from None
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        raise InvalidFilter(f"Only literal arguments are allowed in {shorten(where)}.") from None
 
 
 def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
@@ -248,13 +288,17 @@ def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
             operator = {"EQ": "=", "NEQ": "!=", "GT": ">", "GTE": ">=", "LT": "<", "LTE": "<="}
             what = operator.get(missing.group(1), missing.group(1).upper())
             first = f"'{what}' is missing the value on its right"
-        raise InvalidFilter(f"Cannot parse filter {clause!r}: {first}.") from None
+        raise InvalidFilter(f"Cannot parse filter {shorten(clause, 300)}: {first}.") from None
     trees = [t for t in trees if t is not None]
     if len(trees) != 1:
-        raise InvalidFilter(f"Filter {clause!r} must be one expression, not several statements.")
+        raise InvalidFilter(
+            f"Filter {shorten(clause, 300)} must be one expression, not several statements."
+        )
     tree = trees[0]
     if not _is_boolean(tree):
-        raise InvalidFilter(f"Filter {clause!r} must be a condition such as \"... = 'US'\".")
+        raise InvalidFilter(
+            f"Filter {shorten(clause, 300)} must be a condition such as \"... = 'US'\"."
+        )
     return tree
 
 
@@ -266,7 +310,9 @@ def _is_boolean(node: exp.Expression) -> bool:
         return _is_boolean(node.this)
     if isinstance(node, exp.Connector):
         return _is_boolean(node.left) and _is_boolean(node.right)
-    return isinstance(node, exp.Predicate | exp.Boolean | exp.Escape)
+    # A bare reference is a condition when the dimension is boolean (`{{ Dimension('x__is_y')
+    # }}`); on any other type the warehouse refuses it, which is the caller's mistake.
+    return isinstance(node, exp.Predicate | exp.Boolean | exp.Escape | exp.Column)
 
 
 # Structured filters -----------------------------------------------------------------------
@@ -342,7 +388,6 @@ class StructuredFilter:
             ref = FilterReference("TimeDimension", name, self.grain or "day")
         else:
             ref = FilterReference("Dimension", name)
-        ref = ref.canonical()
         placeholder = _placeholder_format(repr(self)).format(0)
         col = exp.column(placeholder)
         condition: exp.Expression

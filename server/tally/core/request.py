@@ -55,9 +55,12 @@ class QueryRequest:
             not isinstance(saved, str) or len(saved) > _MAX_NAME_LENGTH or not _NAME.match(saved)
         ):
             raise InvalidRequest(f"Invalid saved query name {shorten(saved_query)}.")
-        if not metric_names and not saved:
-            raise InvalidRequest("Ask for at least one metric (or a saved_query).")
         group_names = _names(group_by, "group_by")
+        if not metric_names and not saved and not group_names:
+            raise InvalidRequest(
+                "Ask for at least one metric (or a saved_query), or group-bys alone for the "
+                "distinct combinations of their values."
+            )
         if saved and (metric_names or group_names):
             raise InvalidRequest(
                 f"Saved query '{saved}' brings its own metrics and group-bys: send either "

@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, field, replace
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from tally.core.grains import DATE_SUFFIXES
 from tally.core.request import QueryRequest
@@ -59,8 +60,16 @@ def normalize_types(table: pa.Table) -> pa.Table:
     * time columns at day grain or coarser come back from some engines as timestamps at
       midnight; they are dates (JSON and CSV say 2025-01-01, not 2025-01-01T00:00:00);
     * counts come back from DuckDB as decimal(38, 0) (SUM over integers is a HUGEINT); they are
-      integers. Kept as decimals if a value would not fit in 64 bits."""
+      integers. Kept as decimals if a value would not fit in 64 bits;
+    * a ratio over a zero denominator can be inf or NaN on some engines: it has no value, so it
+      is null, in every format (JSON has no inf, and CSV and Arrow say the same as JSON)."""
     for i, f in enumerate(table.schema):
+        if pa.types.is_floating(f.type):
+            column = table.column(i)
+            if pc.any(pc.invert(pc.is_finite(column))).as_py():
+                finite = pc.if_else(pc.is_finite(column), column, pa.scalar(None, f.type))
+                table = table.set_column(i, f.name, finite)
+            continue
         if pa.types.is_timestamp(f.type) and f.name.endswith(DATE_SUFFIXES) and f.type.tz is None:
             table = table.set_column(i, f.name, table.column(i).cast(pa.date32()))
         elif pa.types.is_decimal(f.type) and f.type.scale == 0:

@@ -40,8 +40,8 @@ class LoadedManifest:
 def load_manifest(path: Path) -> LoadedManifest:
     if not path.exists():
         raise ManifestUnavailable(
-            f"Semantic manifest not found at {path}: run `make warehouse` first "
-            "(it builds the marts and runs `dbt parse`)."
+            f"Semantic manifest not found at {path}: run `dbt parse` in the project (or "
+            "`tally build`, which builds and parses), or point TALLY_MANIFEST_PATH at it."
         )
     raw = path.read_bytes()
     try:

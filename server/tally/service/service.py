@@ -47,8 +47,6 @@ from tally.errors import (
     ResultTooLarge,
     TallyError,
     UnknownDimension,
-    shorten,
-    suggestion_suffix,
 )
 from tally.project import read_profile_target
 from tally.service.telemetry import ServiceCounters, Telemetry
@@ -89,15 +87,21 @@ class TallyService:
 
     # Wiring ------------------------------------------------------------------------------
 
+    def profile_output(self) -> dict[str, Any]:
+        """The rendered dbt profile output tally serves (its target's connection settings)."""
+        return read_profile_target(
+            self.settings.resolved_project_dir(),
+            self.settings.resolved_profiles_dir(),
+            self.settings.target,
+        )
+
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
             with self._connect_lock:
                 if self._warehouse is None:
                     project_dir = self.settings.resolved_project_dir()
-                    output = read_profile_target(
-                        project_dir, self.settings.resolved_profiles_dir(), self.settings.target
-                    )
+                    output = self.profile_output()
                     self._engine, self._warehouse = registry.connect(output, project_dir)
         return self._warehouse
 
@@ -483,27 +487,25 @@ class TallyService:
         start: object,
         end: object,
     ) -> QueryRequest:
-        """The query whose first column is the distinct values of a dimension: `metrics`
-        (default: the first metric that reaches the dimension) grouped by the dimension."""
+        """The query whose only column is the distinct values of a dimension: with `metrics`,
+        the values reachable through them (the dimension grouped by those metrics); without,
+        every value in the dimension's own semantic model (a query without metrics)."""
         if not metrics:
-            reaching = [
-                m.name
-                for m in self.list_metrics()
-                if dimension.split("__")[0] == "metric_time"
-                or any(dimension in d.group_by_names() for d in self.list_dimensions((m.name,)))
-            ]
-            if not reaching:
-                dims = {n for d in self.list_dimensions() for n in d.group_by_names()}
-                hint, best = suggestion_suffix(dimension, dims)
-                raise NotFound(
-                    f"Unknown dimension {shorten(dimension)}.{hint}",
-                    code=UnknownDimension.code,
-                    suggestion=best,
-                )
-            metrics = (reaching[0],)
-        return QueryRequest.create(
+            own = self.compiler.index(())
+            if own.resolve(dimension) is None:
+                # bike__station__city_name is station__city_name in its own model.
+                parts = dimension.split("__")
+                short = "__".join(parts[-2:]) if len(parts) > 2 else dimension
+                if own.resolve(short) is not None:
+                    dimension = short
+        request = QueryRequest.create(
             metrics=metrics, group_by=[dimension], limit=limit, start=start, end=end
         )
+        try:
+            self.compiler.check(request)
+        except UnknownDimension as e:  # a resource route: an unknown name is 404
+            raise NotFound.of(e) from None
+        return request
 
     # Catalog -----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tally.errors import CallerError
+from tally.errors import CallerError, TallyError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,12 +65,23 @@ def _project_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _project_dir(args: argparse.Namespace) -> Path:
-    return Path(args.project_dir or os.environ.get("TALLY_PROJECT_DIR") or "dbt_project")
+    """The project the way dbt finds it (tally.project): a wrong one is a usage error."""
+    from tally.project import find_project_dir
+
+    try:
+        return find_project_dir(args.project_dir or os.environ.get("TALLY_PROJECT_DIR"))
+    except TallyError as e:
+        raise CallerError(e.message) from None
 
 
 def _profiles_dir(args: argparse.Namespace) -> Path | None:
+    from tally.project import find_profiles_dir
+
     value = args.profiles_dir or os.environ.get("TALLY_PROFILES_DIR")
-    return Path(value) if value else None
+    try:
+        return find_profiles_dir(_project_dir(args), value)
+    except TallyError as e:
+        raise CallerError(e.message) from None
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import CallerError, ServerFault
+from tally.project import read_project
 from tally.validate.context import check_shape
 from tally.validate.locate import Locator, model_paths
 from tally.validate.parse import event_findings, run_parse
@@ -85,7 +86,11 @@ def _check(spec: str, project_dir: Path) -> Side | _Ref:
     if path.is_file():
         return Side.read(spec, path)
     if path.is_dir():
-        for candidate in (path / "semantic_manifest.json", path / "target/semantic_manifest.json"):
+        candidates = [path / "semantic_manifest.json", path / "target/semantic_manifest.json"]
+        if (path / "dbt_project.yml").is_file():  # a project folder: dbt's own target path
+            target = read_project(path.resolve()).target_path
+            candidates.insert(1, target / "semantic_manifest.json")
+        for candidate in candidates:
             if candidate.exists():
                 return Side.read(spec, candidate)
         if (path / "manifest.json").exists():
@@ -113,7 +118,9 @@ def _git(args: list[str], cwd: Path, **kw: Any) -> subprocess.CompletedProcess:
 
 
 def _exists_at(ref: str, root: Path, path: Path) -> bool:
-    return _git(["cat-file", "-e", f"{ref}:{path.as_posix()}"], root).returncode == 0
+    # The repository's top folder is `ref:` (a project at the root of its repository).
+    where = "" if path == Path(".") else path.as_posix()
+    return _git(["cat-file", "-e", f"{ref}:{where}"], root).returncode == 0
 
 
 def _parse_ref(
@@ -133,8 +140,8 @@ def _parse_ref(
     else:
         profiles = profiles_dir
     print(f"{ref.spec}: running dbt parse on its project...", file=sys.stderr, flush=True)
-    outcome = run_parse(copy, profiles, dest / "target", target,
-                        seed=project_dir / "target" / "partial_parse.msgpack")  # fmt: skip
+    seed = read_project(project_dir.resolve()).target_path / "partial_parse.msgpack"
+    outcome = run_parse(copy, profiles, dest / ".tally-diff-target", target, seed=seed)
     if outcome.manifest_path is None:
         problems = [f.message for f in event_findings(outcome, copy, Locator([]))]
         raise DiffError(f"{ref.spec}: dbt parse failed: "
@@ -143,7 +150,7 @@ def _parse_ref(
 
 
 def _archive(ref: str, root: Path, paths: list[Path], dest: Path) -> None:
-    present = [str(p) for p in paths if _exists_at(ref, root, p)]
+    present = [p.as_posix() for p in paths if _exists_at(ref, root, p)]
     if not present:
         return
     proc = _git(["archive", "--format=tar", ref, "--", *present], root)

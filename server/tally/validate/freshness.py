@@ -84,7 +84,7 @@ def target_info(project_dir: Path, profiles_dir: Path, target: str | None) -> Ta
 
 def _walk(project_dir: Path) -> tuple[list[Path], list[Path]]:
     """(every file dbt may read, every folder under the project's roots holding them). The
-    project folder itself is not among the folders: dbt, DuckDB and `make warehouse` create
+    project folder itself is not among the folders: dbt, DuckDB and `tally build` create
     and remove files there (target/, logs/, the .wal file) on every run."""
     project = project_dir.resolve()
     files: list[Path] = []

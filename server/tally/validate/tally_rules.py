@@ -14,24 +14,29 @@ from tally.validate.compile_rules import merge_name_findings, run_compile_rules
 from tally.validate.context import Context
 from tally.validate.findings import Severity, Stage, register_rule
 
+# tally's own style rules (labels, descriptions, names, owners, duplicates) are warnings by
+# default, so a project that dbt and MetricFlow accept is green on day one; a project makes
+# them errors in its tally.yml (`rules: {metric_label: error}`) or with --strict. dbt's and
+# MetricFlow's errors, and a broken exposure, stay errors.
+
 METRIC_LABEL = register_rule(
-    "metric_label", Stage.TALLY, Severity.ERROR, "every metric has a label",
+    "metric_label", Stage.TALLY, Severity.WARNING, "every metric has a label",
     "add `label:` to the metric: dashboards and the API show it",
 )  # fmt: skip
 METRIC_DESCRIPTION = register_rule(
-    "metric_description", Stage.TALLY, Severity.ERROR, "every metric has a description",
+    "metric_description", Stage.TALLY, Severity.WARNING, "every metric has a description",
     "add `description:` saying what the metric counts and how (filters, grain, caveats)",
 )  # fmt: skip
 DIMENSION_LABEL = register_rule(
-    "dimension_label", Stage.TALLY, Severity.ERROR, "every dimension has a label",
+    "dimension_label", Stage.TALLY, Severity.WARNING, "every dimension has a label",
     "add `label:` to the dimension in its semantic model",
 )  # fmt: skip
 DIMENSION_DESCRIPTION = register_rule(
-    "dimension_description", Stage.TALLY, Severity.ERROR, "every dimension has a description",
+    "dimension_description", Stage.TALLY, Severity.WARNING, "every dimension has a description",
     "add `description:` to the dimension: its values and what they mean",
 )  # fmt: skip
 SNAKE_CASE = register_rule(
-    "snake_case_name", Stage.TALLY, Severity.ERROR,
+    "snake_case_name", Stage.TALLY, Severity.WARNING,
     "names of metrics, models, dimensions, entities, measures, saved queries are snake_case",
     "rename to lower snake_case (letters, digits, single underscores)",
 )  # fmt: skip
@@ -41,11 +46,11 @@ EXPOSURE_METRIC = register_rule(
     "name an existing metric in the exposure's meta.metrics, or restore the metric",
 )  # fmt: skip
 DUPLICATE_METRIC = register_rule(
-    "duplicate_metric", Stage.TALLY, Severity.ERROR, "no two metrics have identical definitions",
+    "duplicate_metric", Stage.TALLY, Severity.WARNING, "no two metrics have identical definitions",
     "remove the copy and use the existing metric, or make the difference explicit",
 )  # fmt: skip
 METRIC_OWNER = register_rule(
-    "metric_owner", Stage.TALLY, Severity.ERROR,
+    "metric_owner", Stage.TALLY, Severity.WARNING,
     "every metric's meta names an owner (when the project file sets require_owner)",
     "add `meta: {owner: '@team'}` to the metric",
 )  # fmt: skip

@@ -1,11 +1,11 @@
 """DuckDB: a read-only connection per version of the file, one cursor per query.
 
 Opening a DuckDB file costs ~30 ms, a cursor on an open connection ~0.4 ms, so the connection
-is kept while the file is unchanged. `make warehouse` builds a new file elsewhere and renames it
+is kept while the file is unchanged. `tally build` builds a new file elsewhere and renames it
 over this one: the inode changes, the next query opens the new file, and the old connection
 is closed once its last query finishes. The server never writes, so it never blocks the build.
 (Running dbt directly on the served file instead is refused by DuckDB's lock while the server
-holds its read-only connection; the README says to rebuild with `make warehouse`.)
+holds its read-only connection; the message names `tally build`.)
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pyarrow as pa
 from tally.core.engine import EngineSpec
 from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import (
+    ConfigurationError,
     QueryDataError,
     QueryTimeout,
     WarehouseError,
@@ -55,11 +56,13 @@ class DuckDBWarehouse:
         self._handle: _Handle | None = None
         self._running: set[duckdb.DuckDBPyConnection] = set()
         self._stopping = threading.Event()
+        self._use = 'USE "{}"'.format(self.path.stem.replace('"', '""'))
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.path.exists():
             raise WarehouseUnavailable(
-                f"DuckDB file {self.path} does not exist: run `make warehouse` first."
+                f"DuckDB file {self.path} does not exist: build it with `tally build` (dbt build "
+                "and parse, then the file is swapped in)."
             )
         config = {"threads": self.threads} if self.threads else {}
         # An in-memory database that ATTACHes the file, rather than duckdb.connect(path):
@@ -75,8 +78,9 @@ class DuckDBWarehouse:
             return con
         except duckdb.IOException as e:
             raise WarehouseUnavailable(
-                f"DuckDB file {self.path} is locked by a writer (is dbt running on it? "
-                f"`make warehouse` builds a new file and swaps it in instead): {e}"
+                f"DuckDB file {self.path} is locked by a writer (is dbt running on it?). "
+                f"Rebuild with `tally build`, which builds beside the served file and swaps it "
+                f"in without stopping the server: {e}"
             ) from e
         except duckdb.Error as e:
             raise WarehouseUnavailable(f"Cannot open DuckDB file {self.path}: {e}") from e
@@ -105,6 +109,9 @@ class DuckDBWarehouse:
         handle = self._acquire()
         try:
             cursor = handle.con.cursor()
+            # A cursor starts in the in-memory catalog: without this, SQL naming relations
+            # without a database (a manifest written by hand or another tool) finds nothing.
+            cursor.execute(self._use)
             with self._lock:
                 self._running.add(cursor)
             timer = None
@@ -170,10 +177,24 @@ def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
+def data_file(output: Mapping[str, Any], project_dir: Path) -> Path | None:
+    """The file a dbt-duckdb output writes. dbt resolves a relative path from the folder it
+    runs in: the project folder. In-memory and MotherDuck databases have no local file."""
+    raw = str(output.get("path", ":memory:"))
+    if raw.startswith((":memory:", "md:", "motherduck:")):
+        return None
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else project_dir / path
+
+
 def connect(output: Mapping[str, Any], project_dir: Path) -> DuckDBWarehouse:
-    """dbt resolves a relative DuckDB path from the folder dbt runs in: the project folder."""
-    path = Path(str(output.get("path", "warehouse.duckdb")))
-    return DuckDBWarehouse(path if path.is_absolute() else project_dir / path)
+    path = data_file(output, project_dir)
+    if path is None:
+        raise ConfigurationError(
+            f"DuckDB path {output.get('path')!r} is not a local file: tally serves a DuckDB "
+            "file that dbt built (set `path:` in the profile's output)."
+        )
+    return DuckDBWarehouse(path)
 
 
 ENGINE = EngineSpec(
@@ -184,4 +205,5 @@ ENGINE = EngineSpec(
     connect=connect,
     reserved_words=STANDARD_RESERVED,
     data_errors=_DATA_ERRORS,
+    data_file=data_file,
 )
