@@ -37,6 +37,7 @@ from metricflow_semantics.specs.query_param_implementations import (
     OrderByParameter,
     TimeDimensionParameter,
 )
+from metricflow_semantics.time.time_spine_source import TimeSpineSource
 
 from tally.core.catalog import (
     DimensionInfo,
@@ -99,6 +100,8 @@ class _CompileOnlyClient:
 class CompiledQuery:
     sql: str
     request: QueryRequest  # the request as compiled (saved query expanded, filters checked)
+    # Result columns to rename to the name asked for (a short spelling of a multi-hop name).
+    renames: tuple[tuple[str, str], ...] = ()
 
 
 class Compiler:
@@ -126,6 +129,11 @@ class Compiler:
         manifest = loaded.manifest
         self.custom_grains: tuple[str, ...] = tuple(
             loaded.lookup.semantic_model_lookup.custom_granularity_names
+        )
+        # The grains the project's time spines are at, finest first (cumulative and offset
+        # metrics need a spine at the grain they are asked at).
+        self.spine_grains: tuple[str, ...] = tuple(
+            g.value for g in sorted(TimeSpineSource.build_standard_time_spine_sources(manifest))
         )
         # Semantic names MetricFlow may write as bare identifiers: entities, dimensions.
         self._reserved = reserved_names(
@@ -270,7 +278,9 @@ class Compiler:
     def _compile(self, request: QueryRequest, limit: int | None) -> CompiledQuery:
         checked = check_request(self, request)
         query = checked.request
-        params = {item.name: _group_by_param(item) for item in checked.group_by}
+        pairs = list(zip(query.group_by, checked.group_by, strict=True))
+        params = {name: _group_by_param(item) for name, item in pairs}
+        renames = tuple((item.name, name) for name, item in pairs if item.name != name)
         order_by = []
         for entry in query.row_order:
             name = entry.lstrip("-")
@@ -299,7 +309,9 @@ class Compiler:
                 raise CompileFault(
                     f"MetricFlow could not compile this query: {mf_message(e)}"
                 ) from None
-        return CompiledQuery(sql=quote_reserved(sql, self._reserved, self.dialect), request=query)
+        return CompiledQuery(
+            sql=quote_reserved(sql, self._reserved, self.dialect), request=query, renames=renames
+        )
 
 
 def raise_refusal(e: Exception, checked: CheckedQuery) -> None:

@@ -88,18 +88,19 @@ def _group_by_item(
 ) -> GroupByItem:
     item = index.resolve(name)
     if item is not None:
-        # An alias resolves to the item it stands for, but keeps the name asked for: MetricFlow
-        # resolves the short spelling itself and names the column after it.
-        return item if item.name == name else replace(item, name=name)
+        # An alias (station__city_name) resolves to the item it stands for; the compiler names
+        # the result column as asked.
+        return item
     base, _, grain = name.rpartition("__")
     dim = index.time_dimension(base) or (
         index.time_dimension(index.aliases[base].base) if base in index.aliases else None
     )
     if base and dim is not None:
         options = [*dim.grains, *(f"extract_{p}" for p in dim.date_parts)]
+        scope = f" for {', '.join(metrics)}" if metrics else ""
         raise InvalidGrain(
-            f"'{base}' cannot be asked at grain '{grain}': use one of {', '.join(options)} "
-            f"(e.g. '{base}__{options[0]}').",
+            f"'{base}' cannot be asked at grain '{shorten(grain)[1:-1]}'{scope}: use one of "
+            f"{', '.join(options)} (e.g. '{base}__{options[0]}').",
             dimension=base,
             grains=list(dim.grains),
         )

@@ -435,6 +435,9 @@ class TallyService:
                 f"a coarser grain, or a limit of at most {max_rows}.",
                 max_rows=max_rows,
             )
+        if compiled.renames:
+            names = dict(compiled.renames)
+            raw = raw.rename_columns([names.get(n, n) for n in raw.column_names])
         table = shape(normalize_types(raw), request, resort=False)
         entry = CacheEntry(
             table=table,
@@ -510,7 +513,9 @@ class TallyService:
     # Catalog -----------------------------------------------------------------------------
 
     def list_metrics(self) -> tuple[MetricInfo, ...]:
-        return tuple(sorted(self.compiler.metrics.values(), key=lambda m: m.name))
+        """The project's metrics, without hidden ones (they can still be queried by name)."""
+        metrics = (m for m in self.compiler.metrics.values() if not m.hidden)
+        return tuple(sorted(metrics, key=lambda m: m.name))
 
     def get_metric(self, name: str) -> MetricInfo:
         """One metric by name, spelt in any case; NotFound (404) when there is none."""

@@ -52,11 +52,14 @@ def quiet_metricflow() -> Iterator[None]:
 
 
 def metric_request(compiler: Any, name: str) -> QueryRequest:
-    """By metric_time at the metric's finest grain: the path most dashboards take, and the one
-    that joins cumulative and offset metrics to the time spine."""
+    """By metric_time at the metric's finest grain, but not finer than the project's finest
+    time spine: the path most dashboards take, and the one that joins cumulative and offset
+    metrics to the time spine (which MetricFlow can do only at a spine's grain or coarser)."""
     dims = compiler.dimensions((name,))
     grains = next((d.grains for d in dims if d.name == "metric_time"), ("day",))
-    return QueryRequest.create(metrics=[name], group_by=[f"metric_time__{grains[0]}"])
+    spine = compiler.spine_grains[0] if compiler.spine_grains else "day"
+    grain = spine if spine in grains and grains.index(spine) > 0 else grains[0]
+    return QueryRequest.create(metrics=[name], group_by=[f"metric_time__{grain}"])
 
 
 def has_error(

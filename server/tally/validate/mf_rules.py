@@ -58,7 +58,8 @@ _HINTS = {
     "ElementConsistencyRule": "an element shared by semantic models needs one type everywhere",
     "DimensionConsistencyRule": "a dimension shared by semantic models needs one type and grain",
     "CountAggregationExprRule": "give the count measure an expr naming the counted column",
-    "TimeSpineRule": "declare a time spine model at day grain (time_spine: in its YAML)",
+    "TimeSpineRule": "declare a time spine model (time_spine: in its YAML) at the grain of the "
+    "finest time dimension, or coarsen that dimension's time_granularity",
     "TimeDimensionHasGranularityRule": "set type_params.time_granularity on the dimension",
     "ReservedKeywordsRule": "rename the element: its name is a reserved SQL keyword",
     "NonEmptyRule": "define at least one semantic model and one metric",
