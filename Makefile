@@ -12,7 +12,7 @@ AS_OF         ?= 2025-12-31
 DBT_VARS = '{"as_of_date": "$(AS_OF)", "time_spine_start": "$(HISTORY_START)"}'
 PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
-BUILD_DIR   := $(PROJECT)/.build
+GENERATED   := $(PROJECT)/.tally/generated
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
 .PHONY: install warehouse warehouse-postgres demo test lint clean help
@@ -21,7 +21,7 @@ help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
-	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), dbt build, dbt parse"
+	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
@@ -34,39 +34,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
-# The warehouse is built in $(BUILD_DIR), with dbt's target/ beside it, and moved into place by
-# renames: first the DuckDB file, then target/ (the semantic manifest). A running server never
-# sees a half-built file and never blocks the build: it reads the old file until the rename,
-# then its next query opens the new one (and misses the cache); the new manifest is loaded
-# after the data it describes is in place. The file keeps its name: dbt and MetricFlow call
-# the DuckDB catalog after it ("warehouse").
+# `tally build` rebuilds safely while a server runs (README, "Rebuilding while serving"): dbt
+# builds a side copy of the DuckDB file, then the file and dbt's target/ are swapped in, data
+# first. Here the side copy starts from freshly generated raw data (--from).
 warehouse: $(STAMP)
-	@rm -rf $(BUILD_DIR) && mkdir -p $(BUILD_DIR)/target
-	@# keep dbt's partial parse between builds (it is keyed on the project, profile and vars)
-	@cp $(PROJECT)/target/partial_parse.msgpack $(BUILD_DIR)/target/ 2>/dev/null || true
+	@mkdir -p $(GENERATED)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
-	    --out $(BUILD_DIR)/warehouse.duckdb
-	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt build \
-	    --profiles-dir . --target-path .build/target --vars $(DBT_VARS)
-	cd $(PROJECT) && TALLY_DUCKDB_PATH=.build/warehouse.duckdb ../$(BIN)/dbt parse \
-	    --profiles-dir . --target-path .build/target --vars $(DBT_VARS) --quiet
-	mv -f $(BUILD_DIR)/warehouse.duckdb $(WAREHOUSE)
-	@rm -rf $(PROJECT)/target.old
-	@if [ -d $(PROJECT)/target ]; then mv $(PROJECT)/target $(PROJECT)/target.old; fi
-	@mv $(BUILD_DIR)/target $(PROJECT)/target
-	@rm -rf $(PROJECT)/target.old $(BUILD_DIR)
-	@echo "warehouse ready: $(WAREHOUSE), manifest: $(PROJECT)/target/semantic_manifest.json"
+	    --out $(GENERATED)/warehouse.duckdb
+	$(BIN)/tally build --project-dir $(PROJECT) --from $(GENERATED)/warehouse.duckdb \
+	    --vars $(DBT_VARS)
 
 # The same demo on PostgreSQL, the profile's `postgres` target (TALLY_PG_HOST, TALLY_PG_PORT,
 # TALLY_PG_USER, TALLY_PG_PASSWORD, TALLY_PG_DATABASE; default 127.0.0.1:5432, database test):
-# the generated raw data copied into schema raw, then dbt build and parse there. dbt's target/
-# then describes the PostgreSQL build: `TALLY_TARGET=postgres .venv/bin/tally serve`.
+# the generated raw data copied into schema raw, then `tally build` (dbt builds in place there).
+# dbt's target/ then describes the PostgreSQL build: `TALLY_TARGET=postgres .venv/bin/tally serve`.
 warehouse-postgres: $(STAMP)
 	$(BIN)/tally generate --target postgres --seed $(SEED) --scale $(SCALE) \
 	    --start $(HISTORY_START) --end $(AS_OF)
-	cd $(PROJECT) && TALLY_TARGET=postgres ../$(BIN)/dbt build --profiles-dir . --vars $(DBT_VARS)
-	cd $(PROJECT) && TALLY_TARGET=postgres ../$(BIN)/dbt parse --profiles-dir . \
-	    --vars $(DBT_VARS) --quiet
+	TALLY_TARGET=postgres $(BIN)/tally build --project-dir $(PROJECT) --vars $(DBT_VARS)
 	@echo "PostgreSQL warehouse ready; serve it with: TALLY_TARGET=postgres $(BIN)/tally serve"
 
 demo: warehouse
@@ -93,6 +78,7 @@ lint: $(STAMP)
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:
-	rm -rf $(VENV) $(BUILD_DIR) $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target $(PROJECT)/target.old \
+	rm -rf $(VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
+	       $(PROJECT)/target.old \
 	       $(PROJECT)/logs \
 	       $(PROJECT)/dbt_packages .pytest_cache .ruff_cache *.egg-info

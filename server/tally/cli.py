@@ -111,19 +111,19 @@ def _parser() -> argparse.ArgumentParser:
             "--group-by",
             action="append",
             default=[],
-            help="comma-separated dimensions, e.g. metric_time__month,customer__country",
+            help="comma-separated dimensions, e.g. metric_time__month,<entity>__<dimension>",
         )
         p.add_argument(
             "--where",
             action="append",
             default=[],
-            help="filter, e.g. \"{{ Dimension('customer__country') }} = 'US'\" (repeatable)",
+            help="filter, e.g. \"{{ Dimension('<entity>__<dimension>') }} = 'value'\" (repeatable)",
         )
         p.add_argument(
             "--order-by",
             action="append",
             default=[],
-            help="comma-separated; prefix '-' for descending, e.g. -revenue",
+            help="comma-separated; prefix '-' for descending, e.g. -<metric>",
         )
         p.add_argument("--limit", default=None, help="most rows to return")
         p.add_argument("--saved-query", default=None, help="run a saved query by name")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.nativetypes
 import yaml
 
 from tally.errors import ConfigurationError
@@ -96,7 +97,7 @@ class ProjectConfig:
 def read_project(project_dir: Path) -> ProjectConfig:
     path = project_dir / PROJECT_FILE
     try:
-        data = yaml.safe_load(_render(path.read_text(), path)) or {}
+        data = _render_values(yaml.safe_load(path.read_text()) or {}, path)
     except OSError as e:
         raise ConfigurationError(f"Cannot read {path}: {e.strerror}.") from None
     except yaml.YAMLError as e:
@@ -128,7 +129,7 @@ def read_profile_target(
             f"{PROFILES_FILE}?"
         )
     try:
-        profiles = yaml.safe_load(_render(profiles_file.read_text(), profiles_file)) or {}
+        profiles = _render_values(yaml.safe_load(profiles_file.read_text()) or {}, profiles_file)
     except yaml.YAMLError as e:
         raise ConfigurationError(
             f"{profiles_file} is not valid YAML: {_yaml_problem(e)}."
@@ -156,20 +157,32 @@ def read_profile_target(
     return {"target_name": name, **outputs[name]}
 
 
-def _render(text: str, path: Path) -> str:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+_NATIVE = ("as_number", "as_bool", "as_native")
+
+
+def _render_values(node: Any, path: Path) -> Any:
+    """Every string value rendered as dbt renders it: after YAML parsing, value by value, and
+    to a native type (a number, a boolean) where a filter asks for one."""
+    if isinstance(node, dict):
+        return {k: _render_values(v, path) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_render_values(v, path) for v in node]
+    if not isinstance(node, str) or ("{{" not in node and "{%" not in node):
+        return node
+    native = any(f in node for f in _NATIVE)
+    env_class = jinja2.nativetypes.NativeEnvironment if native else jinja2.Environment
+    env = env_class(undefined=jinja2.StrictUndefined)
     env.globals["env_var"] = _env_var
     env.filters["as_number"] = _as_number
     env.filters["as_bool"] = lambda v: str(v).strip().lower() in ("1", "true", "yes", "on")
     env.filters["as_text"] = str
     env.filters["as_native"] = _as_native
     try:
-        return env.from_string(text).render()
+        return env.from_string(node).render()
     except ConfigurationError:
         raise
     except jinja2.TemplateError as e:
-        line = f":{e.lineno}" if getattr(e, "lineno", None) else ""
-        raise ConfigurationError(f"{path}{line}: cannot render: {e}.") from None
+        raise ConfigurationError(f"{path}: cannot render {node!r}: {e}.") from None
 
 
 def _env_var(name: str, default: str | None = None) -> str:

@@ -39,6 +39,10 @@ class Bikeshare:
                               env=self.env(**env), capture_output=True, text=True,
                               timeout=timeout)
 
+    @property
+    def dbt(self) -> Path:
+        return TALLY.parent / "dbt"
+
     def raw(self) -> duckdb.DuckDBPyConnection:
         return duckdb.connect(str(self.db), read_only=True)
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import httpx
+import pytest
 
 
 def test_validate_is_green_on_a_project_metricflow_accepts(bikeshare):
@@ -137,3 +139,41 @@ def test_a_manifest_without_database_names_works(bikeshare, bike_service, tmp_pa
     assert '"bikeshare".' not in service.compile(request).sql
     assert service.query(request).table.to_pylist() == bike_service.query(request).table.to_pylist()
 
+
+
+def test_dbt_build_run_directly_on_the_served_file(bikeshare_copy):
+    """The server lets the file go when idle, so dbt run directly gets its write lock; while a
+    writer holds the file, a query that needs the warehouse is a 503 naming `tally build`."""
+    from tally.core.request import QueryRequest
+    from tally.errors import WarehouseUnavailable
+    from tally.service import TallyService
+    from tally.settings import Settings
+    from tally.warehouse.duckdb import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(bikeshare_copy.db, idle_release_seconds=0.2)
+    service = TallyService(Settings(project_dir=bikeshare_copy.root,
+                                    profiles_dir=bikeshare_copy.profiles_dir),
+                           warehouse=warehouse)
+    rentals = QueryRequest.create(metrics=["rentals"])
+    [[before]] = [list(r.values()) for r in service.query(rentals).table.to_pylist()]
+    time.sleep(0.6)  # idle: the server has let the file go
+    seed = bikeshare_copy.root / "seeds" / "raw_rentals.csv"
+    seed.write_text(seed.read_text() + "26,18,109,2025-06-29 09:00:00,10,2.00,completed\n")
+    dbt = subprocess.run([str(bikeshare_copy.dbt), "build"], cwd=bikeshare_copy.root,
+                         env=bikeshare_copy.env(), capture_output=True, text=True, timeout=600)
+    assert dbt.returncode == 0, dbt.stdout[-3000:]
+    [[after]] = [list(r.values()) for r in service.query(rentals).table.to_pylist()]
+    assert after == before + 1
+    # A writer in another process, as dbt is while it builds (once the server let go).
+    time.sleep(0.6)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+         "print('locked', flush=True); time.sleep(60)", str(bikeshare_copy.db)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
+        with pytest.raises(WarehouseUnavailable, match="tally build"):
+            service.query(QueryRequest.create(metrics=["revenue"]))
+    finally:
+        writer.kill()
+        writer.wait()

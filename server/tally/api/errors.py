@@ -65,7 +65,7 @@ def install(app: FastAPI) -> None:
         if any(e.get("type") == "json_invalid" for e in exc.errors()):
             message = "The request body is not valid JSON."
         elif any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors()):
-            message = "The request body must be a JSON object, e.g. {\"metrics\": [\"revenue\"]}."
+            message = "The request body must be a JSON object, e.g. {\"metrics\": [\"<metric>\"]}."
         return error_response(400, "invalid_request", message)
 
     @app.exception_handler(StarletteHTTPException)

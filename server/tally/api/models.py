@@ -12,7 +12,7 @@ from tally.core.request import QueryRequest
 
 class StructuredFilter(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    dimension: str = Field(examples=["customer__country"])
+    dimension: str = Field(examples=["<entity>__<dimension>"])
     op: str = Field(
         "=",
         examples=["in"],
@@ -29,12 +29,12 @@ class QueryBody(BaseModel):
         json_schema_extra={
             "examples": [
                 {
-                    "metrics": ["revenue", "order_count"],
-                    "group_by": ["metric_time__month", "customer__country"],
+                    "metrics": ["<metric>", "<another metric>"],
+                    "group_by": ["metric_time__month", "<entity>__<dimension>"],
                     "where": [
-                        {"dimension": "customer__country", "op": "in", "values": ["US", "DE"]}
+                        {"dimension": "<entity>__<dimension>", "op": "in", "values": ["a", "b"]}
                     ],
-                    "order_by": ["-revenue"],
+                    "order_by": ["-<metric>"],
                     "limit": 100,
                 }
             ]
@@ -44,7 +44,7 @@ class QueryBody(BaseModel):
     group_by: list[str] = Field(default_factory=list)
     where: list[str | StructuredFilter] = Field(
         default_factory=list,
-        description="MetricFlow where clauses (\"{{ Dimension('customer__country') }} = 'US'\") "
+        description="MetricFlow where clauses (\"{{ Dimension('<entity>__<dimension>') }} = 'x'\") "
         "or structured filters",
     )
     order_by: list[str] = Field(default_factory=list, description="'-' prefix for descending")

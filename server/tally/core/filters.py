@@ -170,7 +170,7 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     if not references:
         raise InvalidFilter(
             f"Filter {shorten(clause, 300)} references no dimension. Write e.g. "
-            "\"{{ Dimension('customer__country') }} = 'US'\"."
+            "\"{{ Dimension('<entity>__<dimension>') }} = 'value'\"."
         )
     tree = _parse_expression(body, clause, dialect)
     for node in tree.walk():
@@ -297,7 +297,7 @@ def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
     tree = trees[0]
     if not _is_boolean(tree):
         raise InvalidFilter(
-            f"Filter {shorten(clause, 300)} must be a condition such as \"... = 'US'\"."
+            f"Filter {shorten(clause, 300)} must be a condition such as \"... = 'value'\"."
         )
     return tree
 
@@ -362,7 +362,7 @@ class StructuredFilter:
             or not re.fullmatch(r"[a-z][a-z0-9_]*", name.strip().lower())
         ):
             raise InvalidFilter(
-                f"Filter {shorten(item)} needs a 'dimension' name such as 'customer__country'."
+                f"Filter {shorten(item)} needs a 'dimension' name such as '<entity>__<dimension>'."
             )
         if "values" in item and not isinstance(item["values"], list | tuple):
             raise InvalidFilter("values: Input should be a valid list")

@@ -134,7 +134,7 @@ def _names(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
             if not _NAME.match(name):
                 raise InvalidRequest(
                     f"Invalid name {shorten(name)} in {what}: names are snake_case "
-                    "(letters, digits, underscores), e.g. 'customer__country'."
+                    "(letters, digits, underscores), e.g. 'entity__dimension'."
                 )
             if name not in out:
                 out.append(name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,28 @@ class _Handle:
         self.version = version
         self.users = 0
         self.retired = False
+        self.idle_since = time.monotonic()
 
 
 class DuckDBWarehouse:
     dialect = "duckdb"
 
-    def __init__(self, path: Path, threads: int | None = None) -> None:
+    def __init__(
+        self, path: Path, threads: int | None = None, idle_release_seconds: float = 2.0
+    ) -> None:
         self.path = Path(path)
         self.threads = threads
+        # The file is let go after this long without a query, so a `dbt build` run on it
+        # directly while the server is idle gets DuckDB's write lock (and the server opens the
+        # rebuilt file on its next query).
+        self.idle_release_seconds = idle_release_seconds
         self._lock = threading.Lock()
         self._handle: _Handle | None = None
         self._running: set[duckdb.DuckDBPyConnection] = set()
         self._stopping = threading.Event()
         self._use = 'USE "{}"'.format(self.path.stem.replace('"', '""'))
+        self._reaper: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if not self.path.exists():
@@ -102,8 +112,29 @@ class DuckDBWarehouse:
     def _release(self, handle: _Handle) -> None:
         with self._lock:
             handle.users -= 1
-            if handle.retired and handle.users == 0:
-                handle.con.close()
+            if handle.users == 0:
+                if handle.retired:
+                    handle.con.close()
+                    return
+                handle.idle_since = time.monotonic()
+                if self._reaper is None and self.idle_release_seconds > 0:
+                    self._reaper = threading.Thread(
+                        target=self._reap, name="tally-duckdb-idle", daemon=True
+                    )
+                    self._reaper.start()
+
+    def _reap(self) -> None:
+        """One thread per warehouse: closes the connection once it has been idle long enough."""
+        while not self._closed.wait(self.idle_release_seconds / 2):
+            with self._lock:
+                handle = self._handle
+                if (
+                    handle is not None
+                    and handle.users == 0
+                    and time.monotonic() - handle.idle_since >= self.idle_release_seconds
+                ):
+                    handle.con.close()
+                    self._handle = None
 
     def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
         handle = self._acquire()
@@ -165,6 +196,7 @@ class DuckDBWarehouse:
         return f"{st.st_ino}-{st.st_size}-{st.st_mtime_ns}"
 
     def close(self) -> None:
+        self._closed.set()
         with self._lock:
             if self._handle is not None:
                 self._handle.retired = True

@@ -54,7 +54,7 @@ async def dimension_values(
     request: Request,
     svc: ServiceDep,
     caller: CallerDep,
-    dimension: str = Query(..., examples=["customer__country"]),
+    dimension: str = Query(..., examples=["<entity>__<dimension>"]),
     metrics: str | None = Query(None, description="restrict to values these metrics reach"),
     limit: int | None = Query(None, ge=0, le=100_000),
     start: str | None = None,
