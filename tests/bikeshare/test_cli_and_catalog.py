@@ -137,3 +137,22 @@ def test_rest_catalog_hides_what_the_project_hides(client):
     assert "completed_rentals" not in names and "rentals" in names
     one = client("/api/v1/metrics/completion_rate").json()
     assert "bike__station__city_name" in {d["name"] for d in one["dimensions"]}
+
+
+@pytest.mark.parametrize("metric", ["revenue", "rentals", "signup_conversion_7d"])
+def test_every_name_the_catalog_lists_works_in_group_by_filter_and_order(bike_service, metric):
+    """A name in the catalog (or offered as a suggestion) never fails in any position."""
+    from tally.core.request import QueryRequest
+
+    dims = bike_service.list_dimensions((metric,))
+    names = [n for d in dims for n in d.group_by_names()]
+    names += [e.name for e in bike_service.list_entities((metric,))]
+    assert len(names) > 20
+    for name in names:
+        kind = "Entity" if name in {e.name for e in bike_service.list_entities((metric,))} \
+            else "Dimension"
+        grouped = bike_service.query(QueryRequest.create(
+            metrics=[metric], group_by=[name], order_by=[f"-{name}"], limit=3))
+        assert grouped.table.column_names[0].startswith(name)  # a bare time name: its grain
+        bike_service.query(QueryRequest.create(
+            metrics=[metric], where=[f"{{{{ {kind}('{name}') }}}} is not null"]))

@@ -33,6 +33,8 @@ class Dimension:
     description: str
     type: str
     grains: list[str]
+    date_parts: list[str] = strawberry.field(description="__extract_<part> names it takes.")
+    entity_path: list[str] = strawberry.field(description="The entities joined to reach it.")
 
     @staticmethod
     def of(d: catalog.DimensionInfo) -> Dimension:
@@ -42,6 +44,8 @@ class Dimension:
             description=d.description,
             type=d.type,
             grains=list(d.grains),
+            date_parts=list(d.date_parts),
+            entity_path=list(d.entity_path),
         )
 
 
