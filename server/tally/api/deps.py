@@ -8,6 +8,7 @@ import functools
 import hmac
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
@@ -23,15 +24,24 @@ def get_service(request: Request) -> TallyService:
     return request.app.state.service
 
 
+def bearer_token(request: Request) -> str | None:
+    """The token of `Authorization: Bearer <token>` (scheme in any case), or None."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
+
+
 def caller_of(request: Request, transport: str = "rest") -> Caller:
-    """Who is asking: the request id and the access context set by whatever authenticates the
-    caller in front of the routers (`request.state.access_context`)."""
+    """Who is asking, authenticated by the service from the request's bearer token, with the
+    request id (and an access context a test middleware may set on request.state)."""
     state = request.scope.get("state", {})
-    return Caller.of(
-        transport,
-        request_id=state.get("request_id", "-"),
-        access=getattr(request.state, "access_context", None) or {},
+    svc: TallyService = request.app.state.service
+    caller = svc.authenticate(
+        bearer_token(request), transport=transport, request_id=state.get("request_id", "-")
     )
+    access = getattr(request.state, "access_context", None)
+    if access:
+        caller = replace(caller, access=Caller.of(transport, access=access).access)
+    return caller
 
 
 def get_caller(request: Request) -> Caller:

@@ -21,6 +21,10 @@ class Caller:
     #: The caller's access context, part of every cache key: two callers with different
     #: contexts never share a cached result.
     access: tuple[tuple[str, str], ...] = ()
+    #: What the caller may do: meta (catalog), query, sql (see compiled SQL), admin.
+    scopes: frozenset[str] = frozenset({"meta", "query", "sql", "admin"})
+    #: The claims of the caller's token or key (policies read them); never logged whole.
+    claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
     #: Anything else a transport wants logged with the query (never secrets).
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 

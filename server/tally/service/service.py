@@ -201,6 +201,13 @@ class TallyService:
         if self._warehouse is not None:
             self._warehouse.close()
 
+    def authenticate(
+        self, token: str | None, *, transport: str, request_id: str = "-"
+    ) -> Caller:
+        """The caller behind a bearer token (None: no token), for every transport. Without
+        authentication configured every caller is anonymous with every scope."""
+        return Caller.of(transport, request_id=request_id)
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking service call (the catalog, compile) from a coroutine: in the query pool."""
         loop = asyncio.get_running_loop()
