@@ -57,6 +57,19 @@ class Settings(BaseSettings):
         description="When set, admin routes (/api/v1/cache...) need "
         "`Authorization: Bearer <token>`; unset: they are open.",
     )
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret of HS256 JWT bearer tokens; setting it turns JWT "
+        "authentication on (never in a file of the repository).",
+    )
+    embed_secret: SecretStr | None = Field(
+        None,
+        description="Secret that signs embed tokens; set the same one on every replica "
+        "(default: derived from TALLY_JWT_SECRET, else one per process).",
+    )
+    metrics_token: SecretStr | None = Field(
+        None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )

@@ -12,10 +12,10 @@ from dataclasses import replace
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
-from starlette.exceptions import HTTPException
 
 from tally.core.caller import Caller
 from tally.service import TallyService
+from tally.service.access import require
 
 T = TypeVar("T")
 
@@ -60,18 +60,22 @@ async def run_operational(request: Request, fn: Callable[..., T], *args, **kwarg
     return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
 
 
-def require_admin(request: Request) -> None:
-    """A route dependency: with TALLY_ADMIN_TOKEN set, admin routes need
-    `Authorization: Bearer <token>` (compared in constant time); without it they are open."""
-    token = request.app.state.settings.admin_token
+def require_scope(scope: str) -> Callable[[Request], Caller]:
+    """A route dependency: the caller, who must hold `scope` (401 without credentials, 403
+    with credentials that lack it)."""
+
+    def dependency(request: Request) -> Caller:
+        caller = caller_of(request, "rest")
+        require(caller, scope)
+        return caller
+
+    return dependency
+
+
+def metrics_token_ok(request: Request) -> bool:
+    """GET /metrics takes its own token when TALLY_METRICS_TOKEN is set."""
+    token = request.app.state.settings.metrics_token
     if token is None or not token.get_secret_value():
-        return
-    scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    expected = token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected):
-        raise HTTPException(
-            401,
-            "This route needs `Authorization: Bearer <token>` with the server's admin token "
-            "(TALLY_ADMIN_TOKEN).",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+        return True
+    given = bearer_token(request) or ""
+    return hmac.compare_digest(given.encode(), token.get_secret_value().encode())

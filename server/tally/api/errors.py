@@ -47,12 +47,23 @@ class HTTPError(TallyError):
         self.code = code  # type: ignore[misc]
 
 
+def error_headers(exc: TallyError) -> dict[str, str]:
+    """HTTP headers an error implies: a challenge with a 401, Retry-After with 429 and 503."""
+    headers = {}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    retry = exc.details.get("retry_after_seconds")
+    if retry is not None and exc.status in (429, 503):
+        headers["Retry-After"] = str(max(1, int(float(retry) + 0.999)))
+    return headers
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(TallyError)
     async def tally_error(request: Request, exc: TallyError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("server fault %s on %s: %s", exc.code, request.url.path, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status)
+        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tally.core.access import Grant
+
 
 @dataclass(frozen=True)
 class Caller:
@@ -25,6 +27,8 @@ class Caller:
     scopes: frozenset[str] = frozenset({"meta", "query", "sql", "admin"})
     #: The claims of the caller's token or key (policies read them); never logged whole.
     claims: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: What the caller may see (access policies); None: everything.
+    grant: Grant | None = None
     #: Anything else a transport wants logged with the query (never secrets).
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -40,6 +44,9 @@ class Caller:
 
     def with_transport(self, transport: str) -> Caller:
         return replace(self, transport=transport)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
 
 
 ANONYMOUS = Caller()

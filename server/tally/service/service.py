@@ -49,6 +49,15 @@ from tally.errors import (
     UnknownDimension,
 )
 from tally.project import read_profile_target
+from tally.service.access import (
+    authorize,
+    require,
+    visible_dimensions,
+    visible_entities,
+    visible_metrics,
+)
+from tally.service.security.auth import Authenticator
+from tally.service.security.config import load_security
 from tally.service.telemetry import ServiceCounters, Telemetry
 from tally.settings import Settings
 from tally.warehouse import registry
@@ -84,6 +93,7 @@ class TallyService:
         self._data_version: DataVersion | None = None
         self._last_versions: tuple[str, str] | None = None
         self._executor: ThreadPoolExecutor | None = None
+        self._security: Authenticator | None = None
 
     # Wiring ------------------------------------------------------------------------------
 
@@ -201,12 +211,28 @@ class TallyService:
         if self._warehouse is not None:
             self._warehouse.close()
 
+    @property
+    def security(self) -> Authenticator:
+        """Keys, tokens and access policies (tally.yml beside dbt_project.yml)."""
+        if self._security is None:
+            with self._connect_lock:
+                if self._security is None:
+                    settings = self.settings
+                    self._security = Authenticator(
+                        load_security(settings.resolved_project_dir()),
+                        _secret(settings.jwt_secret),
+                        _secret(settings.embed_secret),
+                        _secret(settings.admin_token),
+                    )
+        return self._security
+
     def authenticate(
         self, token: str | None, *, transport: str, request_id: str = "-"
     ) -> Caller:
-        """The caller behind a bearer token (None: no token), for every transport. Without
-        authentication configured every caller is anonymous with every scope."""
-        return Caller.of(transport, request_id=request_id)
+        """The caller behind a bearer token (None: no token), for every transport: its
+        subject, scopes and grant. Unauthorized (401) for a token that does not hold, or for
+        no token once authentication is configured."""
+        return self.security.authenticate(token, transport, request_id)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking service call (the catalog, compile) from a coroutine: in the query pool."""
@@ -216,7 +242,10 @@ class TallyService:
     # Queries -----------------------------------------------------------------------------
 
     def compile(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> CompiledQuery:
-        return self.compiler.compile(request)
+        """The SQL of a request, as this caller would run it (its row filters included)."""
+        require(caller, "sql")
+        compiler = self.compiler
+        return compiler.compile(authorize(compiler, request, caller))
 
     def query(
         self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
@@ -224,8 +253,10 @@ class TallyService:
         """The result, from the cache when possible (for threads). Identical concurrent misses
         run the warehouse once (thread-level single flight)."""
         started = time.perf_counter()
+        asked = request
         try:
             compiler, versions = self._versions()
+            request = authorize(compiler, request, caller)
             key = result_key(request, *versions, caller.access)
             if use_cache and self.settings.cache_enabled:
                 entry, outcome = self._lookup(key), "hit"
@@ -238,11 +269,13 @@ class TallyService:
                     outcome = "shared" if shared else outcome
             else:
                 entry, outcome = self._run(compiler, request, key, store=False), "miss"
-            result = self._result(compiler, entry, outcome, request, key, versions[0], started)
+            result = self._result(
+                compiler, entry, outcome, request, key, versions[0], started, caller
+            )
         except TallyError as e:
-            self.telemetry.failed(request, caller, e)
+            self.telemetry.failed(asked, caller, e)
             raise
-        self.telemetry.answered(request, caller, result)
+        self.telemetry.answered(asked, caller, result)
         return result
 
     async def query_async(
@@ -267,10 +300,11 @@ class TallyService:
 
                 def uncached() -> tuple[QueryResult, T | None]:
                     compiler, versions = self._versions()
-                    key = result_key(request, *versions, caller.access)
-                    entry = self._run(compiler, request, key, store=False)
+                    allowed = authorize(compiler, request, caller)
+                    key = result_key(allowed, *versions, caller.access)
+                    entry = self._run(compiler, allowed, key, store=False)
                     result = self._result(
-                        compiler, entry, "miss", request, key, versions[0], started
+                        compiler, entry, "miss", allowed, key, versions[0], started, caller
                     )
                     return result, done(result)
 
@@ -300,6 +334,7 @@ class TallyService:
             versioned, _ = await self._async_reload.do("versions", reload)
             assert versioned is not None
         compiler, versions = versioned
+        request = authorize(compiler, request, caller)
         key = result_key(request, *versions, caller.access)
         entry, outcome = self._lookup(key), "hit"
         if entry is None:
@@ -315,7 +350,9 @@ class TallyService:
             outcome = "shared" if shared else outcome
 
         def deliver() -> tuple[QueryResult, T | None]:
-            result = self._result(compiler, entry, outcome, request, key, versions[0], started)
+            result = self._result(
+                compiler, entry, outcome, request, key, versions[0], started, caller
+            )
             return result, done(result)
 
         small = entry.nbytes <= self.settings.loop_result_max_bytes
@@ -373,9 +410,11 @@ class TallyService:
         key: str,
         manifest_version: str,
         started: float,
+        caller: Caller = ANONYMOUS,
     ) -> QueryResult:
         """This request's view of an entry: its column order, its row order (an entry is
-        shared by requests that differ only in order, when they have no limit) and its SQL."""
+        shared by requests that differ only in order, when they have no limit) and its SQL
+        (empty for a caller without the `sql` scope)."""
         resort = request.row_order != entry.extra["order"]
         sql = entry.sql
         if resort:  # the entry's SQL orders rows another way: this request's own SQL
@@ -385,7 +424,7 @@ class TallyService:
         now = self.clock()
         return QueryResult(
             table=table,
-            sql=sql,
+            sql=sql if caller.has("sql") else "",
             request=request,
             timing=Timing(
                 0.0 if hit else entry.compile_ms, 0.0 if hit else entry.execute_ms, _ms(started)
@@ -519,32 +558,67 @@ class TallyService:
 
     # Catalog -----------------------------------------------------------------------------
 
-    def list_metrics(self) -> tuple[MetricInfo, ...]:
-        """The project's metrics, without hidden ones (they can still be queried by name)."""
+    def list_metrics(self, caller: Caller = ANONYMOUS) -> tuple[MetricInfo, ...]:
+        """The project's metrics this caller may see, without hidden ones (they can still be
+        queried by name)."""
+        require(caller, "meta")
         metrics = (m for m in self.compiler.metrics.values() if not m.hidden)
-        return tuple(sorted(metrics, key=lambda m: m.name))
+        return visible_metrics(tuple(sorted(metrics, key=lambda m: m.name)), caller)
 
-    def get_metric(self, name: str) -> MetricInfo:
-        """One metric by name, spelt in any case; NotFound (404) when there is none."""
+    def get_metric(self, name: str, caller: Caller = ANONYMOUS) -> MetricInfo:
+        """One metric by name, spelt in any case; NotFound (404) when there is none, Forbidden
+        (403) when the caller may not see it."""
+        require(caller, "meta")
         try:
-            return self.compiler.metric(name)
+            metric = self.compiler.metric(name)
         except CallerError as e:
             raise NotFound.of(e) from None
+        if caller.grant is not None:
+            caller.grant.check_metric(metric.name)
+        return metric
 
-    def list_dimensions(self, metrics: tuple[str, ...] = ()) -> tuple[DimensionInfo, ...]:
-        return self.compiler.dimensions(metrics)
+    def list_dimensions(
+        self, metrics: tuple[str, ...] = (), caller: Caller = ANONYMOUS
+    ) -> tuple[DimensionInfo, ...]:
+        require(caller, "meta")
+        if caller.grant is not None:
+            for name in metrics:
+                caller.grant.check_metric(self.compiler.metric(name).name)
+        return visible_dimensions(self.compiler.dimensions(metrics), caller)
 
-    def list_entities(self, metrics: tuple[str, ...] = ()) -> tuple[EntityInfo, ...]:
-        return self.compiler.entities(metrics)
+    def list_entities(
+        self, metrics: tuple[str, ...] = (), caller: Caller = ANONYMOUS
+    ) -> tuple[EntityInfo, ...]:
+        require(caller, "meta")
+        if caller.grant is not None:
+            for name in metrics:
+                caller.grant.check_metric(self.compiler.metric(name).name)
+        return visible_entities(self.compiler.entities(metrics), caller)
 
-    def list_saved_queries(self) -> tuple[SavedQueryInfo, ...]:
-        return tuple(sorted(self.compiler.saved_queries.values(), key=lambda q: q.name))
+    def list_saved_queries(self, caller: Caller = ANONYMOUS) -> tuple[SavedQueryInfo, ...]:
+        """The saved queries whose every metric this caller may see."""
+        require(caller, "meta")
+        queries = sorted(self.compiler.saved_queries.values(), key=lambda q: q.name)
+        grant = caller.grant
+        return tuple(
+            q for q in queries if grant is None or all(grant.may_see_metric(m) for m in q.metrics)
+        )
 
-    def get_saved_query(self, name: str) -> SavedQueryInfo:
+    def get_saved_query(self, name: str, caller: Caller = ANONYMOUS) -> SavedQueryInfo:
+        require(caller, "meta")
         try:
-            return self.compiler.saved_query(name)
+            saved = self.compiler.saved_query(name)
         except CallerError as e:
             raise NotFound.of(e) from None
+        if caller.grant is not None:
+            for metric in saved.metrics:
+                caller.grant.check_metric(metric)
+        return saved
+
+
+def _secret(value: Any) -> str | None:
+    secret = value.get_secret_value() if value is not None else None
+    return secret or None
 
 
 def _ms(since: float) -> float:

@@ -10,9 +10,11 @@ holds its read-only connection; the message names `tally build`.)
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -124,7 +126,10 @@ class DuckDBWarehouse:
                     self._reaper.start()
 
     def _reap(self) -> None:
-        """One thread per warehouse: closes the connection once it has been idle long enough."""
+        """One thread per warehouse: closes the connection once it has been idle long enough.
+        Stopped before the interpreter exits (a daemon thread killed inside DuckDB aborts the
+        process)."""
+        _LIVE.add(self)
         while not self._closed.wait(self.idle_release_seconds / 2):
             with self._lock:
                 handle = self._handle
@@ -197,12 +202,24 @@ class DuckDBWarehouse:
 
     def close(self) -> None:
         self._closed.set()
+        reaper = self._reaper
+        if reaper is not None and reaper is not threading.current_thread():
+            reaper.join(timeout=5)
         with self._lock:
             if self._handle is not None:
                 self._handle.retired = True
                 if self._handle.users == 0:
                     self._handle.con.close()
                 self._handle = None
+
+
+_LIVE: weakref.WeakSet[DuckDBWarehouse] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for warehouse in list(_LIVE):
+        warehouse.close()
 
 
 def _first_line(e: Exception) -> str:

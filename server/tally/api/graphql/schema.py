@@ -10,6 +10,7 @@ import strawberry
 from cross_web import HTTPException as CrossWebHTTPException
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from strawberry.extensions import MaskErrors
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
@@ -201,7 +202,7 @@ class Query:
                 start=start,
                 end=end,
             )
-            _, out = await svc.query_async(q, caller_of(request, "graphql"), _to_graphql)
+            _, out = await svc.query_async(q, info.context["caller"], _to_graphql)
         except TallyError as e:
             raise _graphql_error(e) from None
         assert out is not None
@@ -233,7 +234,7 @@ def _graphql_error(e: TallyError) -> GraphQLError:
 async def _call(info: Info, method: str, *args: Any) -> Any:
     svc: TallyService = info.context["request"].app.state.service
     try:
-        return await svc.run(getattr(svc, method), *args)
+        return await svc.run(getattr(svc, method), *args, info.context["caller"])
     except TallyError as e:
         raise _graphql_error(e) from None
 
@@ -301,5 +302,11 @@ class _Router(GraphQLRouter):
         return data
 
 
+async def _context(request: Request) -> dict[str, Any]:
+    """Who is asking, once per request: an unauthenticated request is a 401 before any GraphQL
+    runs (in the one error shape)."""
+    return {"request": request, "caller": caller_of(request, "graphql")}
+
+
 def graphql_router() -> GraphQLRouter:
-    return _Router(schema, graphql_ide="graphiql")
+    return _Router(schema, graphql_ide="graphiql", context_getter=_context)

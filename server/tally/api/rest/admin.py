@@ -1,17 +1,17 @@
 """Health, Prometheus metrics and cache control. Health and cache control run on the small
 operations pool, never queued behind queries; the cache routes are admin routes (see
-deps.require_admin)."""
+the admin scope)."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from tally.api.deps import ServiceDep, require_admin, run_operational
-from tally.errors import TallyError
+from tally.api.deps import ServiceDep, metrics_token_ok, require_scope, run_operational
+from tally.errors import TallyError, Unauthorized
 
 router = APIRouter(tags=["operations"])
-admin = [Depends(require_admin)]
+admin = [Depends(require_scope("admin"))]
 
 
 @router.get("/health/live", summary="The process is up")
@@ -37,7 +37,9 @@ async def ready(request: Request, svc: ServiceDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def prometheus(svc: ServiceDep) -> Response:
+async def prometheus(request: Request, svc: ServiceDep) -> Response:
+    if not metrics_token_ok(request):
+        raise Unauthorized("GET /metrics needs `Authorization: Bearer <TALLY_METRICS_TOKEN>`.")
     return Response(
         svc.telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )

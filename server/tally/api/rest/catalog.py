@@ -20,16 +20,16 @@ def _metrics_param(metrics: str | None) -> tuple[str, ...]:
 
 
 @router.get("/metrics", summary="List metrics")
-async def list_metrics(svc: ServiceDep) -> dict:
-    metrics = await svc.run(svc.list_metrics)
+async def list_metrics(svc: ServiceDep, caller: CallerDep) -> dict:
+    metrics = await svc.run(svc.list_metrics, caller)
     return {"metrics": [asdict(m) for m in metrics]}
 
 
 @router.get("/metrics/{name}", summary="One metric, with the dimensions it can be grouped by")
-async def get_metric(name: str, svc: ServiceDep) -> dict:
-    metric = await svc.run(svc.get_metric, name)
-    dims = await svc.run(svc.list_dimensions, (metric.name,))
-    entities = await svc.run(svc.list_entities, (metric.name,))
+async def get_metric(name: str, svc: ServiceDep, caller: CallerDep) -> dict:
+    metric = await svc.run(svc.get_metric, name, caller)
+    dims = await svc.run(svc.list_dimensions, (metric.name,), caller)
+    entities = await svc.run(svc.list_entities, (metric.name,), caller)
     return {
         **asdict(metric),
         "dimensions": [asdict(d) for d in dims],
@@ -38,14 +38,18 @@ async def get_metric(name: str, svc: ServiceDep) -> dict:
 
 
 @router.get("/dimensions", summary="Dimensions (those common to `metrics` when given)")
-async def list_dimensions(svc: ServiceDep, metrics: str | None = Query(None)) -> dict:
-    dims = await svc.run(svc.list_dimensions, _metrics_param(metrics))
+async def list_dimensions(
+    svc: ServiceDep, caller: CallerDep, metrics: str | None = Query(None)
+) -> dict:
+    dims = await svc.run(svc.list_dimensions, _metrics_param(metrics), caller)
     return {"dimensions": [asdict(d) for d in dims]}
 
 
 @router.get("/entities", summary="Entities (those of `metrics` when given)")
-async def list_entities(svc: ServiceDep, metrics: str | None = Query(None)) -> dict:
-    ents = await svc.run(svc.list_entities, _metrics_param(metrics))
+async def list_entities(
+    svc: ServiceDep, caller: CallerDep, metrics: str | None = Query(None)
+) -> dict:
+    ents = await svc.run(svc.list_entities, _metrics_param(metrics), caller)
     return {"entities": [asdict(e) for e in ents]}
 
 

@@ -15,14 +15,14 @@ router = APIRouter(prefix="/api/v1/saved-queries", tags=["saved queries"])
 
 
 @router.get("", summary="List saved queries")
-async def list_saved_queries(svc: ServiceDep) -> dict:
-    queries = await svc.run(svc.list_saved_queries)
+async def list_saved_queries(svc: ServiceDep, caller: CallerDep) -> dict:
+    queries = await svc.run(svc.list_saved_queries, caller)
     return {"saved_queries": [asdict(q) for q in queries]}
 
 
 @router.get("/{name}", summary="One saved query")
-async def get_saved_query(name: str, svc: ServiceDep) -> dict:
-    return asdict(await svc.run(svc.get_saved_query, name))
+async def get_saved_query(name: str, svc: ServiceDep, caller: CallerDep) -> dict:
+    return asdict(await svc.run(svc.get_saved_query, name, caller))
 
 
 @router.post(
@@ -38,7 +38,7 @@ async def run_saved_query(
     body: SavedQueryBody | None = Body(None),
 ) -> Response:
     fmt = negotiate(request)
-    saved = await svc.run(svc.get_saved_query, name)
+    saved = await svc.run(svc.get_saved_query, name, caller)
     query = to_request(body or SavedQueryBody(), saved_query=saved.name)
     _, response = await svc.query_async(
         query, caller, lambda result: query_response(request, result, fmt)

@@ -1,0 +1,109 @@
+"""Authentication: a bearer token (an API key, a JWT, an embed token, the admin token) becomes a
+`Caller` with its subject, scopes, claims and grant; every transport goes through here.
+
+With no authentication configured (no JWT secret or settings, no active API key), every caller
+is anonymous: the server then serves only on a loopback address unless started with
+--insecure (see `tally serve`)."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from tally.core.caller import Caller
+from tally.errors import Unauthorized
+from tally.service.security.config import SecurityConfig
+from tally.service.security.keys import KeyStore
+from tally.service.security.policies import grant_for, roles_of
+from tally.service.security.tokens import Tokens, scopes_of
+
+log = logging.getLogger("tally.auth")
+ALL_SCOPES = frozenset({"meta", "query", "sql", "admin", "embed"})
+EMBED_SCOPES = frozenset({"meta", "query"})
+
+
+class Authenticator:
+    def __init__(
+        self,
+        config: SecurityConfig,
+        jwt_secret: str | None,
+        embed_secret: str | None,
+        admin_token: str | None,
+    ) -> None:
+        self.config = config
+        self.keys = KeyStore(config.keys_file) if config.keys_file else None
+        self.tokens = Tokens(config.jwt, jwt_secret, embed_secret)
+        self._admin = admin_token.encode() if admin_token else None
+
+    @property
+    def configured(self) -> bool:
+        """Whether callers must authenticate (a JWT setup, or at least one active key)."""
+        return self.tokens.enabled or bool(
+            self.config.api_keys and self.keys is not None and self.keys.any_active()
+        )
+
+    def authenticate(self, token: str | None, transport: str, request_id: str) -> Caller:
+        if not token:
+            if self.configured:
+                raise Unauthorized(
+                    "This server needs a bearer token (Authorization: Bearer <API key or JWT>)."
+                )
+            # Open server (loopback only): everything, admin only while no admin token is set.
+            scopes = ALL_SCOPES if self._admin is None else ALL_SCOPES - {"admin"}
+            return self._caller(transport, request_id, None, scopes, {}, "anonymous")
+        if len(token) > 8192 or not token.isascii() or not token.isprintable():
+            raise Unauthorized("The token is malformed: send `Authorization: Bearer <token>`.")
+        if self._admin is not None and hmac.compare_digest(token.encode(), self._admin):
+            return Caller(transport=transport, request_id=request_id, subject="admin-token",
+                          scopes=ALL_SCOPES, extra={"auth": "admin-token"})  # fmt: skip
+        if self.keys is not None and self.config.api_keys:
+            key = self.keys.verify(token)
+            if key is not None:
+                return self._caller(transport, request_id, f"key:{key.name}",
+                                    frozenset(key.scopes), key.claims, "api-key",
+                                    key_id=key.id)  # fmt: skip
+        kind, claims = self.tokens.verify(token)
+        if kind == "embed":
+            pinned = claims.get("tally") or {}
+            scopes = frozenset(pinned.get("scopes") or EMBED_SCOPES) & EMBED_SCOPES
+            return self._caller(transport, request_id, f"embed:{claims.get('sub', '?')}", scopes,
+                                pinned.get("claims") or {}, "embed",
+                                metrics=pinned.get("metrics"))  # fmt: skip
+        return self._caller(transport, request_id, f"jwt:{claims.get('sub', '?')}",
+                            scopes_of(claims), claims, "jwt")  # fmt: skip
+
+    def _caller(
+        self,
+        transport: str,
+        request_id: str,
+        subject: str | None,
+        scopes: frozenset[str],
+        claims: Mapping[str, Any],
+        how: str,
+        metrics: list[str] | None = None,
+        key_id: str | None = None,
+    ) -> Caller:
+        grant = grant_for(self.config.policies, roles_of(claims, self.config.roles_claim),
+                          claims, metrics)  # fmt: skip
+        extra: dict[str, Any] = {"auth": how}
+        if key_id:
+            extra["key_id"] = key_id
+        if grant.policies:
+            extra["policies"] = list(grant.policies)
+        return Caller(
+            transport=transport,
+            request_id=request_id,
+            subject=subject,
+            access=grant.access(),
+            scopes=scopes,
+            claims=dict(claims),
+            grant=None if grant.unrestricted else grant,
+            extra=extra,
+        )
+
+    def for_claims(self, claims: Mapping[str, Any], scopes: frozenset[str] | None = None) -> Caller:
+        """The caller a token with these claims would be (`tally policy check`)."""
+        return self._caller("cli", "-", f"claims:{claims.get('sub', '?')}",
+                            scopes or scopes_of(claims), claims, "policy-check")  # fmt: skip
