@@ -154,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--host", default=None, help="default 127.0.0.1 (env TALLY_HOST)")
     s.add_argument("--port", type=int, default=None, help="default 8080 (env TALLY_PORT)")
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve without authentication on a non-loopback address (anyone who reaches the "
+        "port may query everything; logged loudly)",
+    )
     s.set_defaults(handler=_cmd_serve)
 
     b = sub.add_parser(
@@ -176,9 +182,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="generate the raw demo data into a DuckDB file (--help for options)")
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
+    from tally.cli_admin import register as register_admin
     from tally.validate.cli import register
 
     register(sub)
+    register_admin(sub, project_flags)
     return parser
 
 
@@ -305,6 +313,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     app = create_app(settings)
+    _check_exposure(app.state.service, settings.host, args.insecure)
     print(
         f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
         f"{output.get('type')}) on http://{settings.host}:{settings.port} "
@@ -315,6 +324,35 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from tally.api.serve import serve
 
     return serve(app, settings, log_level=args.log_level)
+
+
+def _check_exposure(service, host: str, insecure: bool) -> None:
+    """Without authentication, serve only on a loopback address (unless --insecure)."""
+    import ipaddress
+    import logging
+
+    log = logging.getLogger("tally.auth")
+    if service.security.configured:
+        log.info("authentication is on: every protocol needs a bearer token")
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if loopback:
+        log.warning("no authentication configured: serving openly on %s (loopback only)", host)
+        return
+    if not insecure:
+        raise ConfigurationError(
+            f"Refusing to serve on {host} without authentication: anyone who reaches it could "
+            "query everything. Configure it (TALLY_JWT_SECRET, or `tally keys create`), serve "
+            "on 127.0.0.1, or pass --insecure to accept the risk."
+        )
+    log.warning(
+        "INSECURE: serving on %s WITHOUT AUTHENTICATION (--insecure): anyone who reaches this "
+        "port may query every metric and row",
+        host,
+    )
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

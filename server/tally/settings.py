@@ -42,6 +42,25 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(
         300.0, ge=0, description="Default time a result is served from cache."
     )
+    rate_limit_per_minute: int = Field(
+        600,
+        ge=0,
+        description="Requests a minute per API key or token subject (429 with Retry-After "
+        "beyond, bursts of a tenth of it); 0: no limit. Anonymous callers of an open "
+        "(loopback) server are not limited.",
+    )
+    max_concurrent_per_caller: int = Field(
+        8,
+        ge=0,
+        description="Warehouse queries one key or token subject may have running at once "
+        "(429 beyond; identical queries share one); 0: no limit.",
+    )
+    stale_if_error_seconds: float = Field(
+        86400.0,
+        ge=0,
+        description="When the warehouse is down or too slow, serve the last answer to the "
+        "same question if it is at most this old (flagged stale); 0: never.",
+    )
     query_workers: int = Field(8, ge=1, description="Threads running warehouse queries.")
     loop_result_max_bytes: int = Field(
         32 * 1024,

@@ -14,7 +14,7 @@ from tally.api import errors
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
-from tally.api.rest import admin, catalog, query, saved_queries
+from tally.api.rest import admin, catalog, embed, query, saved_queries
 from tally.service import TallyService
 from tally.settings import Settings
 
@@ -74,7 +74,9 @@ def create_app(
                             "server-timing"],
         )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
-    for router in (query.router, catalog.router, saved_queries.router, admin.router):
+    for router in (query.router, catalog.router, saved_queries.router, admin.router,
+                   embed.router):  # fmt: skip
         app.include_router(router)
+    app.openapi = lambda: errors.openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     return app

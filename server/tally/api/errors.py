@@ -5,10 +5,13 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tally.errors import TallyError, cut
@@ -26,6 +29,63 @@ _HTTP_CODES = {
     415: "unsupported_media_type",
     429: "too_many_requests",
 }
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error, on every route: a stable code and a human message."""
+
+    error: ErrorDetail
+
+
+_STATUS_TEXT = {
+    400: "The caller's mistake: invalid request, unknown name (with a suggestion), bad filter",
+    401: "No credentials, or credentials that do not hold",
+    403: "The credentials do not allow this (scope, metric, dimension)",
+    404: "No such resource (an unknown name on a resource route)",
+    406: "Cannot produce the Accept format",
+    413: "The request body is larger than the server's limit",
+    415: "The body is not application/json",
+    429: "Too many requests (Retry-After says when to come back)",
+    500: "The server's own fault",
+    502: "The warehouse failed the query",
+    503: "Not ready, or the warehouse is unavailable (Retry-After when known)",
+    504: "The query ran longer than the server's timeout",
+}
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _STATUS_TEXT.items()
+}
+
+
+def openapi_schema(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document with the statuses the server really answers: the error shape on
+    every operation, and no 422 (validation errors are 400s in the error shape)."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                         routes=app.routes)  # fmt: skip
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ErrorDetail, ErrorBody):
+        components[model.__name__] = model.model_json_schema(
+            ref_template="#/components/schemas/{model}"
+        )
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    ref = {"$ref": "#/components/schemas/ErrorBody"}
+    for path in schema.get("paths", {}).values():
+        for operation in path.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop("422", None)
+            for status, text in _STATUS_TEXT.items():
+                responses.setdefault(str(status), {
+                    "description": text, "content": {"application/json": {"schema": ref}}})
+    app.openapi_schema = schema
+    return schema
 
 
 def error_response(

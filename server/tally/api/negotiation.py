@@ -88,6 +88,9 @@ def _headers(request: Request, result: QueryResult, fmt: str) -> tuple[dict[str,
             f"total;dur={result.timing.total_ms}"
         ),
     }
+    if result.cache.stale:
+        headers["X-Tally-Stale"] = "true"
+        headers["Warning"] = '110 - "Response is Stale"'
     matched = etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]
     return headers, matched
 

@@ -35,6 +35,23 @@ class Metrics:
         )
 
 
+# Routes that some sub-applications (GraphQL, MCP, dashboards) handle without a FastAPI route
+# in the scope: labelled by their prefix, never by the raw path (label cardinality).
+MOUNTS = ("/api/graphql", "/graphql", "/mcp", "/dashboards", "/assets")
+
+
+def route_label(scope: Scope, status: int) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path:
+        return path
+    raw = scope.get("path", "")
+    for prefix in MOUNTS:
+        if raw == prefix or raw.startswith(prefix + "/"):
+            return prefix
+    return "unmatched" if status == 404 else "other"
+
+
 class RequestMiddleware:
     """Request id (X-Request-ID, taken from the caller when sane), request count and latency by
     route template (not raw path, to keep label cardinality bounded)."""
@@ -71,7 +88,6 @@ class RequestMiddleware:
             await self.app(scope, receive, send_wrapper)
         finally:
             self.metrics.in_flight.dec()
-            route = scope.get("route")
-            label = getattr(route, "path", None) or ("unmatched" if status == 404 else "other")
+            label = route_label(scope, status)
             self.metrics.requests.labels(label, scope["method"], str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)

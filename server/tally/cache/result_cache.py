@@ -26,6 +26,11 @@ class CacheEntry:
     nbytes: int
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
+    @property
+    def size(self) -> int:
+        """Everything the entry keeps: its Arrow data and the encoded forms memoised with it."""
+        return self.nbytes + int(self.extra.get("memo_bytes", 0))
+
     def age(self, now: float) -> float:
         return max(0.0, now - self.stored_at)
 
@@ -62,9 +67,11 @@ class _Cache(TLRUCache):
     def __init__(self, maxsize: int, on_evict, clock: Clock) -> None:
         super().__init__(
             maxsize=maxsize,
-            ttu=lambda _k, v, now: now + v.ttl_seconds,
+            # Expiry from when the entry was stored: re-inserting it (to count a memo) must
+            # not extend its life.
+            ttu=lambda _k, v, _now: v.stored_at + v.ttl_seconds,
             timer=clock,
-            getsizeof=lambda v: v.nbytes,
+            getsizeof=lambda v: v.size,
         )
         self._on_evict = on_evict
 
@@ -103,6 +110,19 @@ class ResultCache:
                 return False
             self._cache[key] = entry
             return True
+
+    def resize(self, key: str, entry: CacheEntry) -> None:
+        """Count what an encoder memoised with a stored entry (its JSON text): the byte bound
+        covers everything entries keep, so memory stays within it."""
+        with self._lock:
+            if self._cache.get(key) is not entry:
+                return
+            try:
+                self._cache[key] = entry  # recomputes its size; may evict older entries
+            except ValueError:  # the entry with its memo no longer fits at all
+                entry.extra.pop("json_rows", None)
+                entry.extra["memo_bytes"] = 0
+                self._cache[key] = entry
 
     def clear(self) -> None:
         with self._lock:

@@ -12,6 +12,7 @@ import math
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from tally.core.results import QueryResult
@@ -66,7 +67,12 @@ def result_meta(result: QueryResult) -> dict[str, Any]:
     return {
         "row_count": result.table.num_rows,
         "sql": result.sql,
-        "cache": {"hit": result.cache.hit, "age_seconds": round(result.cache.age_seconds, 3)},
+        "cache": {
+            "hit": result.cache.hit,
+            "age_seconds": round(result.cache.age_seconds, 3),
+            # Only on an older answer served because the warehouse failed (stale-if-error).
+            **({"stale": True} if result.cache.stale else {}),
+        },
         "timing_ms": {
             "compile": result.timing.compile_ms,
             "execute": result.timing.execute_ms,
@@ -98,6 +104,11 @@ def to_json(result: QueryResult, *, indent: bool = False) -> str:
         rows = _json_rows(table)
         if memo is not None:  # a cache hit of the same shape reuses the rows' text
             memo["json_rows"] = (table, rows)
+            # Counted in the cache's byte bound (CPython keeps ~60 bytes per str beside its text).
+            memo["memo_bytes"] = sum(map(len, rows)) + 60 * len(rows)
+            grow = memo.get("on_grow")
+            if grow is not None:
+                grow()
     meta = result_meta(result)
     sep = ",\n  " if indent else ", "
     head = "{" + ("\n  " if indent else "")
@@ -113,9 +124,27 @@ def to_json(result: QueryResult, *, indent: bool = False) -> str:
     return head + sep.join(parts) + ("\n" if indent else "") + "}"
 
 
+# A spreadsheet opening a CSV runs a cell that starts with one of these as a formula
+# (=HYPERLINK(...), +cmd|...); OWASP's advice: prefix such text cells with a quote.
+_FORMULA_START = r"^[=+\-@\t\r]"
+
+
+def neutralize_formulas(table: pa.Table) -> pa.Table:
+    """Text cells that a spreadsheet would run as a formula, prefixed with `'`."""
+    for i, f in enumerate(table.schema):
+        if not (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)):
+            continue
+        column = table.column(i)
+        risky = pc.match_substring_regex(column, _FORMULA_START)
+        if pc.any(risky).as_py():
+            quoted = pc.binary_join_element_wise("'", column, "")
+            table = table.set_column(i, f.name, pc.if_else(risky, quoted, column))
+    return table
+
+
 def to_csv(table: pa.Table) -> bytes:
     sink = io.BytesIO()
-    pacsv.write_csv(table, sink)
+    pacsv.write_csv(neutralize_formulas(table), sink)
     return sink.getvalue()
 
 

@@ -30,11 +30,15 @@ class CacheStatus:
     # The key plus this request's column and row order: what one representation of the
     # result is made of (an entry serves requests that differ only in order).
     variant: str = ""
+    # Served from an older answer because the warehouse failed (stale-if-error).
+    stale: bool = False
 
     @property
     def outcome(self) -> str:
         """hit (served from a stored result), shared (took the result of an identical query in
-        flight) or miss (ran on the warehouse)."""
+        flight), miss (ran on the warehouse) or stale (the warehouse failed; an older answer)."""
+        if self.stale:
+            return "stale"
         return "hit" if self.hit else ("shared" if self.shared else "miss")
 
 

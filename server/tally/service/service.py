@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -40,13 +41,18 @@ from tally.core.results import CacheStatus, QueryResult, Timing, normalize_types
 from tally.core.semantic_manifest import load_manifest
 from tally.errors import (
     CallerError,
+    Forbidden,
     InvalidFilter,
+    InvalidRequest,
     ManifestUnavailable,
     NotFound,
     QueryDataError,
+    QueryTimeout,
     ResultTooLarge,
     TallyError,
     UnknownDimension,
+    WarehouseError,
+    WarehouseUnavailable,
 )
 from tally.project import read_profile_target
 from tally.service.access import (
@@ -56,6 +62,7 @@ from tally.service.access import (
     visible_entities,
     visible_metrics,
 )
+from tally.service.limits import Limits
 from tally.service.security.auth import Authenticator
 from tally.service.security.config import load_security
 from tally.service.telemetry import ServiceCounters, Telemetry
@@ -85,6 +92,9 @@ class TallyService:
         self._reload_lock = threading.Lock()
         self._connect_lock = threading.Lock()
         self.cache = ResultCache(settings.cache_max_bytes, clock)
+        # The last answer to each question, kept longer, for when the warehouse is down
+        # (stale-if-error); a quarter of the cache's bytes.
+        self._stale = ResultCache(max(settings.cache_max_bytes // 4, 1), clock)
         self.counters = ServiceCounters()
         self.telemetry = Telemetry(self.cache, self.counters)
         self._flight: SingleFlight[tuple[CacheEntry, str]] = SingleFlight()
@@ -94,6 +104,9 @@ class TallyService:
         self._last_versions: tuple[str, str] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._security: Authenticator | None = None
+        self.limits = Limits(
+            settings.rate_limit_per_minute, settings.max_concurrent_per_caller, clock
+        )
 
     # Wiring ------------------------------------------------------------------------------
 
@@ -232,7 +245,46 @@ class TallyService:
         """The caller behind a bearer token (None: no token), for every transport: its
         subject, scopes and grant. Unauthorized (401) for a token that does not hold, or for
         no token once authentication is configured."""
-        return self.security.authenticate(token, transport, request_id)
+        caller = self.security.authenticate(token, transport, request_id)
+        self.limits.admit(caller)
+        return caller
+
+    def mint_embed_token(
+        self,
+        caller: Caller,
+        claims: dict[str, Any],
+        metrics: list[str] | None,
+        ttl_seconds: float,
+        scopes: list[str] | None = None,
+    ) -> tuple[str, Any]:
+        """A short-lived signed token pinning `claims` (and, optionally, the only metrics it may
+        query) for a browser. Admins mint any; a key with the `embed` scope only tokens with
+        its own claims and metrics it may see itself, so nobody can widen their own access."""
+        if not caller.has("admin"):
+            require(caller, "embed")
+            own = dict(caller.claims)
+            widened = [k for k, v in claims.items() if own.get(k) != v]
+            if widened:
+                raise Forbidden(
+                    f"Your key may mint embed tokens only with its own claims; "
+                    f"{', '.join(sorted(widened))} differ.",
+                )
+            claims = {**own, **claims}
+        names = None
+        if metrics is not None:
+            names = [self.compiler.metric(m).name for m in metrics]
+            for name in names:
+                if caller.grant is not None:
+                    caller.grant.check_metric(name)
+        wanted = scopes or ["meta", "query"]
+        unknown = sorted(set(wanted) - {"meta", "query"})
+        if unknown:
+            raise InvalidRequest(
+                f"Embed tokens carry only the meta and query scopes, not {unknown}."
+            )
+        return self.security.tokens.mint_embed(
+            caller.subject or "anonymous", claims, names, ttl_seconds, wanted
+        )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking service call (the catalog, compile) from a coroutine: in the query pool."""
@@ -258,12 +310,13 @@ class TallyService:
             compiler, versions = self._versions()
             request = authorize(compiler, request, caller)
             key = result_key(request, *versions, caller.access)
+            stale_key = result_key(request, versions[0], "", caller.access)
             if use_cache and self.settings.cache_enabled:
                 entry, outcome = self._lookup(key), "hit"
                 if entry is None:
                     (entry, outcome), shared = self._flight.do(
                         key,
-                        lambda: self._compute(compiler, request, key),
+                        lambda: self._compute(compiler, request, key, stale_key, caller),
                         on_join=lambda: self.cache.stats.record("shared"),
                     )
                     outcome = "shared" if shared else outcome
@@ -336,12 +389,13 @@ class TallyService:
         compiler, versions = versioned
         request = authorize(compiler, request, caller)
         key = result_key(request, *versions, caller.access)
+        stale_key = result_key(request, versions[0], "", caller.access)
         entry, outcome = self._lookup(key), "hit"
         if entry is None:
 
             async def lead() -> tuple[CacheEntry, str]:
                 return await loop.run_in_executor(
-                    self.executor, self._compute, compiler, request, key
+                    self.executor, self._compute, compiler, request, key, stale_key, caller
                 )
 
             (entry, outcome), shared = await self._async_flight.do(
@@ -368,16 +422,33 @@ class TallyService:
         return entry
 
     def _compute(
-        self, compiler: Compiler, request: QueryRequest, key: str
+        self,
+        compiler: Compiler,
+        request: QueryRequest,
+        key: str,
+        stale_key: str = "",
+        caller: Caller | None = None,
     ) -> tuple[CacheEntry, str]:
         """Inside single flight: the entry stored by a flight that ended after our first look-up
-        ("hit"), or the query run now ("miss")."""
+        ("hit"), or the query run now ("miss"). When the warehouse is down or too slow, the
+        last answer to the same question (on older data) if there is one ("stale")."""
         stored = self.cache.get(key)
         if stored is not None:
             self.cache.stats.record("hit")
             return stored, "hit"
         self.cache.stats.record("miss")
-        return self._run(compiler, request, key, store=True), "miss"
+        try:
+            with self.limits.running(caller):
+                entry = self._run(compiler, request, key, store=True, stale_key=stale_key)
+            return entry, "miss"
+        except (WarehouseUnavailable, QueryTimeout, WarehouseError) as e:
+            stale = self._stale.get(stale_key) if stale_key else None
+            if stale is None or isinstance(e, QueryDataError):
+                raise
+            log.warning("warehouse failed (%s); serving a stale answer from %.0f s ago",
+                        e.code, stale.age(self.clock()))  # fmt: skip
+            self.counters.stale()
+            return stale, "stale"
 
     def _versions(self, reload: bool = True) -> Versioned | None:
         """The compiler and (manifest version, data version) that make up cache keys now.
@@ -420,7 +491,7 @@ class TallyService:
         if resort:  # the entry's SQL orders rows another way: this request's own SQL
             sql = compiler.compile(request, limit=self._execution_limit(request)).sql
         table = shape(entry.table, request, resort=resort)
-        hit = outcome == "hit"
+        hit = outcome in ("hit", "stale")
         now = self.clock()
         return QueryResult(
             table=table,
@@ -437,9 +508,11 @@ class TallyService:
                 key=key,
                 shared=outcome == "shared",
                 variant=variant(key, request),
+                stale=outcome == "stale",
             ),
             manifest_version=manifest_version,
-            memo=entry.extra,
+            # Encoders memoise their output with the entry, for its own row order only.
+            memo=None if resort else entry.extra,
         )
 
     def _execution_limit(self, request: QueryRequest) -> int:
@@ -449,7 +522,12 @@ class TallyService:
         return wanted if wanted is not None and wanted <= max_rows else max_rows + 1
 
     def _run(
-        self, compiler: Compiler, request: QueryRequest, key: str, store: bool
+        self,
+        compiler: Compiler,
+        request: QueryRequest,
+        key: str,
+        store: bool,
+        stale_key: str = "",
     ) -> CacheEntry:
         max_rows = self.settings.max_rows
         t0 = time.perf_counter()
@@ -497,7 +575,12 @@ class TallyService:
             extra={"order": request.row_order},
         )
         if store:
+            entry.extra["on_grow"] = functools.partial(self.cache.resize, key, entry)
             self.cache.put(key, entry)
+            if stale_key and self.settings.stale_if_error_seconds > 0:
+                self._stale.put(
+                    stale_key, replace(entry, ttl_seconds=self.settings.stale_if_error_seconds)
+                )
         return entry
 
     def _ttl(self, compiler: Compiler, request: QueryRequest) -> float:

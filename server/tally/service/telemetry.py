@@ -31,6 +31,7 @@ class ServiceCounters:
 
     executions: int = 0
     warehouse_errors: int = 0
+    stale_answers: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def executed(self) -> None:
@@ -40,6 +41,10 @@ class ServiceCounters:
     def failed(self) -> None:
         with self._lock:
             self.warehouse_errors += 1
+
+    def stale(self) -> None:
+        with self._lock:
+            self.stale_answers += 1
 
 
 class _CacheCollector:
@@ -65,6 +70,8 @@ class _CacheCollector:
              "Queries run on the warehouse."),
             ("tally_warehouse_errors", self.counters.warehouse_errors,
              "Warehouse queries that failed."),
+            ("tally_stale_answers", self.counters.stale_answers,
+             "Older answers served because the warehouse failed (stale-if-error)."),
         ):
             yield CounterMetricFamily(name, doc, value=value)
         yield GaugeMetricFamily(

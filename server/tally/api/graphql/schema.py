@@ -4,6 +4,7 @@ same stable codes in `extensions` as the REST error body."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import strawberry
@@ -11,7 +12,12 @@ from cross_web import HTTPException as CrossWebHTTPException
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.scalars import JSON
@@ -23,7 +29,7 @@ from tally.core import catalog
 from tally.core.encoding import column_type, json_value
 from tally.core.request import QueryRequest
 from tally.core.results import QueryResult as ServiceResult
-from tally.errors import TallyError, cut
+from tally.errors import InvalidRequest, TallyError, cut
 from tally.service import TallyService
 
 
@@ -271,6 +277,11 @@ class _Schema(strawberry.Schema):
 schema = _Schema(
     query=Query,
     extensions=[
+        # Bounds on what one request may ask: nesting, aliases (500 aliased catalog fields took
+        # seconds) and the size of the document.
+        lambda: QueryDepthLimiter(max_depth=10),
+        lambda: MaxAliasesLimiter(max_alias_count=30),
+        lambda: MaxTokensLimiter(max_token_count=4000),
         lambda: MaskErrors(
             should_mask_error=_should_mask,
             error_message="Internal server error; the server log has the details.",
@@ -284,8 +295,10 @@ _HTTP_CODES = {"Unsupported content type": 415}
 
 class _Router(GraphQLRouter):
     async def run(self, request, context=UNSET, root_value=UNSET):  # type: ignore[override]
-        """A request that is not a GraphQL request at all (malformed JSON, no query, another
-        content type) is refused in the one error shape, not in plain text."""
+        """A request that is not a GraphQL request at all (malformed JSON, a body that is not
+        an object, JSON nested too deep, no query, another content type) is refused in the one
+        error shape, not in plain text and never as a 500."""
+        await _check_body(request)
         try:
             return await super().run(request, context=context, root_value=root_value)
         except CrossWebHTTPException as e:
@@ -300,6 +313,26 @@ class _Router(GraphQLRouter):
                                        "status": status}
             formatted["message"] = cut(formatted.get("message", ""), 300)
         return data
+
+
+async def _check_body(request: Request) -> None:
+    if request.method != "POST":
+        return
+    if "json" not in request.headers.get("content-type", "").lower():
+        return  # strawberry answers other content types (415) itself
+    raw = await request.body()
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest("The request body is not valid UTF-8.") from None
+    except RecursionError:
+        raise InvalidRequest("The request body is JSON nested too deeply.") from None
+    except ValueError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest(
+            'A GraphQL request body is a JSON object: {"query": "...", "variables": {...}}.'
+        )
 
 
 async def _context(request: Request) -> dict[str, Any]:
