@@ -89,6 +89,12 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = Field(
         None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
     )
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, description="A connection must send a request's headers within this long."
+    )
+    body_timeout_seconds: float = Field(
+        30.0, ge=0, description="A request body that stops arriving this long is a 408; 0: off."
+    )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."
     )

@@ -15,6 +15,7 @@ from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
 from tally.api.rest import admin, catalog, embed, query, saved_queries
+from tally.api.slow_clients import BodyTimeoutMiddleware
 from tally.service import TallyService
 from tally.settings import Settings
 
@@ -61,6 +62,7 @@ def create_app(
     app.state.operations_executor = operations
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout_seconds)
     # Large results travel compressed; small ones (most cache hits) are not worth the CPU.
     # Bodies from 64 KiB up are compressed in a thread, not on the event loop.
     app.add_middleware(
@@ -73,7 +75,9 @@ def create_app(
             expose_headers=["etag", "x-tally-cache", "x-tally-cache-age", "x-request-id",
                             "server-timing"],
         )
-    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
+    app.add_middleware(
+        RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
+    )
     for router in (query.router, catalog.router, saved_queries.router, admin.router,
                    embed.router):  # fmt: skip
         app.include_router(router)

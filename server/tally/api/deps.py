@@ -14,8 +14,12 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from tally.core.caller import Caller
+from tally.errors import TallyError
 from tally.service import TallyService
 from tally.service.access import require
+from tally.service.telemetry import current_audit
+
+AUDITED = ("auth", "key_id", "policies")
 
 T = TypeVar("T")
 
@@ -35,9 +39,18 @@ def caller_of(request: Request, transport: str = "rest") -> Caller:
     request id (and an access context a test middleware may set on request.state)."""
     state = request.scope.get("state", {})
     svc: TallyService = request.app.state.service
-    caller = svc.authenticate(
-        bearer_token(request), transport=transport, request_id=state.get("request_id", "-")
-    )
+    audit = current_audit.get()
+    try:
+        caller = svc.authenticate(
+            bearer_token(request), transport=transport, request_id=state.get("request_id", "-")
+        )
+    except TallyError as e:
+        if audit is not None:
+            audit.update(transport=transport, auth_failed=e.code, reason=e.message)
+        raise
+    if audit is not None and caller.subject is not None:
+        audit.update(transport=transport, subject=caller.subject,
+                     **{k: v for k, v in caller.extra.items() if k in AUDITED})  # fmt: skip
     access = getattr(request.state, "access_context", None)
     if access:
         caller = replace(caller, access=Caller.of(transport, access=access).access)

@@ -10,7 +10,7 @@ import uuid
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tally.service.telemetry import BUCKETS
+from tally.service.telemetry import BUCKETS, Telemetry, current_audit
 
 
 class Metrics:
@@ -56,9 +56,10 @@ class RequestMiddleware:
     """Request id (X-Request-ID, taken from the caller when sane), request count and latency by
     route template (not raw path, to keep label cardinality bounded)."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, telemetry: Telemetry) -> None:
         self.app = app
         self.metrics = metrics
+        self.telemetry = telemetry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,10 +85,18 @@ class RequestMiddleware:
             await send(message)
 
         self.metrics.in_flight.inc()
+        audit: dict = {}
+        token = current_audit.set(audit)
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
+            current_audit.reset(token)
             self.metrics.in_flight.dec()
+            if audit.get("subject") or audit.get("auth_failed"):
+                self.telemetry.audit({
+                    "request_id": request_id, "method": scope["method"],
+                    "route": route_label(scope, status), "status": status, **audit,
+                })  # fmt: skip
             label = route_label(scope, status)
             self.metrics.requests.labels(label, scope["method"], str(status)).inc()
             self.metrics.latency.labels(label).observe(time.perf_counter() - started)

@@ -11,6 +11,7 @@ from types import FrameType
 import uvicorn
 from fastapi import FastAPI
 
+from tally.api.slow_clients import header_timeout_protocol
 from tally.settings import Settings
 
 STARTUP_FAILURE = 3  # as uvicorn's own runner: the server never started (e.g. port taken)
@@ -24,6 +25,8 @@ def serve(app: FastAPI, settings: Settings, log_level: str = "info") -> int:
         port=settings.port,
         log_level=log_level,
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        http=header_timeout_protocol(settings.header_timeout_seconds),
+        timeout_keep_alive=5,
     )
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM while it serves, and after its graceful shutdown re-raises the

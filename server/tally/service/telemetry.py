@@ -9,6 +9,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -22,6 +23,10 @@ from tally.core.results import QueryResult
 
 T = TypeVar("T")
 query_log = logging.getLogger("tally.query")
+audit_log = logging.getLogger("tally.audit")
+# The audit record of the request being answered (set by a transport for one request): the
+# service adds what was asked and how it went, the transport writes one line at the end.
+current_audit: ContextVar[dict[str, Any] | None] = ContextVar("tally_audit", default=None)
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -154,8 +159,25 @@ class Telemetry:
         record.update(caller.extra)
         record.update(outcome)
         query_log.info(json.dumps(record, separators=(",", ":"), default=str))
+        audit = current_audit.get()
+        if audit is not None:
+            grant = caller.grant
+            audit.setdefault("asked", []).append({
+                "metrics": record["metrics"],
+                "group_by": record["group_by"],
+                "saved_query": record["saved_query"],
+                "filters": record["filters"],
+                "policy_filters": [repr(f) for f in grant.row_filters] if grant else [],
+                "status": outcome.get("status"),
+                **({"code": outcome["code"]} if "code" in outcome else {}),
+            })  # fmt: skip
         for listener in self.listeners:
             listener(record)
+
+    def audit(self, record: dict[str, Any]) -> None:
+        """One structured line per authenticated request (never a secret)."""
+        audit_log.info(json.dumps({"event": "audit", **record}, separators=(",", ":"),
+                                  default=str))  # fmt: skip
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
