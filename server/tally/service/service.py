@@ -681,11 +681,11 @@ class TallyService:
     def list_saved_queries(self, caller: Caller = ANONYMOUS) -> tuple[SavedQueryInfo, ...]:
         """The saved queries whose every metric this caller may see."""
         require(caller, "meta")
-        queries = sorted(self.compiler.saved_queries.values(), key=lambda q: q.name)
-        grant = caller.grant
-        return tuple(
-            q for q in queries if grant is None or all(grant.may_see_metric(m) for m in q.metrics)
-        )
+        compiler = self.compiler
+        queries = sorted(compiler.saved_queries.values(), key=lambda q: q.name)
+        if caller.grant is None:
+            return tuple(queries)
+        return tuple(q for q in queries if _may_run(compiler, q.name, caller))
 
     def get_saved_query(self, name: str, caller: Caller = ANONYMOUS) -> SavedQueryInfo:
         require(caller, "meta")
@@ -694,9 +694,16 @@ class TallyService:
         except CallerError as e:
             raise NotFound.of(e) from None
         if caller.grant is not None:
-            for metric in saved.metrics:
-                caller.grant.check_metric(metric)
+            authorize(self.compiler, QueryRequest(saved_query=saved.name), caller)
         return saved
+
+
+def _may_run(compiler: Compiler, saved_query: str, caller: Caller) -> bool:
+    try:
+        authorize(compiler, QueryRequest(saved_query=saved_query), caller)
+    except Forbidden:
+        return False
+    return True
 
 
 def _secret(value: Any) -> str | None:

@@ -47,6 +47,11 @@ class Tokens:
                     f"JWT algorithms {', '.join(config.algorithms)} need TALLY_JWT_SECRET in the "
                     "environment (never in a file of the repository)."
                 )
+            if secret and len(secret.encode()) < 32:
+                raise ConfigurationError(
+                    "TALLY_JWT_SECRET is shorter than 32 bytes, too short for HMAC-SHA256 "
+                    "(RFC 7518): use a long random value, e.g. `openssl rand -hex 32`."
+                )
             if config.public_key_file is not None:
                 self._public_key = config.public_key_file.read_text()
             if config.jwks_file is not None:
