@@ -50,6 +50,10 @@ def test_allowed_clauses(clause):
         (f"{DIM} || 'x'", "condition"),
         (f"{DIM} = 'US' union select 1", "one expression|parse|condition|Union"),
         (f"{DIM} = pg_sleep(10)", "PG_SLEEP|ANONYMOUS|filters may not"),
+        (f"{DIM} = 'x' OR '1'='1'", "constants only"),
+        (f"{DIM} = 'x' OR 1 = 1", "constants only"),
+        (f"{DIM} = 'x' OR TRUE", "constants only"),
+        (f"({DIM} = 'x') OR (2 > 1)", "constants only"),
     ],
 )
 def test_rejected_clauses(clause, message):

@@ -23,7 +23,7 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
-from sqlglot.errors import ParseError
+from sqlglot.errors import ParseError, TokenError
 
 from tally.core.grains import split_date_part, split_grain
 from tally.errors import InvalidFilter, shorten
@@ -189,6 +189,7 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
                 "(allowed: comparisons, AND/OR/NOT, IN, BETWEEN, LIKE, IS NULL, CAST, arithmetic, "
                 "lower/upper/trim/coalesce/abs/round/length/date_trunc/extract)."
             )
+    _refuse_constant_conditions(tree, clause)
     # comments=False: a comment's text must not survive into the SQL.
     skeleton = tree.sql(dialect=dialect, comments=False)
     checked = CheckedFilter("", tuple(references), skeleton, placeholder)
@@ -196,6 +197,26 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
         checked.render([r.template() for r in references]), tuple(references), skeleton,
         placeholder,
     )
+
+
+_CONDITIONS = (exp.Predicate, exp.Escape)
+
+
+def _refuse_constant_conditions(tree: exp.Expression, clause: str) -> None:
+    """Every condition must involve a reference: `'1' = '1'`, `1 = 1` or a bare TRUE are the
+    tautologies of SQL injection, and say nothing about any dimension."""
+    for node in tree.walk():
+        refers = any(isinstance(n, exp.Column) for n in node.walk())
+        constant = (isinstance(node, _CONDITIONS) and not refers) or (
+            isinstance(node, exp.Boolean) and not isinstance(node.parent, _CONDITIONS)
+        )
+        if constant:
+            raise InvalidFilter(
+                f"Filter {shorten(clause, 300)} has a condition on constants only "
+                f"({shorten(node.sql(), 60)[1:-1]}): each condition must involve a "
+                "{{ Dimension(...) }}, {{ TimeDimension(...) }}, {{ Entity(...) }} or "
+                "{{ Metric(...) }}."
+            )
 
 
 def _parse_reference(match: re.Match[str]) -> FilterReference:
@@ -281,6 +302,12 @@ def _literal(node: ast.expr, where: str) -> Any:
 def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
     try:
         trees = sqlglot.parse(body, dialect=dialect)
+    except TokenError:
+        raise InvalidFilter(
+            f"Cannot parse filter {shorten(clause, 300)}: a quote or comment is not closed."
+        ) from None
+    except (RecursionError, MemoryError):
+        raise InvalidFilter(f"Filter {shorten(clause, 300)} is nested too deeply.") from None
     except ParseError as e:
         first = e.errors[0]["description"] if e.errors else str(e)
         missing = re.match(r"Required keyword: '\w+' missing for <class '[\w.]*\.(\w+)'>", first)

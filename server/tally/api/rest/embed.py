@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from tally.api.deps import ServiceDep, caller_of
@@ -29,7 +29,7 @@ class EmbedTokenBody(BaseModel):
     scopes: list[str] | None = Field(None, description="meta and/or query (default both)")
 
 
-def _minter(request: Any) -> Caller:
+def _minter(request: Request) -> Caller:
     return caller_of(request, "rest")
 
 
