@@ -45,6 +45,7 @@ policies:
 @dataclass
 class Secured:
     project_dir: Path
+    jwt_secret: str
     private_key: rsa.RSAPrivateKey
     keys: dict[str, str]  # name -> token
     app_factory: Callable
@@ -106,10 +107,11 @@ def secured(warehouse, tmp_path_factory) -> Secured:
         ("admin", ["meta", "query", "sql", "admin"], {}),
         ("acme-backend", ["meta", "query", "embed"], {"roles": ["tenant"], "countries": ["DE"]}),
         ("revoked", ["meta", "query"], {}),
+        ("hammer", ["meta", "query"], {}),
     ):
         _, keys[name] = store.security.keys.create(name, scopes, claims)
     store.security.keys.revoke("revoked")
-    return Secured(project, private_key, keys, app_factory)
+    return Secured(project, SECRET, private_key, keys, app_factory)
 
 
 class Client:
