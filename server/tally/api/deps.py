@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Annotated, TypeVar
@@ -24,7 +24,9 @@ AUDITED = ("auth", "key_id", "policies")
 T = TypeVar("T")
 
 
-def get_service(request: Request) -> TallyService:
+# Dependencies are coroutines: FastAPI runs a plain `def` dependency in its thread pool, a
+# thread hop per request that would cost a cache hit more than the hit itself.
+async def get_service(request: Request) -> TallyService:
     return request.app.state.service
 
 
@@ -57,7 +59,7 @@ def caller_of(request: Request, transport: str = "rest") -> Caller:
     return caller
 
 
-def get_caller(request: Request) -> Caller:
+async def get_caller(request: Request) -> Caller:
     return caller_of(request, "rest")
 
 
@@ -73,11 +75,11 @@ async def run_operational(request: Request, fn: Callable[..., T], *args, **kwarg
     return await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
 
 
-def require_scope(scope: str) -> Callable[[Request], Caller]:
+def require_scope(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     """A route dependency: the caller, who must hold `scope` (401 without credentials, 403
     with credentials that lack it)."""
 
-    def dependency(request: Request) -> Caller:
+    async def dependency(request: Request) -> Caller:
         caller = caller_of(request, "rest")
         require(caller, scope)
         return caller

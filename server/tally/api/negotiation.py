@@ -53,7 +53,7 @@ def negotiate(request: Request) -> str:
     )
 
 
-def require_json_body(request: Request) -> None:
+async def require_json_body(request: Request) -> None:
     """A route dependency: runs before FastAPI reads the body, so a wrong content type is a
     415, not a confusing validation error. A request without a body passes."""
     content_type = request.headers.get("content-type", "")

@@ -145,6 +145,9 @@ class Telemetry:
         self._log(request, caller, status="error", code=getattr(error, "code", "internal_error"))
 
     def _log(self, request: QueryRequest, caller: Caller, **outcome: Any) -> None:
+        audit = current_audit.get()
+        if audit is None and not self.listeners and not query_log.isEnabledFor(logging.INFO):
+            return  # nobody reads it: a cache hit should not pay for building it
         record: dict[str, Any] = {
             "event": "query",
             "request_id": caller.request_id,
@@ -158,8 +161,8 @@ class Telemetry:
             record["subject"] = caller.subject
         record.update(caller.extra)
         record.update(outcome)
-        query_log.info(json.dumps(record, separators=(",", ":"), default=str))
-        audit = current_audit.get()
+        if query_log.isEnabledFor(logging.INFO):
+            query_log.info(json.dumps(record, separators=(",", ":"), default=str))
         if audit is not None:
             grant = caller.grant
             audit.setdefault("asked", []).append({

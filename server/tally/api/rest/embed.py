@@ -29,7 +29,7 @@ class EmbedTokenBody(BaseModel):
     scopes: list[str] | None = Field(None, description="meta and/or query (default both)")
 
 
-def _minter(request: Request) -> Caller:
+async def _minter(request: Request) -> Caller:
     return caller_of(request, "rest")
 
 
