@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from tally.api import errors
+from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
@@ -77,4 +78,6 @@ def create_app(
     for router in (query.router, catalog.router, saved_queries.router, admin.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).
+    app.include_router(semantic_layer_router(), prefix="/api/graphql", include_in_schema=False)
     return app
