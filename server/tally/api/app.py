@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -22,9 +23,18 @@ from tally.settings import Settings
 log = logging.getLogger("tally")
 
 
+Stop = Callable[[], None]
+
+
 def create_app(
-    settings: Settings | None = None, service: TallyService | None = None, warm: bool = True
+    settings: Settings | None = None,
+    service: TallyService | None = None,
+    warm: bool = True,
+    companions: Sequence[Callable[[TallyService], Stop]] = (),
 ) -> FastAPI:
+    """The app. `companions` start other servers over the same service when the app starts
+    (each returns its stop function, called before the service shuts down): the Flight SQL
+    server of `tally serve --flight-port`."""
     settings = settings or (service.settings if service else Settings())
     service = service or TallyService(settings)
 
@@ -41,9 +51,12 @@ def create_app(
                 log.info("engine ready: manifest %s", service.manifest_version)
             except Exception as e:
                 log.warning("engine not ready at start-up: %s", e)
+        stops = [start(service) for start in companions]
         try:
             yield
         finally:
+            for stop in reversed(stops):
+                stop()
             # The grace period is over: stop what still runs on the warehouse, so shutdown
             # does not wait for a long query's own timeout.
             operations.shutdown(wait=True, cancel_futures=True)
