@@ -16,7 +16,7 @@ from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
-from tally.api.rest import admin, catalog, query, saved_queries
+from tally.api.rest import admin, catalog, queries, query, saved_queries
 from tally.service import TallyService
 from tally.settings import Settings
 
@@ -88,7 +88,8 @@ def create_app(
                             "server-timing"],
         )
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
-    for router in (query.router, catalog.router, saved_queries.router, admin.router):
+    for router in (query.router, queries.router, catalog.router, saved_queries.router,
+                   admin.router):
         app.include_router(router)
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).

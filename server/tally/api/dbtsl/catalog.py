@@ -24,8 +24,10 @@ def grains(d: catalog.DimensionInfo | None) -> tuple[list[t.TimeGranularity], li
     """(the standard grains as dbt's enum, every grain by name incl. custom ones)."""
     if d is None or d.type != "time":
         return [], []
-    standard = [t.TimeGranularity[g.upper()] for g in d.grains if g in STANDARD_GRAINS]
-    return standard, list(d.grains)
+    order = {g: i for i, g in enumerate(STANDARD_GRAINS)}
+    every = sorted(d.grains, key=lambda g: order.get(g, len(order)))  # finest first, custom last
+    standard = [t.TimeGranularity[g.upper()] for g in every if g in order]
+    return standard, every
 
 
 def dimension(d: catalog.DimensionInfo) -> t.Dimension:
