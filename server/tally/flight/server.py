@@ -44,13 +44,15 @@ ACTIONS = {
 
 
 class _Call(fl.ServerMiddleware):
-    """One call's authenticated caller and session (and a new session's cookie to send)."""
+    """One call's authenticated caller and session id. A call without a session cookie gets
+    a fresh id in a set-cookie header (headers leave before the handler runs, so the id is
+    chosen now); the session itself is made under that id only when a handler needs one."""
 
     def __init__(self, caller: Caller, session: bytes | None) -> None:
         self.caller = caller
         self.owner: Owner = owner_of(caller)
-        self.session = session
-        self.new_session: bytes | None = None
+        self.new_session = None if session else secrets.token_bytes(16)
+        self.session: bytes = session or self.new_session  # type: ignore[assignment]
 
     def sending_headers(self) -> dict[str, str]:
         if self.new_session is None:
@@ -176,7 +178,7 @@ class FlightSqlServer(fl.FlightServerBase):
             return []
         if kind == "SetSessionOptions":
             request = proto.parse("SetSessionOptionsRequest", body, proto.FLIGHT)
-            session = self._session(call, create=True)
+            session = self._session(call)
             for name, value in request.session_options.items():
                 which = value.WhichOneof("option_value")
                 option = getattr(value, which) if which else None
@@ -185,13 +187,13 @@ class FlightSqlServer(fl.FlightServerBase):
                 session.options[name] = option
             return [fl.Result(proto.flight("SetSessionOptionsResult").SerializeToString())]
         if kind == "GetSessionOptions":
-            session = self._session(call, create=True)
+            session = self._session(call)
             result = proto.flight("GetSessionOptionsResult")
             for name, option in session.options.items():
                 _set_option(result.session_options[name], option)
             return [fl.Result(result.SerializeToString())]
         if kind == "CloseSession":
-            if call.session is None or not self.state.close_session(call.session, call.owner):
+            if not self.state.close_session(call.session, call.owner):
                 raise NotFoundError("No session to close (no valid session cookie).",
                                     "unknown_session")
             closed = proto.flight("CloseSessionResult", status=1)  # CLOSED
@@ -220,13 +222,14 @@ class FlightSqlServer(fl.FlightServerBase):
                                 "unknown_prepared_statement")
         return prepared
 
-    def _session(self, call: _Call, create: bool) -> Session:
-        session = self.state.sessions.get(call.session, call.owner) if call.session else None
+    def _session(self, call: _Call) -> Session:
+        """The caller's session, made now under its cookie's id if there is none yet."""
+        session = self.state.sessions.get(call.session, call.owner)
         if session is None:
-            if not create:
-                raise NotFoundError("No session.", "unknown_session")
             session = Session(options={})
-            call.session = call.new_session = self.state.sessions.put(session, call.owner)
+            if not self.state.sessions.put_new(call.session, session, call.owner):
+                raise NotFoundError("Unknown session: drop the session cookie.",
+                                    "unknown_session")
         return session
 
     def _validate(self, statement: st.Statement, caller: Caller) -> None:

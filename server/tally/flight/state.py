@@ -40,15 +40,22 @@ class Store(Generic[V]):
         self._entries: OrderedDict[bytes, _Entry[V]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, value: V, owner: Owner, handle: bytes | None = None) -> bytes:
-        handle = handle or secrets.token_bytes(16)
+    def put(self, value: V, owner: Owner) -> bytes:
+        """Store under a new random handle (returned)."""
+        handle = secrets.token_bytes(16)
+        self.put_new(handle, value, owner)
+        return handle
+
+    def put_new(self, handle: bytes, value: V, owner: Owner) -> bool:
+        """Store under a handle the caller chose, unless anything is stored under it."""
         with self._lock:
             self._sweep()
+            if handle in self._entries:
+                return False
             self._entries[handle] = _Entry(value, owner, self.clock() + self.ttl)
-            self._entries.move_to_end(handle)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return handle
+        return True
 
     def get(self, handle: bytes, owner: Owner) -> V | None:
         with self._lock:
