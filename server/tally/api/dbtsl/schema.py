@@ -357,7 +357,7 @@ class Mutation:
         return t.CancelQueryResult(query_id=svc.jobs.cancel(query_id, caller).id)
 
 
-schema = build_schema(Query, Mutation)
+schema = build_schema(Query, Mutation, t.SCALARS)
 
 
 class _SemanticLayerRouter(ErrorShapingRouter):

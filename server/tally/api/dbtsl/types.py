@@ -25,12 +25,15 @@ def _big_int(value: object) -> int:
         ) from None
 
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
-    serialize=int,
-    parse_value=_big_int,
-    description="A whole number of any size (dbt's environment ids).",
-)
+BigInt = NewType("BigInt", int)
+SCALARS = {
+    BigInt: strawberry.scalar(
+        name="BigInt",
+        serialize=int,
+        parse_value=_big_int,
+        description="A whole number of any size (dbt's environment ids).",
+    )
+}
 
 
 @strawberry.enum

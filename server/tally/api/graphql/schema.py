@@ -14,6 +14,7 @@ from strawberry.extensions import MaskErrors
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
@@ -269,12 +270,15 @@ class _Schema(strawberry.Schema):
             super().process_errors(internal, execution_context)
 
 
-def build_schema(query: type, mutation: type | None = None) -> strawberry.Schema:
+def build_schema(
+    query: type, mutation: type | None = None, scalars: dict | None = None
+) -> strawberry.Schema:
     """A schema whose errors follow tally's rules: internal faults masked and logged, the
     caller's mistakes answered with their code and not logged."""
     return _Schema(
         query=query,
         mutation=mutation,
+        config=StrawberryConfig(scalar_map=scalars or {}),
         extensions=[
             lambda: MaskErrors(
                 should_mask_error=_should_mask,
