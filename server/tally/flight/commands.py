@@ -27,7 +27,10 @@ def run(svc: TallyService, statement: st.Statement, caller: Caller) -> Answer:
     call = statement.call
     if call == "query":
         saved = statement.get("saved_query")
-        saved_group_bys = svc.get_saved_query(saved).group_by if isinstance(saved, str) else ()
+        # An unknown saved query in a statement is a bad argument (INVALID_ARGUMENT).
+        saved_group_bys = (
+            svc.compiler.saved_query(saved).group_by if isinstance(saved, str) else ()
+        )
         request = st.to_request(statement, saved_group_bys)
         if st.flag(statement, "compile", False):
             sql = svc.compile(request, caller).sql

@@ -237,7 +237,7 @@ class FlightSqlServer(fl.FlightServerBase):
         if statement.call != "query":
             return
         saved = statement.get("saved_query")
-        group_bys = self.service.get_saved_query(saved).group_by if isinstance(saved, str) \
+        group_bys = self.service.compiler.saved_query(saved).group_by if isinstance(saved, str) \
             else ()
         self.service.compile(st.to_request(statement, group_bys), caller)
 

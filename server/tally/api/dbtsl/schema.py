@@ -104,7 +104,7 @@ def _request(
             raise InvalidRequest("Each orderBy item takes exactly one of metric or groupBy.")
         name = o.metric.name if o.metric else _group_by(o.group_by).tally_name()
         orders.append(OrderBy(name, o.descending))
-    saved = svc.get_saved_query(saved_query).group_by if saved_query else ()
+    saved = svc.compiler.saved_query(saved_query).group_by if saved_query else ()
     request = build_request(
         metrics=[m.name for m in metrics or ()],
         group_by=[_group_by(g) for g in group_by or ()],
