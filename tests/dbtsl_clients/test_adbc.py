@@ -64,7 +64,7 @@ def test_helpers_order_and_limit(conn, raw):
 
 def test_plain_statement_without_prepare(sl_server, raw):
     """ADBC's statement API without prepare(): the driver sends CommandStatementQuery."""
-    db = flightsql.connect(sl_server.flight)  # DB-API connection: take its raw handles
+    db = flightsql.connect(sl_server.flight, autocommit=True)  # take its raw handles
     try:
         statement = adbc_driver_manager.AdbcStatement(db.adbc_connection)
         statement.set_sql_query("{{ semantic_layer.query(metrics=['completed_orders']) }}")

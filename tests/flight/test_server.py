@@ -54,7 +54,7 @@ def test_refused_token_is_unauthenticated(flight_server):
 
     server.service.authenticate = refuse
     connection = flightsql.connect(uri, db_kwargs={
-        DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer bad"})
+        DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer bad"}, autocommit=True)
     with pytest.raises(adbc_driver_manager.Error) as caught, connection.cursor() as cur:
         cur.execute("{{ semantic_layer.metrics() }}")
     connection.close()
