@@ -14,13 +14,19 @@ PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
 GENERATED   := $(PROJECT)/.tally/generated
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# The dbt Semantic Layer's published Python SDK, in a virtualenv of its own: its graphql-core
+# pin conflicts with strawberry's. The client tests (tests/dbtsl_clients/) run it unmodified.
+SDK_VENV  := .venv-sdk
+SDK_STAMP := $(SDK_VENV)/.installed-stamp
+SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install warehouse warehouse-postgres demo test lint clean help
+.PHONY: install sdk-venv warehouse warehouse-postgres demo test lint clean help
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
+	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
@@ -33,6 +39,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
+
+sdk-venv: $(SDK_STAMP)
+
+$(SDK_STAMP):
+	@test -x $(SDK_VENV)/bin/python || $(PYTHON) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SDK_VENV)/bin/python -m pip install --quiet "$(SDK_SPEC)"
+	@touch $(SDK_STAMP)
 
 # `tally build` rebuilds safely while a server runs (README, "Rebuilding while serving"): dbt
 # builds a side copy of the DuckDB file, then the file and dbt's target/ are swapped in, data
@@ -69,7 +83,7 @@ demo: warehouse
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
 	$(BIN)/tally serve --host 127.0.0.1 --port 8080
 
-test: $(STAMP)
+test: $(STAMP) $(SDK_STAMP)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -78,7 +92,7 @@ lint: $(STAMP)
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:
-	rm -rf $(VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
+	rm -rf $(VENV) $(SDK_VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
 	       $(PROJECT)/target.old \
 	       $(PROJECT)/logs \
 	       $(PROJECT)/dbt_packages .pytest_cache .ruff_cache *.egg-info

@@ -153,6 +153,13 @@ def _parser() -> argparse.ArgumentParser:
     project_flags(s)
     s.add_argument("--host", default=None, help="default 127.0.0.1 (env TALLY_HOST)")
     s.add_argument("--port", type=int, default=None, help="default 8080 (env TALLY_PORT)")
+    s.add_argument(
+        "--flight-port",
+        type=int,
+        default=None,
+        help="also serve Arrow Flight SQL (dbt Semantic Layer JDBC/ADBC clients) on this port "
+        "(env TALLY_FLIGHT_PORT; default: off)",
+    )
     s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     s.add_argument(
         "--insecure",
@@ -304,6 +311,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         target=args.target,
         host=args.host,
         port=args.port,
+        flight_port=args.flight_port,
     )
     # A wrong project folder, profile or target is the caller's mistake: say so now (exit 2),
     # not as a server that never gets ready. A missing manifest is not: the server starts,
@@ -312,12 +320,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings.resolved_project_dir(), settings.resolved_profiles_dir(), settings.target
     )
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
-    app = create_app(settings)
+    companions = []
+    flight = ""
+    if settings.flight_port:
+
+        def start_flight(service):
+            from tally.flight.server import start
+
+            server = start(service, settings.host, settings.flight_port)
+            return server.shutdown
+
+        companions.append(start_flight)
+        flight = f", Flight SQL on grpc://{settings.host}:{settings.flight_port}"
+    app = create_app(settings, companions=companions)
     _check_exposure(app.state.service, settings.host, args.insecure)
     print(
         f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
         f"{output.get('type')}) on http://{settings.host}:{settings.port} "
-        f"(REST /api/v1, GraphQL /graphql, docs /docs)",
+        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, docs "
+        f"/docs{flight})",
         file=sys.stderr,
         flush=True,
     )

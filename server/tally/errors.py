@@ -101,6 +101,41 @@ class Unauthorized(CallerError):
     status = 401
 
 
+class UnknownQuery(CallerError):
+    """An asynchronous query id that this server never issued to this caller."""
+
+    code = "unknown_query"
+    status = 404
+
+
+class QueryExpired(CallerError):
+    """An asynchronous query whose result is no longer kept."""
+
+    code = "query_expired"
+    status = 410
+
+
+class QueryCancelled(CallerError):
+    """An asynchronous query its caller cancelled."""
+
+    code = "query_cancelled"
+    status = 409
+
+
+class QueryNotReady(CallerError):
+    """The result of an asynchronous query that has not finished yet."""
+
+    code = "query_not_ready"
+    status = 409
+
+
+class TooManyQueries(CallerError):
+    """More asynchronous queries are held than the server keeps; retry later."""
+
+    code = "too_many_queries"
+    status = 429
+
+
 class ServerFault(TallyError):
     code = "internal_error"
     status = 500

@@ -103,6 +103,25 @@ class Settings(BaseSettings):
         description="Origins allowed to call the API from a browser (product dashboards), "
         'e.g. ["https://app.example.com"]; empty: none.',
     )
+    job_workers: int = Field(
+        4, ge=1, description="Asynchronous queries (GraphQL createQuery, POST /api/v1/queries) "
+        "running at once; the others wait, PENDING."
+    )
+    job_retention_seconds: float = Field(
+        600.0, ge=0, description="How long a finished asynchronous query's result is kept."
+    )
+    job_max_held: int = Field(
+        1000, ge=1, description="Most asynchronous queries held at once (running, waiting or "
+        "finished and kept); more are refused with 429 too_many_queries."
+    )
+    dbt_environment_id: int | None = Field(
+        None, description="The dbt Semantic Layer environment id this server answers to "
+        "(GraphQL environmentId, Flight's environmentid header); unset: any id."
+    )
+    flight_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve Arrow Flight SQL (the dbt Semantic Layer's "
+        "JDBC/ADBC protocol) on this port; unset: off."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

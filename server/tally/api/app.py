@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
@@ -11,10 +12,11 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
 from tally.api import errors
+from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
-from tally.api.rest import admin, catalog, embed, query, saved_queries
+from tally.api.rest import admin, catalog, embed, queries, query, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
 from tally.service import TallyService
 from tally.settings import Settings
@@ -22,9 +24,18 @@ from tally.settings import Settings
 log = logging.getLogger("tally")
 
 
+Stop = Callable[[], None]
+
+
 def create_app(
-    settings: Settings | None = None, service: TallyService | None = None, warm: bool = True
+    settings: Settings | None = None,
+    service: TallyService | None = None,
+    warm: bool = True,
+    companions: Sequence[Callable[[TallyService], Stop]] = (),
 ) -> FastAPI:
+    """The app. `companions` start other servers over the same service when the app starts
+    (each returns its stop function, called before the service shuts down): the Flight SQL
+    server of `tally serve --flight-port`."""
     settings = settings or (service.settings if service else Settings())
     service = service or TallyService(settings)
 
@@ -41,9 +52,12 @@ def create_app(
                 log.info("engine ready: manifest %s", service.manifest_version)
             except Exception as e:
                 log.warning("engine not ready at start-up: %s", e)
+        stops = [start(service) for start in companions]
         try:
             yield
         finally:
+            for stop in reversed(stops):
+                stop()
             # The grace period is over: stop what still runs on the warehouse, so shutdown
             # does not wait for a long query's own timeout.
             operations.shutdown(wait=True, cancel_futures=True)
@@ -78,9 +92,11 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
     )
-    for router in (query.router, catalog.router, saved_queries.router, admin.router,
-                   embed.router):  # fmt: skip
+    for router in (query.router, queries.router, catalog.router, saved_queries.router,
+                   admin.router, embed.router):  # fmt: skip
         app.include_router(router)
     app.openapi = lambda: errors.openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
+    # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).
+    app.include_router(semantic_layer_router(), prefix="/api/graphql", include_in_schema=False)
     return app

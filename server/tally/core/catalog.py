@@ -70,6 +70,15 @@ class EntityInfo:
 
 
 @dataclass(frozen=True)
+class MeasureInfo:
+    name: str
+    agg: str  # sum | count | count_distinct | average | min | max | median | percentile ...
+    agg_time_dimension: str | None
+    expr: str
+    semantic_model: str
+
+
+@dataclass(frozen=True)
 class SavedQueryInfo:
     name: str
     label: str
@@ -130,6 +139,22 @@ def metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
         filter=metric_filter,
         hidden=is_hidden(meta),
     )
+
+
+def measure_infos(manifest: Any) -> dict[str, MeasureInfo]:
+    """Every measure of the manifest's semantic models, by name."""
+    out: dict[str, MeasureInfo] = {}
+    for model in manifest.semantic_models:
+        default_time = model.defaults.agg_time_dimension if model.defaults else None
+        for m in model.measures:
+            out[m.name] = MeasureInfo(
+                name=m.name,
+                agg=m.agg.value,
+                agg_time_dimension=m.agg_time_dimension or default_time,
+                expr=m.expr or m.name,
+                semantic_model=model.name,
+            )
+    return out
 
 
 def saved_query_info(q: Any, meta: dict[str, Any]) -> SavedQueryInfo:

@@ -42,8 +42,10 @@ from metricflow_semantics.time.time_spine_source import TimeSpineSource
 from tally.core.catalog import (
     DimensionInfo,
     EntityInfo,
+    MeasureInfo,
     MetricInfo,
     SavedQueryInfo,
+    measure_infos,
     metric_info,
     saved_query_info,
 )
@@ -151,6 +153,11 @@ class Compiler:
             for m in manifest.metrics
             if not m.type_params.is_private
         }
+        self._measures = measure_infos(manifest)
+        self._input_measures: dict[str, tuple[str, ...]] = {
+            m.name: tuple(i.name for i in m.type_params.input_measures or ())
+            for m in manifest.metrics
+        }
         self.saved_queries: dict[str, SavedQueryInfo] = {
             q.name: saved_query_info(q, loaded.saved_query_meta.get(q.name, {}))
             for q in manifest.saved_queries
@@ -191,6 +198,14 @@ class Compiler:
 
     def entities(self, metrics: tuple[str, ...] = ()) -> tuple[EntityInfo, ...]:
         return self.index(metrics).entities
+
+    def measures(self, metrics: tuple[str, ...]) -> tuple[MeasureInfo, ...]:
+        """The measures `metrics` aggregate (through ratios and derived metrics too)."""
+        names: dict[str, None] = {}
+        for metric in metrics:
+            for name in self._input_measures.get(self.metric(metric).name, ()):
+                names.setdefault(name)
+        return tuple(self._measures[n] for n in names if n in self._measures)
 
     def _specs(self, metrics: tuple[str, ...]) -> Iterator[Spec]:
         """MetricFlow's own list of the group-by items common to `metrics`."""

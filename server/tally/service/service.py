@@ -33,7 +33,13 @@ from tally.cache.result_cache import CacheEntry, Clock, ResultCache
 from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
 from tally.cache.views import shape, variant
 from tally.core.caller import ANONYMOUS, Caller
-from tally.core.catalog import DimensionInfo, EntityInfo, MetricInfo, SavedQueryInfo
+from tally.core.catalog import (
+    DimensionInfo,
+    EntityInfo,
+    MeasureInfo,
+    MetricInfo,
+    SavedQueryInfo,
+)
 from tally.core.compiler import CompiledQuery, Compiler
 from tally.core.engine import EngineSpec, Warehouse
 from tally.core.request import QueryRequest
@@ -62,6 +68,7 @@ from tally.service.access import (
     visible_entities,
     visible_metrics,
 )
+from tally.service.jobs import Job, JobManager
 from tally.service.limits import Limits
 from tally.service.security.auth import Authenticator
 from tally.service.security.config import load_security
@@ -106,6 +113,12 @@ class TallyService:
         self._security: Authenticator | None = None
         self.limits = Limits(
             settings.rate_limit_per_minute, settings.max_concurrent_per_caller, clock
+        )
+        self.jobs = JobManager(
+            max_running=settings.job_workers,
+            retention_seconds=settings.job_retention_seconds,
+            max_jobs=settings.job_max_held,
+            clock=clock,
         )
 
     # Wiring ------------------------------------------------------------------------------
@@ -216,6 +229,7 @@ class TallyService:
 
     def shutdown(self) -> None:
         """Stop what still runs on the warehouse, drain the query pool, close the warehouse."""
+        self.jobs.cancel_all()
         if self._warehouse is not None:
             self._warehouse.interrupt()
         if self._executor is not None:
@@ -336,6 +350,8 @@ class TallyService:
         request: QueryRequest,
         caller: Caller = ANONYMOUS,
         finish: Callable[[QueryResult], T] | None = None,
+        *,
+        read_cache: bool = True,
     ) -> tuple[QueryResult, T | None]:
         """query() for coroutines, returning (result, finish(result)) where `finish` is the
         transport's encoding. The event loop itself does only cheap work:
@@ -344,12 +360,14 @@ class TallyService:
         * building the engine or loading a new manifest, running a query, re-sorting a hit,
           and shaping and finishing a large result run in the query pool;
         * identical concurrent misses run once: the first caller's query takes one worker
-          thread, the others await its result holding no thread (asyncio single flight)."""
+          thread, the others await its result holding no thread (asyncio single flight).
+        read_cache=False runs the query on the warehouse whatever the cache holds (the dbt
+        Semantic Layer's readCache), and does not store its result."""
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
         try:
-            if not self.settings.cache_enabled:
+            if not self.settings.cache_enabled or not read_cache:
 
                 def uncached() -> tuple[QueryResult, T | None]:
                     compiler, versions = self._versions()
@@ -605,13 +623,13 @@ class TallyService:
     ) -> tuple[QueryResult, T | None]:
         """The distinct values of a dimension (a one-column result), cached like a query."""
         request = await self.run(
-            self._dimension_values_request, dimension, metrics, limit, start, end
+            self.dimension_values_request, dimension, metrics, limit, start, end
         )
         done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
         result, out = await self.query_async(request, caller, lambda r: done(values_only(r)))
         return values_only(result), out
 
-    def _dimension_values_request(
+    def dimension_values_request(
         self,
         dimension: str,
         metrics: tuple[str, ...],
@@ -638,6 +656,55 @@ class TallyService:
         except UnknownDimension as e:  # a resource route: an unknown name is 404
             raise NotFound.of(e) from None
         return request
+
+    # Asynchronous queries (call from the event loop) -------------------------------------
+
+    def submit_query(
+        self,
+        request: QueryRequest,
+        caller: Caller = ANONYMOUS,
+        *,
+        read_cache: bool = True,
+        rename: dict[str, str] | None = None,
+    ) -> Job:
+        """Run a query in the background, as `caller`; its job (and id) at once. `rename`:
+        result columns to give another name (a client's aliases for metrics)."""
+
+        async def work(job: Job) -> QueryResult:
+            job.compiled(await self.run(self._job_sql, request, caller))
+            result, _ = await self.query_async(request, caller, read_cache=read_cache)
+            if rename:
+                names = [rename.get(n, n) for n in result.table.column_names]
+                result = replace(result, table=result.table.rename_columns(names), memo=None)
+            return result
+
+        return self.jobs.submit(caller, "query", work)
+
+    def submit_dimension_values(
+        self,
+        dimension: str,
+        metrics: tuple[str, ...] = (),
+        *,
+        limit: int | None = None,
+        caller: Caller = ANONYMOUS,
+    ) -> Job:
+        """The distinct values of a dimension, in the background (see submit_query)."""
+
+        async def work(job: Job) -> QueryResult:
+            request = await self.run(
+                self.dimension_values_request, dimension, metrics, limit, None, None
+            )
+            job.compiled(await self.run(self._job_sql, request, caller))
+            result, _ = await self.query_async(request, caller)
+            return values_only(result)
+
+        return self.jobs.submit(caller, "dimension_values", work)
+
+    def _job_sql(self, request: QueryRequest, caller: Caller) -> str:
+        """A job's SQL, as its caller will run it: shown only with the `sql` scope."""
+        compiler = self.compiler
+        sql = compiler.compile(authorize(compiler, request, caller)).sql
+        return sql if caller.has("sql") else ""
 
     # Catalog -----------------------------------------------------------------------------
 
@@ -678,8 +745,30 @@ class TallyService:
                 caller.grant.check_metric(self.compiler.metric(name).name)
         return visible_entities(self.compiler.entities(metrics), caller)
 
+    def list_measures(
+        self, metrics: tuple[str, ...], caller: Caller = ANONYMOUS
+    ) -> tuple[MeasureInfo, ...]:
+        """The measures the metrics aggregate."""
+        require(caller, "meta")
+        if caller.grant is not None:
+            for name in metrics:
+                caller.grant.check_metric(self.compiler.metric(name).name)
+        return self.compiler.measures(metrics)
+
+    def metrics_for(
+        self, group_by: tuple[str, ...], caller: Caller = ANONYMOUS
+    ) -> tuple[MetricInfo, ...]:
+        """The listed metrics (that this caller may see) that can be grouped by every one of
+        `group_by`."""
+        compiler = self.compiler
+        return tuple(
+            m
+            for m in self.list_metrics(caller)
+            if all(compiler.index((m.name,)).resolve(name) is not None for name in group_by)
+        )
+
     def list_saved_queries(self, caller: Caller = ANONYMOUS) -> tuple[SavedQueryInfo, ...]:
-        """The saved queries whose every metric this caller may see."""
+        """The saved queries this caller may run (every metric and dimension allowed)."""
         require(caller, "meta")
         compiler = self.compiler
         queries = sorted(compiler.saved_queries.values(), key=lambda q: q.name)

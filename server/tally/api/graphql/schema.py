@@ -21,6 +21,7 @@ from strawberry.extensions import (
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.scalars import JSON
+from strawberry.schema.config import StrawberryConfig
 from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
@@ -257,6 +258,8 @@ def error_code(error: GraphQLError) -> tuple[str, int]:
     are the caller's (a query that does not parse, or does not fit the schema or its variables
     do not fit their types); an error in a field without a code is an internal fault."""
     extensions = error.extensions or {}
+    if isinstance(error.original_error, TallyError):  # raised as is by a resolver
+        return error.original_error.code, error.original_error.status
     if "code" in extensions:
         return str(extensions["code"]), int(extensions.get("status", 400))
     if isinstance(error, GraphQLSyntaxError):
@@ -274,20 +277,29 @@ class _Schema(strawberry.Schema):
             super().process_errors(internal, execution_context)
 
 
-schema = _Schema(
-    query=Query,
-    extensions=[
-        # Bounds on what one request may ask: nesting, aliases (500 aliased catalog fields took
-        # seconds) and the size of the document.
-        lambda: QueryDepthLimiter(max_depth=10),
-        lambda: MaxAliasesLimiter(max_alias_count=30),
-        lambda: MaxTokensLimiter(max_token_count=4000),
-        lambda: MaskErrors(
-            should_mask_error=_should_mask,
-            error_message="Internal server error; the server log has the details.",
-        )
-    ],
-)
+def build_schema(
+    query: type, mutation: type | None = None, scalars: dict | None = None
+) -> strawberry.Schema:
+    """A schema whose errors follow tally's rules (internal faults masked and logged, the
+    caller's mistakes answered with their code and not logged) and whose requests are bounded:
+    nesting, aliases (500 aliased catalog fields took seconds) and the size of the document."""
+    return _Schema(
+        query=query,
+        mutation=mutation,
+        config=StrawberryConfig(scalar_map=scalars or {}),
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=10),
+            lambda: MaxAliasesLimiter(max_alias_count=30),
+            lambda: MaxTokensLimiter(max_token_count=4000),
+            lambda: MaskErrors(
+                should_mask_error=_should_mask,
+                error_message="Internal server error; the server log has the details.",
+            ),
+        ],
+    )
+
+
+schema = build_schema(Query)
 
 # strawberry's HTTP-level refusals (before any GraphQL runs), as the one error shape.
 _HTTP_CODES = {"Unsupported content type": 415}
@@ -309,10 +321,18 @@ class _Router(GraphQLRouter):
         data = await super().process_result(request, result)
         for error, formatted in zip(result.errors or [], data.get("errors") or [], strict=False):
             code, status = error_code(error)
-            formatted["extensions"] = {**(formatted.get("extensions") or {}), "code": code,
-                                       "status": status}
-            formatted["message"] = cut(formatted.get("message", ""), 300)
+            extensions = {**(formatted.get("extensions") or {}), "code": code, "status": status}
+            message = formatted.get("message", "")
+            if isinstance(error.original_error, TallyError):
+                extensions.update(error.original_error.details)
+                message = self.message_of(error.original_error)
+            formatted["extensions"] = extensions
+            formatted["message"] = cut(message, 300)
         return data
+
+    def message_of(self, error: TallyError) -> str:
+        """The message a caller sees for one of tally's errors (a protocol may reword)."""
+        return error.message
 
 
 async def _check_body(request: Request) -> None:
@@ -343,3 +363,8 @@ async def _context(request: Request) -> dict[str, Any]:
 
 def graphql_router() -> GraphQLRouter:
     return _Router(schema, graphql_ide="graphiql", context_getter=_context)
+
+
+class ErrorShapingRouter(_Router):
+    """The router of a GraphQL schema that raises tally's errors as they are: every error gets
+    its stable code and status in `extensions` (the subclass may reword messages)."""

@@ -1,0 +1,372 @@
+"""GraphQL at /api/graphql, compatible with the dbt Semantic Layer's GraphQL API: existing
+clients of that API (its Python SDK, BI connectors, agents) work against tally with a changed
+URL. Metadata calls read the catalog; queries are asynchronous jobs (createQuery, then poll
+`query(queryId, pageNum)`), run by the service as the caller who created them.
+
+Resolvers raise tally's errors as they are; `_SemanticLayerRouter` turns each into a GraphQL
+error in one place (code and status in extensions; an authentication failure worded as dbt's
+API words it, which the SDK recognises as its AuthError)."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from typing import Any
+
+import strawberry
+from strawberry.fastapi import GraphQLRouter
+from strawberry.types import Info
+
+from tally.api.dbtsl import catalog as c
+from tally.api.dbtsl import types as t
+from tally.api.dbtsl.results import QueryResult, query_result
+from tally.api.deps import caller_of
+from tally.api.graphql.schema import ErrorShapingRouter, build_schema
+from tally.core.caller import Caller
+from tally.core.request import QueryRequest
+from tally.core.semantic_layer import GroupBy, OrderBy, build_request
+from tally.errors import InvalidRequest, NotFound, TallyError
+from tally.service import TallyService
+
+TRANSPORT = "dbtsl-graphql"
+EnvironmentId = t.BigInt
+
+
+# Context ------------------------------------------------------------------------------
+
+
+def _service(info: Info) -> TallyService:
+    return info.context["request"].app.state.service
+
+
+def _caller(info: Info) -> Caller:
+    """The authenticated caller of this HTTP request (authenticated once per request)."""
+    context = info.context
+    if "tally_caller" not in context:
+        context["tally_caller"] = caller_of(context["request"], TRANSPORT)
+    return context["tally_caller"]
+
+
+def _check(info: Info, environment_id: int) -> tuple[TallyService, Caller]:
+    """The service and caller, once the caller is authenticated and the environment is this
+    server's (any id unless TALLY_DBT_ENVIRONMENT_ID is set)."""
+    svc = _service(info)
+    caller = _caller(info)
+    served = svc.settings.dbt_environment_id
+    if served is not None and environment_id != served:
+        raise NotFound(
+            f"Environment {environment_id} is not served here (this server serves environment "
+            f"{served}).",
+            code="unknown_environment",
+        )
+    return svc, caller
+
+
+async def call(info: Info, method: str, *args: Any) -> Any:
+    """A blocking service call (the catalog) in the service's pool, as the caller (who sees
+    only what its grant allows)."""
+    svc = _service(info)
+    return await svc.run(getattr(svc, method), *args, _caller(info))
+
+
+def _metric_names(metrics: list[t.MetricInput] | None) -> tuple[str, ...]:
+    return tuple(m.name.strip().lower() for m in metrics or ())
+
+
+def _group_by(g: t.GroupByInput) -> GroupBy:
+    grain = g.time_granularity or (g.grain.value if g.grain else None)
+    return GroupBy(g.name, grain=grain, date_part=g.date_part.value if g.date_part else None)
+
+
+def _metrics_of(svc: TallyService, infos: tuple, caller: Caller) -> list[c.Metric]:
+    """Metric objects with their metric_time grains and measures (in the service's pool)."""
+    out = []
+    for m in infos:
+        metric_time = svc.compiler.index((m.name,)).time_dimension("metric_time")
+        out.append(c.metric(m, metric_time, svc.list_measures((m.name,), caller)))
+    return out
+
+
+def _request(
+    svc: TallyService,
+    *,
+    metrics: list[t.MetricInput] | None,
+    group_by: list[t.GroupByInput] | None,
+    where: list[t.WhereInput] | None,
+    order_by: list[t.OrderByInput] | None,
+    limit: int | None,
+    saved_query: str | None,
+) -> tuple[QueryRequest, dict[str, str]]:
+    """The request, and the result columns to rename (metric aliases)."""
+    orders = []
+    for o in order_by or ():
+        if (o.metric is None) == (o.group_by is None):
+            raise InvalidRequest("Each orderBy item takes exactly one of metric or groupBy.")
+        name = o.metric.name if o.metric else _group_by(o.group_by).tally_name()
+        orders.append(OrderBy(name, o.descending))
+    saved = svc.compiler.saved_query(saved_query).group_by if saved_query else ()
+    request = build_request(
+        metrics=[m.name for m in metrics or ()],
+        group_by=[_group_by(g) for g in group_by or ()],
+        where=[w.sql for w in where or ()],
+        order_by=orders,
+        limit=limit,
+        saved_query=saved_query,
+        saved_group_bys=saved,
+    )
+    aliases = {m.name.strip().lower(): m.alias for m in metrics or () if m.alias}
+    return request, aliases
+
+
+def _dimension(group_by: list[t.GroupByInput]) -> str:
+    if len(group_by) != 1:
+        raise InvalidRequest(
+            f"Dimension values are for one group-by at a time, got {len(group_by)}."
+        )
+    return _group_by(group_by[0]).tally_name()
+
+
+# Schema -------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    async def environment_info(self, info: Info, environment_id: EnvironmentId
+                               ) -> t.EnvironmentInfo:
+        svc, _ = _check(info, environment_id)
+        adapter = (await svc.run(lambda: svc.engine.adapter_type)).upper()
+        metrics = await call(info, "list_metrics")
+        return t.EnvironmentInfo(
+            sql_dialect=adapter,
+            has_metrics_defined=bool(metrics),
+            dialect=t.SqlEngine[adapter] if adapter in t.SqlEngine.__members__
+            else t.SqlEngine.UNKNOWN,
+            dialect_supported_by_slg=True,
+        )
+
+    @strawberry.field
+    async def metrics(self, info: Info, environment_id: EnvironmentId) -> list[c.Metric]:
+        svc, caller = _check(info, environment_id)
+        return await svc.run(lambda: _metrics_of(svc, svc.list_metrics(caller), caller))
+
+    @strawberry.field
+    async def metrics_paginated(
+        self, info: Info, environment_id: EnvironmentId, search: str | None = None,
+        group_by: list[t.GroupByInput] | None = None, page_num: int = 1,
+        page_size: int | None = None,
+    ) -> c.ResultPage[c.Metric]:
+        svc, caller = _check(info, environment_id)
+        names = tuple(_group_by(g).tally_name() for g in group_by or ())
+        infos = await svc.run(svc.metrics_for, names, caller) if names else await call(
+            info, "list_metrics")
+        found = c.page(infos, page_num, page_size, search)
+        items = await svc.run(_metrics_of, svc, tuple(found.items), caller)
+        return replace(found, items=items)
+
+    @strawberry.field
+    async def metrics_for_dimensions(
+        self, info: Info, environment_id: EnvironmentId, dimensions: list[t.GroupByInput]
+    ) -> list[c.Metric]:
+        svc, caller = _check(info, environment_id)
+        names = tuple(_group_by(g).tally_name() for g in dimensions)
+        return await svc.run(lambda: _metrics_of(svc, svc.metrics_for(names, caller), caller))
+
+    @strawberry.field
+    async def dimensions(self, info: Info, environment_id: EnvironmentId,
+                         metrics: list[t.MetricInput] | None = None) -> list[t.Dimension]:
+        _check(info, environment_id)
+        dims = await call(info, "list_dimensions", _metric_names(metrics))
+        return [c.dimension(d) for d in dims]
+
+    @strawberry.field
+    async def dimensions_paginated(
+        self, info: Info, environment_id: EnvironmentId,
+        metrics: list[t.MetricInput] | None = None, search: str | None = None,
+        page_num: int = 1, page_size: int | None = None,
+    ) -> c.ResultPage[t.Dimension]:
+        dims = await Query.dimensions(self, info, environment_id, metrics)
+        return c.page(dims, page_num, page_size, search)
+
+    @strawberry.field
+    async def measures(self, info: Info, environment_id: EnvironmentId,
+                       metrics: list[t.MetricInput] | None = None) -> list[t.Measure]:
+        _check(info, environment_id)
+        names = _metric_names(metrics)
+        if not names:
+            names = tuple(m.name for m in await call(info, "list_metrics"))
+        return [c.measure(m) for m in await call(info, "list_measures", names)]
+
+    @strawberry.field
+    async def entities(self, info: Info, environment_id: EnvironmentId,
+                       metrics: list[t.MetricInput] | None = None) -> list[t.Entity]:
+        _check(info, environment_id)
+        return [c.entity(e) for e in await call(info, "list_entities", _metric_names(metrics))]
+
+    @strawberry.field
+    async def entities_paginated(
+        self, info: Info, environment_id: EnvironmentId,
+        metrics: list[t.MetricInput] | None = None, search: str | None = None,
+        page_num: int = 1, page_size: int | None = None,
+    ) -> c.ResultPage[t.Entity]:
+        found = await Query.entities(self, info, environment_id, metrics)
+        return c.page(found, page_num, page_size, search)
+
+    @strawberry.field(description="Dimensions and entities the metrics can be grouped by.")
+    async def group_bys_paginated(
+        self, info: Info, environment_id: EnvironmentId,
+        metrics: list[t.MetricInput] | None = None, search: str | None = None,
+        page_num: int = 1, page_size: int | None = None,
+    ) -> c.ResultPage[t.EntityDimension]:
+        _check(info, environment_id)
+        names = _metric_names(metrics)
+        dims = await call(info, "list_dimensions", names)
+        ents = await call(info, "list_entities", names)
+        items = [c.group_by(x) for x in (*dims, *ents)]
+        return c.page(items, page_num, page_size, search)
+
+    @strawberry.field(description="The grains metric_time can be asked at for these metrics.")
+    async def queryable_granularities(
+        self, info: Info, environment_id: EnvironmentId, metrics: list[t.MetricInput]
+    ) -> list[t.TimeGranularity]:
+        _check(info, environment_id)
+        dims = await call(info, "list_dimensions", _metric_names(metrics))
+        metric_time = next((d for d in dims if d.name == "metric_time"), None)
+        return c.grains(metric_time)[0]
+
+    @strawberry.field
+    async def saved_queries(self, info: Info, environment_id: EnvironmentId
+                            ) -> list[t.SavedQuery]:
+        svc, _ = _check(info, environment_id)
+        queries = await call(info, "list_saved_queries")
+        custom = await svc.run(lambda: svc.compiler.custom_grains)
+        return [c.saved_query(q, custom) for q in queries]
+
+    @strawberry.field
+    async def saved_queries_paginated(
+        self, info: Info, environment_id: EnvironmentId, search: str | None = None,
+        page_num: int = 1, page_size: int | None = None,
+    ) -> c.ResultPage[t.SavedQuery]:
+        found = await Query.saved_queries(self, info, environment_id)
+        return c.page(found, page_num, page_size, search)
+
+    @strawberry.field(description="One saved query, by savedQueryName (or name).")
+    async def saved_query(
+        self, info: Info, environment_id: EnvironmentId, saved_query_name: str | None = None,
+        name: str | None = None,
+    ) -> t.SavedQuery:
+        svc, _ = _check(info, environment_id)
+        wanted = saved_query_name or name
+        if not wanted:
+            raise InvalidRequest("savedQuery needs savedQueryName.")
+        q = await call(info, "get_saved_query", wanted)
+        return c.saved_query(q, await svc.run(lambda: svc.compiler.custom_grains))
+
+    @strawberry.field(description="An asynchronous query's status, SQL, error and one page "
+                      "of its rows (1024 a page).")
+    def query(self, info: Info, environment_id: EnvironmentId, query_id: str,
+              page_num: int = 1) -> QueryResult:
+        svc, caller = _check(info, environment_id)
+        return query_result(svc.jobs.get(query_id, caller), page_num)
+
+
+QueryArgs = dict[str, Any]
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation(description="Start a query; poll `query(queryId)` for its result.")
+    async def create_query(
+        self, info: Info, environment_id: EnvironmentId, saved_query: str | None = None,
+        metrics: list[t.MetricInput] | None = None,
+        group_by: list[t.GroupByInput] | None = None, where: list[t.WhereInput] | None = None,
+        order_by: list[t.OrderByInput] | None = None, limit: int | None = None,
+        read_cache: bool | None = True,
+    ) -> t.CreateQueryResult:
+        svc, caller = _check(info, environment_id)
+        request, aliases = await svc.run(lambda: _request(
+            svc, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
+            limit=limit, saved_query=saved_query))
+        job = svc.submit_query(request, caller, read_cache=read_cache is not False,
+                               rename=aliases)
+        return t.CreateQueryResult(query_id=job.id)
+
+    @strawberry.mutation(description="Run a query and wait for it: its first (or pageNum) page.")
+    async def create_synchronous_query(
+        self, info: Info, environment_id: EnvironmentId, saved_query: str | None = None,
+        metrics: list[t.MetricInput] | None = None,
+        group_by: list[t.GroupByInput] | None = None, where: list[t.WhereInput] | None = None,
+        order_by: list[t.OrderByInput] | None = None, limit: int | None = None,
+        read_cache: bool | None = True, page_num: int = 1,
+    ) -> QueryResult:
+        created = await Mutation.create_query(
+            self, info, environment_id, saved_query, metrics, group_by, where, order_by, limit,
+            read_cache)
+        svc, caller = _check(info, environment_id)
+        job = svc.jobs.get(created.query_id, caller)
+        if job.task is not None:
+            await asyncio.shield(job.task)
+        return query_result(job, page_num)
+
+    @strawberry.mutation(description="Start a query for the distinct values of one group-by.")
+    async def create_dimension_values_query(
+        self, info: Info, environment_id: EnvironmentId, group_by: list[t.GroupByInput],
+        metrics: list[t.MetricInput] | None = None, limit: int | None = None,
+    ) -> t.CreateDimensionValuesQueryResult:
+        svc, caller = _check(info, environment_id)
+        job = svc.submit_dimension_values(
+            _dimension(group_by), _metric_names(metrics), limit=limit, caller=caller)
+        return t.CreateDimensionValuesQueryResult(query_id=job.id)
+
+    @strawberry.mutation(description="The SQL a query would run, without running it.")
+    async def compile_sql(
+        self, info: Info, environment_id: EnvironmentId, saved_query: str | None = None,
+        metrics: list[t.MetricInput] | None = None,
+        group_by: list[t.GroupByInput] | None = None, where: list[t.WhereInput] | None = None,
+        order_by: list[t.OrderByInput] | None = None, limit: int | None = None,
+        read_cache: bool | None = True,
+    ) -> t.CompileSqlResult:
+        svc, caller = _check(info, environment_id)
+
+        def compile_() -> str:
+            request, _ = _request(svc, metrics=metrics, group_by=group_by, where=where,
+                                  order_by=order_by, limit=limit, saved_query=saved_query)
+            return svc.compile(request, caller).sql
+
+        return t.CompileSqlResult(sql=await svc.run(compile_))
+
+    @strawberry.mutation(description="The SQL of a dimension values query.")
+    async def compile_dimension_values_sql(
+        self, info: Info, environment_id: EnvironmentId, group_by: list[t.GroupByInput],
+        metrics: list[t.MetricInput] | None = None, limit: int | None = None,
+    ) -> t.CompileSqlResult:
+        svc, caller = _check(info, environment_id)
+
+        def compile_() -> str:
+            request = svc.dimension_values_request(
+                _dimension(group_by), _metric_names(metrics), limit, None, None)
+            return svc.compile(request, caller).sql
+
+        return t.CompileSqlResult(sql=await svc.run(compile_))
+
+    @strawberry.mutation(description="Stop a query that has not finished.")
+    def cancel_query(self, info: Info, environment_id: EnvironmentId, query_id: str
+                     ) -> t.CancelQueryResult:
+        svc, caller = _check(info, environment_id)
+        return t.CancelQueryResult(query_id=svc.jobs.cancel(query_id, caller).id)
+
+
+schema = build_schema(Query, Mutation, t.SCALARS)
+
+
+class _SemanticLayerRouter(ErrorShapingRouter):
+    def message_of(self, error: TallyError) -> str:
+        # dbt's API answers an authentication failure with this message, which the SDK turns
+        # into its AuthError; tally's own reason stays in extensions.
+        if error.code == "unauthorized":
+            return "User is not authorized"
+        return error.message
+
+
+def semantic_layer_router() -> GraphQLRouter:
+    return _SemanticLayerRouter(schema, graphql_ide="graphiql")
