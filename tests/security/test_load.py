@@ -39,7 +39,7 @@ def test_mixed_load(secured, warehouse, tmp_path):
     env.update(TALLY_PROJECT_DIR=str(secured.project_dir),
                TALLY_MANIFEST_PATH=str(warehouse.manifest_path),
                TALLY_DUCKDB_PATH=str(warehouse.duckdb_path), TALLY_JWT_SECRET=secured.jwt_secret,
-               TALLY_CACHE_MAX_BYTES=str(CACHE_BYTES), TALLY_RATE_LIMIT_PER_MINUTE="1200",
+               TALLY_CACHE_MAX_BYTES=str(CACHE_BYTES), TALLY_RATE_LIMIT_PER_MINUTE="300",
                TALLY_QUERY_WORKERS="4")  # fmt: skip
     log = (tmp_path / "serve.log").open("w+")
     server = subprocess.Popen([str(Path(sys.executable).parent / "tally"), "serve", "--port",

@@ -71,6 +71,12 @@ class Tokens:
     def enabled(self) -> bool:
         return self.config is not None
 
+    def is_embed(self, token: str) -> bool:
+        try:
+            return jwt.get_unverified_header(token).get("kid") == EMBED_KID
+        except jwt.PyJWTError:
+            return False
+
     def verify(self, token: str) -> tuple[str, dict[str, Any]]:
         """("embed" | "jwt", claims) of a valid token; Unauthorized with the reason otherwise."""
         try:
