@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.validate.conftest import (
+from tests.support.project_copies import (
     CUSTOMER_MODEL,
     CUSTOMERS,
     EXPOSURES,

@@ -9,8 +9,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import DBT
-from tests.validate.conftest import dbt_warning, make_copy, tally, validate
+from tests.support.paths import DBT
+from tests.support.project_copies import dbt_warning, make_copy, tally, validate
 
 COHORTS = "semantic/metrics/cohorts.yml"
 
