@@ -9,19 +9,11 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from tests.support import builds, postgres, shared
+from tests.support import builds, postgres, scheduling, shared
 from tests.support.builds import BuiltWarehouse
 from tests.support.clock import FakeClock
 from tests.support.postgres import BuiltPostgres
 from tests.support.services import ServiceFactory, SharedEngines
-
-# Tests that use one of these fixtures run on one xdist worker (--dist loadgroup): the
-# fixture is expensive to build per worker, or its tests write into what it built.
-GROUPED_BY_FIXTURE = {
-    "broken": "broken-project-copies",
-    "dbt_parsed": "dbt-parsed-copy",
-    "generated": "generated-raw-data",
-}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,12 +30,14 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shared.remove(config)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+@pytest.hookimpl(trylast=True)  # after pytest orders the tests by fixture parameters
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for fixture, group in GROUPED_BY_FIXTURE.items():
-            if fixture in getattr(item, "fixturenames", ()):
-                item.add_marker(pytest.mark.xdist_group(group))
+    scheduling.heavy_first(items)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    return scheduling.make_scheduler(config, log)
 
 
 @pytest.fixture
@@ -114,3 +108,4 @@ def clock() -> FakeClock:
 @pytest.fixture(scope="session")
 def pg_warehouse(request: pytest.FixtureRequest, warehouse: BuiltWarehouse) -> BuiltPostgres:
     return postgres.session_postgres(request.config, warehouse)
+

@@ -12,12 +12,13 @@ module imports another test module or a conftest):
   MetricFlow engine it shares between services of one manifest.
 * clients: the in-process ASGI client (async, and the synchronous one of the correctness
   suite).
-* warehouses: DuckDB warehouses that are slow, gated, endless or missing; a switchable one.
+* warehouses: DuckDB warehouses that are slow, held until released, endless, or missing.
 * clock: a fake clock for TTLs and ages.
 * assertions: the one error shape, Prometheus samples.
 * hand_sql: the correctness suite's reference SQL over raw.* and its strict row comparison.
 * transports: the correctness suite's REST and GraphQL adapters.
 * project_copies: copies of the dbt project broken on purpose, the in-process `tally` CLI.
 * interrupts: stopping a running warehouse query.
+* scheduling: the order and grouping of tests over pytest-xdist workers.
 * waiting: `eventually(condition)`, instead of sleeping for a guessed time.
 """

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import shared
-from tests.support.paths import PROJECT_DIR, SEMANTIC_DIR
+from tests.support.paths import DBT, PROJECT_DIR, SEMANTIC_DIR
 
 _IGNORE = shutil.ignore_patterns(
     "target", "logs", "dbt_packages", ".build", "*.duckdb", "*.duckdb.wal", "__pycache__"
@@ -221,11 +221,27 @@ def _parse_copies(root: Path) -> dict[str, str]:
 
 
 def broken_copies(config: pytest.Config) -> dict[str, Copy]:
-    """Every fixture copy, mutated and parsed: once per run (shared.build_once). Tests that
-    use them run on one worker (the xdist group of the `broken` fixture): some write files
-    into a copy (a config next to it)."""
+    """Every fixture copy, mutated and parsed: once per run (shared.build_once), shared by
+    every test process, read-only (a test writes its own files in its tmp_path)."""
     root = Path(shared.build_once(config, "broken", _parse_copies)["root"])
     return {name: Copy(root / name) for name in ("clean", *FIXTURES)}
+
+
+def _dbt_parse(root: Path) -> dict[str, str]:
+    import subprocess
+
+    copy = make_copy(root)
+    proc = subprocess.run([str(DBT), "parse", "--profiles-dir", ".", "--quiet"],
+                          cwd=copy.project_dir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # fmt: skip
+    assert (copy.project_dir / "target" / "semantic_manifest.json").exists()
+    return {"root": str(root)}
+
+
+def dbt_parsed_copy(config: pytest.Config) -> Copy:
+    """A copy of the project with dbt_project/target/ written by the real `dbt parse`, as
+    `dbt build` / `dbt parse` leave it in CI: once per run, shared read-only."""
+    return Copy(Path(shared.build_once(config, "dbt-parsed", _dbt_parse)["root"]))
 
 
 @dataclass
