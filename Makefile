@@ -24,7 +24,7 @@ SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
-	@echo "make test       run the test suite (builds its own small warehouse)"
+	@echo "make test       run the test suite (builds its own small warehouse; TEST_WORKERS=$(TEST_WORKERS))"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
@@ -83,8 +83,12 @@ demo: warehouse
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
 	$(BIN)/tally serve --host 127.0.0.1 --port 8080
 
+# pytest-xdist workers (0: one process). The builds every test needs are made once per run and
+# shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
+TEST_WORKERS ?= 2
+
 test: $(STAMP) $(SDK_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench

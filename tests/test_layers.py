@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-LINT_IMPORTS = Path(sys.executable).parent / "lint-imports"
+from tests.support.paths import BIN, ROOT
+
+LINT_IMPORTS = BIN / "lint-imports"
 
 
 def lint(package_parent: Path) -> subprocess.CompletedProcess:

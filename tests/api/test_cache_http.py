@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 import pytest
 
-from tests.api.test_concurrency import SlowWarehouse, client_for
-from tests.api.test_operations import _sample
+from tests.support.assertions import prometheus_sample
+from tests.support.clients import asgi_client
+from tests.support.waiting import eventually
+from tests.support.warehouses import HeldWarehouse
 
 pytestmark = pytest.mark.anyio
 
@@ -47,12 +48,12 @@ async def test_a_hit_sorted_for_another_order_returns_its_own_sql(make_app):
     # What each request's SQL is when it runs by itself (a miss, in a fresh app).
     alone = {}
     for name, body in (("country", BY_COUNTRY), ("revenue", BY_REVENUE)):
-        async with client_for(make_app()) as c:
+        async with asgi_client(make_app()) as c:
             r = await c.post("/api/v1/query", json=body)
             assert r.headers["x-tally-cache"] == "miss"
             alone[name] = r.json()["sql"]
     assert alone["country"] != alone["revenue"]
-    async with client_for(make_app()) as c:
+    async with asgi_client(make_app()) as c:
         first = await c.post("/api/v1/query", json=BY_REVENUE)
         hit = await c.post("/api/v1/query", json=BY_COUNTRY)
         graphql = await c.post("/graphql", json={"query": """{ query(metrics: ["revenue"],
@@ -63,14 +64,20 @@ async def test_a_hit_sorted_for_another_order_returns_its_own_sql(make_app):
 
 
 async def test_every_request_counts_exactly_one_cache_outcome(make_app, warehouse):
-    app = make_app()
-    app.state.service._warehouse = SlowWarehouse(warehouse.duckdb_path, 0.5, "order_count")
+    # The herd's query (it alone asks for order_count) is held until the nine others have
+    # joined it: each of them must count as shared, however slowly they arrive.
+    held = HeldWarehouse(warehouse.duckdb_path, marker="order_count")
+    app = make_app(held)
+    stats_now = app.state.service.cache.stats
     herd = {"metrics": ["order_count"], "group_by": ["metric_time__year"]}
-    async with client_for(app) as c:
+    async with asgi_client(app) as c:
         states = [(await c.post("/api/v1/query", json=BY_COUNTRY)).headers["x-tally-cache"],
                   (await c.post("/api/v1/query", json=BY_COUNTRY)).headers["x-tally-cache"],
                   (await c.post("/api/v1/query", json=BY_REVENUE)).headers["x-tally-cache"]]
-        responses = await asyncio.gather(*(c.post("/api/v1/query", json=herd) for _ in range(10)))
+        herd_requests = asyncio.gather(*(c.post("/api/v1/query", json=herd) for _ in range(10)))
+        await eventually(lambda: stats_now.shared == 9)
+        held.release()
+        responses = await herd_requests
         states += [r.headers["x-tally-cache"] for r in responses]
         failed = await c.post("/api/v1/query", json={"metrics": ["revenue"],
                                                      "group_by": ["metric_time__year"],
@@ -83,9 +90,9 @@ async def test_every_request_counts_exactly_one_cache_outcome(make_app, warehous
     assert sorted(states[3:]) == ["miss"] + ["shared"] * 9
     # 14 requests reached the cache (the failed one missed it, then failed to compile).
     assert (stats["hits"], stats["misses"], stats["shared"]) == (2, 3, 9)
-    assert _sample(text, "tally_cache_hits_total") == 2
-    assert _sample(text, "tally_cache_misses_total") == 3
-    assert _sample(text, "tally_cache_shared_total") == 9
+    assert prometheus_sample(text, "tally_cache_hits_total") == 2
+    assert prometheus_sample(text, "tally_cache_misses_total") == 3
+    assert prometheus_sample(text, "tally_cache_shared_total") == 9
     assert app.state.service.counters.executions == 2
 
 
@@ -115,8 +122,7 @@ async def test_access_contexts_never_share_cached_rows(make_app):
     gql = {"query": '{ query(metrics: ["revenue"], groupBy: ["customer__country"]) '
                     "{ rowCount cache { hit } } }"}
     values = "/api/v1/dimension-values?dimension=customer__country&metrics=revenue"
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://t") as c:
+    async with asgi_client(app) as c:
 
         async def rest(tenant):
             r = await c.post("/api/v1/query", json=BY_COUNTRY, headers=as_(tenant))

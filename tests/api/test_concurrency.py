@@ -7,40 +7,19 @@ from __future__ import annotations
 import asyncio
 import time
 
-import httpx
 import pytest
 
-from tally.warehouse.duckdb import DuckDBWarehouse
+from tests.support.clients import asgi_client
+from tests.support.warehouses import EndlessWarehouse, HeldWarehouse, SlowWarehouse
 
 pytestmark = pytest.mark.anyio
 
 
-class SlowWarehouse(DuckDBWarehouse):
-    """The real DuckDB warehouse, made slow: the one fault here that is hard to cause on
-    demand with a small file. It widens the window in which the concurrent requests overlap.
-    Only SQL containing `marker` is slowed (all of it when the marker is empty)."""
-
-    def __init__(self, path, seconds: float = 0.5, marker: str = "") -> None:
-        super().__init__(path)
-        self.seconds = seconds
-        self.marker = marker
-
-    def execute(self, sql, timeout_seconds=None):
-        if self.marker in sql:
-            time.sleep(self.seconds)
-        return super().execute(sql, timeout_seconds)
-
-
-def client_for(app) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
-
-
 async def test_fifty_identical_cold_requests_run_the_warehouse_once(make_app, warehouse):
-    app = make_app(query_workers=8)
+    app = make_app(SlowWarehouse(warehouse.duckdb_path), query_workers=8)
     service = app.state.service
-    service._warehouse = SlowWarehouse(warehouse.duckdb_path)
     body = {"metrics": ["revenue", "order_count"], "group_by": ["metric_time__month"]}
-    async with client_for(app) as client:
+    async with asgi_client(app) as client:
         assert (await client.get("/api/v1/metrics")).status_code == 200  # engine built
         threads_before = len(app.state.service.executor._threads)
         responses = await asyncio.gather(
@@ -64,37 +43,40 @@ async def test_fifty_identical_cold_requests_run_the_warehouse_once(make_app, wa
 async def test_a_slow_identical_herd_does_not_starve_other_queries_or_readiness(
     make_app, warehouse
 ):
-    app = make_app(query_workers=2)
-    # Only the herd's query is slow (it alone asks for order_count).
-    app.state.service._warehouse = SlowWarehouse(warehouse.duckdb_path, 1.5, "order_count")
+    # Only the herd's query is held (it alone asks for order_count), until the other query
+    # and the readiness probe have answered: they must answer while it still runs.
+    held = HeldWarehouse(warehouse.duckdb_path, marker="order_count")
+    app = make_app(held, query_workers=2)
     herd_body = {"metrics": ["order_count"], "group_by": ["metric_time__month"]}
-    async with client_for(app) as client:
+    async with asgi_client(app) as client:
         herd = [asyncio.create_task(client.post("/api/v1/query", json=herd_body))
                 for _ in range(20)]
-        await asyncio.sleep(0.2)  # the herd is in flight: one leader, 19 waiters
-        started = time.perf_counter()
-        other = await client.post("/api/v1/query", json={"metrics": ["revenue"]})
-        ready = await client.get("/health/ready")
-        elapsed = time.perf_counter() - started
+        # the herd is in flight: its leader's query runs on the warehouse
+        assert await asyncio.to_thread(held.started.wait, 30)
+        other = await asyncio.wait_for(
+            client.post("/api/v1/query", json={"metrics": ["revenue"]}), 30)
+        ready = await asyncio.wait_for(client.get("/health/ready"), 30)
         assert not any(t.done() for t in herd), "the herd finished too early to prove anything"
+        held.release()
         responses = await asyncio.gather(*herd)
     assert other.status_code == 200 and other.headers["x-tally-cache"] == "miss"
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
-    assert elapsed < 1.0  # answered while the herd's query still ran (1.5 s)
+    assert held.held == 1  # the herd's query ran once, and was still running meanwhile
     assert {r.status_code for r in responses} == {200}
     assert [r.headers["x-tally-cache"] for r in responses].count("miss") == 1
 
 
 async def test_the_event_loop_stays_free_while_queries_run(make_app, warehouse):
-    app = make_app(query_workers=2)
-    app.state.service._warehouse = SlowWarehouse(warehouse.duckdb_path)
-    async with client_for(app) as client:
+    held = HeldWarehouse(warehouse.duckdb_path)
+    app = make_app(held, query_workers=2)
+    async with asgi_client(app) as client:
         slow = asyncio.create_task(client.post("/api/v1/query", json={"metrics": ["revenue"]}))
-        await asyncio.sleep(0.05)
-        started = time.perf_counter()
-        live = await client.get("/health/live")
+        assert await asyncio.to_thread(held.started.wait, 30)
+        # answered while the query is held on the warehouse
+        live = await asyncio.wait_for(client.get("/health/live"), 30)
         assert live.status_code == 200
-        assert time.perf_counter() - started < 0.3  # answered while the query sleeps 0.5 s
+        assert not slow.done()
+        held.release()
         assert (await slow).status_code == 200
 
 
@@ -134,7 +116,7 @@ async def test_the_event_loop_stays_free_while_a_large_hit_is_encoded(make_app):
     stalls: dict[str, list[float]] = {}
     for name, overrides in (("pool", {}), ("loop", {"loop_result_max_bytes": 1 << 40})):
         app = make_app(**overrides)
-        async with client_for(app) as client:
+        async with asgi_client(app) as client:
             assert (await client.post("/api/v1/query", json=LARGE)).status_code == 200
             stalls[name] = sorted([
                 await _loop_stall_while_served(
@@ -146,26 +128,10 @@ async def test_the_event_loop_stays_free_while_a_large_hit_is_encoded(make_app):
     assert pool < loop / 2, stalls
 
 
-class EndlessWarehouse(DuckDBWarehouse):
-    """The real DuckDB warehouse and its real timeout, given a query that takes hours: no
-    metric query on the small test file runs long enough to time out reliably."""
-
-    def execute(self, sql, timeout_seconds=None):
-        if "metric_time__day" in sql:
-            sql = "select sum(i * i) as revenue from range(100000000000) t(i)"
-        return super().execute(sql, timeout_seconds)
-
-
-async def test_query_timeout_is_a_clear_error(warehouse):
-    from tally.api.app import create_app
-    from tally.service import TallyService
-    from tally.settings import Settings
-    from tests.conftest import PROJECT_DIR
-
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path,
-                        query_timeout_seconds=0.2)
-    service = TallyService(settings, warehouse=EndlessWarehouse(warehouse.duckdb_path))
-    async with client_for(create_app(settings, service=service)) as client:
+async def test_query_timeout_is_a_clear_error(make_app, warehouse):
+    app = make_app(EndlessWarehouse(warehouse.duckdb_path, marker="metric_time__day"),
+                   query_timeout_seconds=0.2)
+    async with asgi_client(app) as client:
         started = time.perf_counter()
         r = await client.post("/api/v1/query", json={
             "metrics": ["revenue"], "group_by": ["metric_time__day"]})
@@ -189,7 +155,7 @@ async def test_a_new_manifest_is_loaded_off_the_event_loop(make_app, warehouse, 
 
     manifest = tmp_path / "semantic_manifest.json"
     shutil.copy(warehouse.manifest_path, manifest)
-    app = make_app(manifest_path=manifest)
+    app = make_app(manifest_path=manifest)  # another manifest: an engine of its own
     loaded_on: list[str] = []
     real_load = service_module.load_manifest
 
@@ -199,7 +165,7 @@ async def test_a_new_manifest_is_loaded_off_the_event_loop(make_app, warehouse, 
 
     monkeypatch.setattr(service_module, "load_manifest", spy)
     body = {"metrics": ["order_count"]}
-    async with client_for(app) as client:
+    async with asgi_client(app) as client:
         first = await client.post("/api/v1/query", json=body)
         assert (await client.post("/api/v1/query", json=body)).headers["x-tally-cache"] == "hit"
         data = json.loads(manifest.read_text())

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from tests.api.conftest import assert_error
-from tests.api.test_concurrency import client_for
+from tests.support.assertions import assert_error
+from tests.support.clients import asgi_client
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 async def test_a_body_over_the_limit_is_a_413(make_app):
     app = make_app(max_body_bytes=10_000)
     huge = {"metrics": ["revenue"], "group_by": ["x" * 20_000]}
-    async with client_for(app) as c:
+    async with asgi_client(app) as c:
         declared = await c.post("/api/v1/query", json=huge)
 
         async def chunks():  # no Content-Length: the size shows only as the body streams in
@@ -79,7 +79,7 @@ ADMIN = [("post", "/api/v1/cache/invalidate"), ("get", "/api/v1/cache")]
 @pytest.mark.parametrize("method,path", ADMIN)
 async def test_admin_routes_need_the_token_when_one_is_set(make_app, method, path):
     app = make_app(admin_token="s3cret-token")
-    async with client_for(app) as c:
+    async with asgi_client(app) as c:
         call = getattr(c, method)
         for headers in ({}, {"authorization": "Bearer wrong"}, {"authorization": "s3cret-token"},
                         {"authorization": "Basic s3cret-token"},
@@ -101,7 +101,7 @@ async def test_admin_routes_need_the_token_when_one_is_set(make_app, method, pat
 async def test_a_refused_invalidate_forgets_nothing(make_app):
     app = make_app(admin_token="s3cret-token")
     body = {"metrics": ["revenue"]}
-    async with client_for(app) as c:
+    async with asgi_client(app) as c:
         await c.post("/api/v1/query", json=body)
         assert (await c.post("/api/v1/cache/invalidate")).status_code == 401
         assert (await c.post("/api/v1/query", json=body)).headers["x-tally-cache"] == "hit"

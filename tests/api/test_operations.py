@@ -3,11 +3,11 @@ from __future__ import annotations
 import json
 import logging
 
-import httpx
 import pytest
 
-from tally.warehouse.duckdb import DuckDBWarehouse
-from tests.api.conftest import assert_error
+from tests.support.assertions import assert_error, prometheus_sample
+from tests.support.clients import asgi_client
+from tests.support.warehouses import missing_warehouse
 
 pytestmark = pytest.mark.anyio
 
@@ -20,36 +20,21 @@ async def test_health(client):
 
 
 async def test_not_ready_without_a_warehouse(make_app, tmp_path):
-    app = make_app()
-    app.state.service._warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    app = make_app(missing_warehouse(tmp_path))
+    async with asgi_client(app) as c:
         r = await c.get("/health/ready")
         assert (await c.get("/health/live")).status_code == 200
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "warehouse_unavailable"
 
 
-async def test_not_ready_without_a_manifest(warehouse, tmp_path):
-    from tally.api.app import create_app
-    from tally.service import TallyService
-    from tally.settings import Settings
-    from tests.conftest import PROJECT_DIR
-
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=tmp_path / "none.json")
-    app = create_app(settings, TallyService(settings, DuckDBWarehouse(warehouse.duckdb_path)))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+async def test_not_ready_without_a_manifest(make_app, tmp_path):
+    app = make_app(manifest_path=tmp_path / "none.json")
+    async with asgi_client(app) as c:
         r = await c.get("/health/ready")
         q = await c.post("/api/v1/query", json={"metrics": ["revenue"]})
     assert r.status_code == 503 and "dbt parse" in r.json()["error"]["message"]
     assert_error(q, 503, "manifest_unavailable", "dbt parse")
-
-
-def _sample(text: str, name: str, **labels: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name + ("{" if labels else " ")) and all(
-                f'{k}="{v}"' in line for k, v in labels.items()):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} {labels} not in /metrics")
 
 
 async def test_prometheus_metrics(client):
@@ -59,19 +44,20 @@ async def test_prometheus_metrics(client):
     await client.post("/api/v1/query", json={"metrics": ["revenu"]})
     await client.get("/api/v1/metrics/nope")
     text = (await client.get("/metrics")).text
-    assert _sample(text, "tally_http_requests_total", route="/api/v1/query", status="200") == 2
-    assert _sample(text, "tally_http_requests_total", route="/api/v1/query", status="400") == 1
-    assert _sample(text, "tally_http_requests_total", route="/api/v1/metrics/{name}",
+    requests = "tally_http_requests_total"
+    assert prometheus_sample(text, requests, route="/api/v1/query", status="200") == 2
+    assert prometheus_sample(text, requests, route="/api/v1/query", status="400") == 1
+    assert prometheus_sample(text, "tally_http_requests_total", route="/api/v1/metrics/{name}",
                    status="404") == 1
-    assert _sample(text, "tally_http_request_duration_seconds_count",
+    assert prometheus_sample(text, "tally_http_request_duration_seconds_count",
                    route="/api/v1/query") == 3
-    assert _sample(text, "tally_cache_hits_total") == 1
-    assert _sample(text, "tally_cache_misses_total") == 2
-    assert _sample(text, "tally_cache_evictions_total") == 0
-    assert _sample(text, "tally_cache_bytes") > 0
-    assert _sample(text, "tally_compile_seconds_count") == 1
-    assert _sample(text, "tally_execute_seconds_count") == 1
-    assert _sample(text, "tally_warehouse_errors_total") == 0
+    assert prometheus_sample(text, "tally_cache_hits_total") == 1
+    assert prometheus_sample(text, "tally_cache_misses_total") == 2
+    assert prometheus_sample(text, "tally_cache_evictions_total") == 0
+    assert prometheus_sample(text, "tally_cache_bytes") > 0
+    assert prometheus_sample(text, "tally_compile_seconds_count") == 1
+    assert prometheus_sample(text, "tally_execute_seconds_count") == 1
+    assert prometheus_sample(text, "tally_warehouse_errors_total") == 0
 
 
 async def test_one_structured_log_line_per_query(client, caplog):
@@ -109,7 +95,7 @@ async def test_invalidate_endpoint(client):
 
 async def test_cors_only_for_configured_origins(make_app):
     app = make_app(cors_origins=["https://app.example.com"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with asgi_client(app) as c:
         ok = await c.options("/api/v1/query", headers={
             "origin": "https://app.example.com", "access-control-request-method": "POST",
             "access-control-request-headers": "content-type"})

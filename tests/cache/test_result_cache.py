@@ -5,39 +5,34 @@ from __future__ import annotations
 
 import os
 import shutil
-import time
 
 import duckdb
 import pytest
 
 from tally.core.caller import Caller
 from tally.core.request import QueryRequest
-from tally.service import TallyService
-from tally.settings import Settings
 from tally.warehouse.duckdb import DuckDBWarehouse
-from tests.conftest import PROJECT_DIR
 
 
 @pytest.fixture
-def make_service(warehouse, tmp_path):
-    def _make(db_path=None, **overrides) -> TallyService:
-        settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path,
-                            **overrides)
-        return TallyService(settings, warehouse=DuckDBWarehouse(db_path or warehouse.duckdb_path))
-    return _make
+def make_service(services):
+    """make_service(warehouse=None, *, clock=None, **settings_overrides)."""
+    return services.service
 
 
 def q(**kw) -> QueryRequest:
     return QueryRequest.create(**kw)
 
 
-def test_repeat_is_a_hit_with_age(make_service):
-    svc = make_service()
+def test_repeat_is_a_hit_with_age(make_service, clock):
+    svc = make_service(clock=clock)
     first = svc.query(q(metrics="revenue", group_by="metric_time__year"))
-    time.sleep(0.05)
+    clock.advance(0.5)  # (a binary fraction: the age is exact)
     second = svc.query(q(metrics="revenue", group_by="metric_time__year"))
     assert (first.cache.hit, second.cache.hit) == (False, True)
-    assert second.cache.age_seconds >= 0.05
+    assert second.cache.age_seconds >= 0.5
+    assert second.cache.age_seconds == 0.5  # the clock moved by that, no more
+    assert second.cache.ttl_seconds == 300 - 0.5  # what is left of the TTL
     assert second.table.equals(first.table)
     assert svc.counters.executions == 1
 
@@ -91,16 +86,20 @@ def test_limit_with_a_different_order_is_a_different_question(make_service):
         bottom.table.column("customer__country").to_pylist()
 
 
-def test_ttl_expires_and_saved_query_ttl_overrides(make_service):
-    svc = make_service(cache_ttl_seconds=0.3)
+def test_ttl_expires_and_saved_query_ttl_overrides(make_service, clock):
+    svc = make_service(clock=clock, cache_ttl_seconds=0.3)
     svc.query(q(metrics="revenue"))
-    assert svc.query(q(metrics="revenue")).cache.hit
-    time.sleep(0.35)
+    clock.advance(0.29)
+    assert svc.query(q(metrics="revenue")).cache.hit  # still within its TTL
+    clock.advance(0.06)
     assert not svc.query(q(metrics="revenue")).cache.hit
     saved = svc.query(q(saved_query="executive_kpis_by_month"))
     assert saved.cache.ttl_seconds == 3600  # meta.cache_ttl_seconds of the saved query
-    time.sleep(0.35)
+    clock.advance(0.35)
     assert svc.query(q(saved_query="executive_kpis_by_month")).cache.hit
+    clock.advance(3600)
+    assert not svc.query(q(saved_query="executive_kpis_by_month")).cache.hit
+    assert svc.counters.executions == 4
 
 
 def test_memory_is_bounded_by_bytes(make_service):
@@ -143,7 +142,7 @@ def test_rebuilt_warehouse_is_a_miss_with_fresh_numbers(make_service, warehouse,
     served = tmp_path / "served" / "warehouse.duckdb"
     served.parent.mkdir()
     shutil.copy(warehouse.duckdb_path, served)
-    svc = make_service(db_path=served)
+    svc = make_service(DuckDBWarehouse(served))
     before = svc.query(q(metrics="revenue"))
     assert svc.query(q(metrics="revenue")).cache.hit
     # A rebuild as `make warehouse` does it: a new file written elsewhere, renamed over the
@@ -169,8 +168,7 @@ def test_new_manifest_invalidates(make_service, warehouse, tmp_path):
 
     manifest = tmp_path / "semantic_manifest.json"
     shutil.copy(warehouse.manifest_path, manifest)
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=manifest)
-    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    svc = make_service(manifest_path=manifest)  # another manifest: an engine of its own
     before = svc.query(q(metrics="order_count"))
     assert svc.query(q(metrics="order_count")).cache.hit
     data = json.loads(manifest.read_text())

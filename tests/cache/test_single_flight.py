@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,17 +11,18 @@ from tally.cache.single_flight import SingleFlight
 def test_concurrent_callers_share_one_computation():
     flight: SingleFlight[int] = SingleFlight()
     calls = 0
-    started = threading.Event()
+    joined = threading.Semaphore(0)
 
     def work() -> int:
         nonlocal calls
         calls += 1
-        started.set()
-        time.sleep(0.2)
+        # Still running until the 49 others have joined, however slowly their threads start.
+        for _ in range(49):
+            assert joined.acquire(timeout=30), "the other callers never joined"
         return 42
 
     with ThreadPoolExecutor(50) as pool:
-        results = list(pool.map(lambda _: flight.do("k", work), range(50)))
+        results = list(pool.map(lambda _: flight.do("k", work, joined.release), range(50)))
     assert calls == 1
     assert all(value == 42 for value, _ in results)
     assert sum(shared for _, shared in results) == 49
@@ -31,28 +31,40 @@ def test_concurrent_callers_share_one_computation():
 
 def test_errors_are_shared_and_the_next_call_retries():
     flight: SingleFlight[int] = SingleFlight()
-    gate = threading.Event()
+    joined = threading.Semaphore(0)
+    runs = 0
 
     def boom() -> int:
-        gate.wait(1)
+        nonlocal runs
+        runs += 1
+        for _ in range(4):  # fail only once the four others wait on this computation
+            assert joined.acquire(timeout=30), "the other callers never joined"
         raise ValueError("warehouse down")
 
     with ThreadPoolExecutor(5) as pool:
-        futures = [pool.submit(flight.do, "k", boom) for _ in range(5)]
-        time.sleep(0.05)
-        gate.set()
+        futures = [pool.submit(flight.do, "k", boom, joined.release) for _ in range(5)]
         for f in futures:
             with pytest.raises(ValueError, match="warehouse down"):
                 f.result()
+    assert runs == 1
     assert flight.do("k", lambda: 7) == (7, False)
 
 
 def test_different_keys_do_not_wait_on_each_other():
     flight: SingleFlight[str] = SingleFlight()
+    a_may_finish = threading.Event()
+
+    def slow_a() -> str:
+        assert a_may_finish.wait(30)
+        return "a"
+
     with ThreadPoolExecutor(2) as pool:
-        a = pool.submit(flight.do, "a", lambda: (time.sleep(0.1), "a")[1])
+        a = pool.submit(flight.do, "a", slow_a)
         b = pool.submit(flight.do, "b", lambda: "b")
-        assert b.result(timeout=0.09) == ("b", False)
+        # b answers while a is still computing (a ends only after b's answer)
+        assert b.result(timeout=30) == ("b", False)
+        assert not a.done()
+        a_may_finish.set()
         assert a.result() == ("a", False)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.correctness.helpers import (
+from tests.support.hand_sql import (
     FLOAT_TOL,
     assert_rows_match,
     expected_rows,

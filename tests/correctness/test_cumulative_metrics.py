@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from tests.correctness.helpers import (
+from tests.support.hand_sql import (
     GRAINS,
     assert_rows_match,
     dim_filter,

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from tests.correctness.helpers import (
+from tests.support.hand_sql import (
     FLOAT_TOL,
     HISTORY_START,
     assert_rows_match,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.correctness.helpers import (
+from tests.support.hand_sql import (
     FLOAT_TOL,
     GRAINS,
     ORDER_DIMENSIONS,

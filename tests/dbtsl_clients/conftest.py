@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_DIR, ROOT
+from tests.support.paths import PROJECT_DIR, ROOT
 
 TALLY = Path(sys.executable).parent / "tally"
 SDK_PYTHON = ROOT / ".venv-sdk" / "bin" / "python"

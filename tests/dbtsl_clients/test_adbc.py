@@ -14,7 +14,7 @@ import pytest
 from adbc_driver_flightsql import DatabaseOptions
 
 from tally.flight import proto
-from tests.correctness.helpers import assert_rows_match, expected_rows, scalar
+from tests.support.hand_sql import assert_rows_match, expected_rows, scalar
 
 COMPLETED = "order_status = 'completed'"
 

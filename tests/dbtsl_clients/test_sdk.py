@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tests.correctness.helpers import assert_rows_match, expected_rows, scalar
+from tests.support.hand_sql import assert_rows_match, expected_rows, scalar
 
 COMPLETED = "order_status = 'completed'"
 HERE = Path(__file__).resolve().parent

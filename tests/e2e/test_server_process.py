@@ -10,7 +10,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,9 +18,9 @@ import duckdb
 import httpx
 import pytest
 
-from tests.conftest import PROJECT_DIR, run_dbt
+from tests.support.builds import run_dbt
+from tests.support.paths import PROJECT_DIR, TALLY
 
-TALLY = Path(sys.executable).parent / "tally"
 HAND_REVENUE = """
     select sum(i.unit_price * i.quantity - i.discount_amount)
     from raw.orders o

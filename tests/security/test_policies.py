@@ -9,7 +9,7 @@ import decimal
 
 import pytest
 
-from tests.correctness.helpers import expected_rows
+from tests.support.hand_sql import expected_rows
 
 REVENUE_BY_COUNTRY = """
     select customer__country as country, extract(year from order_date) as year,

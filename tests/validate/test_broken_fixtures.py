@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.validate.conftest import (
+from tests.support.project_copies import (
     CUSTOMER_MODEL,
     CUSTOMERS,
     EXPOSURES,
@@ -90,7 +90,8 @@ def test_a_misspelt_dimension_in_a_metric_filter_is_one_finding_with_or_without_
     assert run.json()["checked"]["dw_metric"] >= 20  # the other metrics still ran
 
 
-def test_a_camel_case_metric_name_is_one_finding_with_the_rename(broken, warehouse, monkeypatch):
+def test_a_camel_case_metric_name_is_one_finding_with_the_rename(broken, warehouse, monkeypatch,
+                                                                  tmp_path):
     """MetricFlow rejects the name; tally's snake_case rule adds its rename hint to that
     finding instead of a second one, and the metric is not compiled or run (it cannot be asked
     for: names are looked up in lower case)."""
@@ -102,12 +103,12 @@ def test_a_camel_case_metric_name_is_one_finding_with_the_rename(broken, warehou
     assert f["hint"] == "rename it to 'item_revenue_x' (and its references)"
     assert "itemrevenuex" not in run.out
     # With MetricFlow's name rule off, dbt's copy of it reports the name, and gets the hint.
-    config = copy_config(broken["camel_case_metric"], "mf_unique_and_valid_name: off\n")
+    config = copy_config(tmp_path, "mf_unique_and_valid_name: off\n")
     [f] = validate(broken["camel_case_metric"], "--format", "json", "--config", config)\
         .json()["findings"]
     assert f["rule"] == "dbt_semantic" and f["hint"].startswith("rename it to 'item_revenue_x'")
     # With every naming rule off, the metric still cannot be queried: metric_compiles says so.
-    config = copy_config(broken["camel_case_metric"], "mf_unique_and_valid_name: off\n"
+    config = copy_config(tmp_path, "mf_unique_and_valid_name: off\n"
                          "    dbt_semantic: off\n    snake_case_name: off\n")  # fmt: skip
     [f] = validate(broken["camel_case_metric"], "--format", "json", "--config", config)\
         .json()["findings"]
@@ -115,20 +116,21 @@ def test_a_camel_case_metric_name_is_one_finding_with_the_rename(broken, warehou
     assert "cannot be queried" in f["message"] and "'itemrevenuex'" in f["message"]
 
 
-def copy_config(copy, rules: str) -> Path:
-    path = copy.root / "tally-test.yml"
+def copy_config(folder: Path, rules: str) -> Path:
+    """A rules config in `folder` (never in the copy: the copies are shared, read-only)."""
+    path = folder / "tally-test.yml"
     path.write_text("validate:\n  require_owner: true\n  rules:\n    " + rules)
     return path
 
 
-def test_a_metric_metricflow_rejects_is_not_compiled_again(broken):
+def test_a_metric_metricflow_rejects_is_not_compiled_again(broken, tmp_path):
     """bad_entity: MetricFlow's conversion rule reports the metric; metric_compiles does not
     report the same root cause. With that rule (and dbt's copy of it) off, metric_compiles
     reports it, in one line (MetricFlow's own traceback is not printed)."""
     copy = broken["bad_entity"]
     assert {f["rule"] for f in validate(copy, "--skip-dw", "--format", "json")
             .json()["findings"]} == {"mf_conversion_metric"}  # fmt: skip
-    config = copy_config(copy, "mf_conversion_metric: off\n    dbt_semantic: off\n")
+    config = copy_config(tmp_path, "mf_conversion_metric: off\n    dbt_semantic: off\n")
     run = validate(copy, "--skip-dw", "--format", "json", "--config", config)
     assert run.code == 1
     [f] = run.json()["findings"]

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.validate.conftest import ORDERS, make_copy, tally
+from tests.support.project_copies import ORDERS, make_copy, tally
 
 
 def _item(report: dict, kind: str, name: str) -> dict:

@@ -9,23 +9,22 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from tests.conftest import DBT
-from tests.validate.conftest import dbt_warning, make_copy, tally, validate
+from tests.support.project_copies import (
+    dbt_parsed_copy,
+    dbt_warning,
+    make_copy,
+    tally,
+    validate,
+)
 
 COHORTS = "semantic/metrics/cohorts.yml"
 
 
 @pytest.fixture(scope="module")
-def dbt_parsed(tmp_path_factory):
-    """A copy of the project with dbt_project/target/ written by the real `dbt parse`."""
-    import subprocess
-
-    copy = make_copy(tmp_path_factory.mktemp("dbt-parsed"))
-    proc = subprocess.run([str(DBT), "parse", "--profiles-dir", ".", "--quiet"],
-                          cwd=copy.project_dir, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # fmt: skip
-    assert (copy.project_dir / "target" / "semantic_manifest.json").exists()
-    return copy
+def dbt_parsed(request):
+    """A copy of the project with dbt_project/target/ written by the real `dbt parse` (once per
+    run, shared read-only)."""
+    return dbt_parsed_copy(request.config)
 
 
 def _run(copy, *args):

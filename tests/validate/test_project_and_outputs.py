@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT_DIR
-from tests.validate.conftest import ORDERS, tally, validate
+from tests.support.paths import PROJECT_DIR
+from tests.support.project_copies import ORDERS, tally, validate
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from tally.validate.freshness import (
     target_info,
 )
 from tally.validate.locate import Locator, message_names
-from tests.conftest import PROJECT_DIR
-from tests.validate.conftest import ORDERS, SAVED, make_copy
+from tests.support.paths import PROJECT_DIR
+from tests.support.project_copies import ORDERS, SAVED, make_copy
 
 DEV = TargetInfo("dev", "duckdb", True)
 COHORTS = "semantic/metrics/cohorts.yml"

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
-from tests.validate.conftest import FIXTURES, make_copy
+from tests.support.paths import ROOT
+from tests.support.project_copies import FIXTURES, make_copy
 
 WORKFLOW = ROOT / ".github" / "workflows" / "semantic-ci.yml"
 

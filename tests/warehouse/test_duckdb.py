@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tally.warehouse.duckdb import DuckDBWarehouse
-from tests.warehouse.interrupts import assert_interrupt_stops
+from tests.support.interrupts import assert_interrupt_stops
 
 ENDLESS = "select sum(i * i) from range(100000000000) t(i)"  # hours of work
 

@@ -14,8 +14,9 @@ from tally.errors import QueryTimeout, WarehouseError, WarehouseUnavailable
 from tally.project import read_profile_target
 from tally.warehouse.postgres import PostgresWarehouse
 from tally.warehouse.registry import connect
-from tests.conftest import PROJECT_DIR, postgres_or_skip
-from tests.warehouse.interrupts import assert_interrupt_stops
+from tests.support.interrupts import assert_interrupt_stops
+from tests.support.paths import PROJECT_DIR
+from tests.support.postgres import postgres_or_skip
 
 PG = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
       "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
@@ -84,7 +85,7 @@ def test_the_postgres_copy_keeps_nulls_and_empty_strings_apart(pg_warehouse, raw
     query = ("select count(*), count(*) filter (where email is null), "
              "count(*) filter (where email = ''), sum(length(coalesce(email, ''))) "
              "from raw.customers")
-    with psycopg2.connect(**{**postgres_or_skip(), "dbname": pg_warehouse.dbname}) as con, \
+    with psycopg2.connect(**pg_warehouse.conn()) as con, \
             con.cursor() as cur:
         cur.execute(query)
         copied = tuple(int(v) for v in cur.fetchone())

@@ -88,7 +88,14 @@ class TallyService:
         warehouse: Warehouse | None = None,
         *,
         clock: Clock = time.monotonic,
+        compiler: Compiler | None = None,
     ) -> None:
+        """`warehouse`: default, the profile target's, connected on first use. `clock`: what
+        cache ages and TTLs are read from. `compiler`: one already built from the manifest at
+        settings' manifest path, as the file is now, for this warehouse's engine, so that
+        services of one process share one MetricFlow engine and compiled-SQL cache (the test
+        suite builds hundreds of services over one manifest); a changed manifest file is
+        still loaded into a new compiler of this service's own. Default: built on first use."""
         self.settings = settings
         self.clock = clock
         self._warehouse = warehouse
@@ -96,6 +103,15 @@ class TallyService:
         self._manifest_path = settings.resolved_manifest_path()
         self._compiler: Compiler | None = None
         self._manifest_stamp: tuple[int, int] | None = None
+        if compiler is not None:
+            engine = self._engine or compiler.engine
+            if compiler.loaded.path != self._manifest_path or compiler.engine != engine:
+                raise ValueError(
+                    f"The compiler given was built from {compiler.loaded.path} for "
+                    f"{compiler.engine.adapter_type}, not {self._manifest_path} for "
+                    f"{engine.adapter_type}."
+                )
+            self._compiler, self._manifest_stamp = compiler, _stamp(self._manifest_path)
         self._reload_lock = threading.Lock()
         self._connect_lock = threading.Lock()
         self.cache = ResultCache(settings.cache_max_bytes, clock)

@@ -15,7 +15,7 @@ import pytest
 
 from tally.core.request import QueryRequest
 from tally.errors import Unauthorized
-from tests.api.conftest import assert_error
+from tests.support.assertions import assert_error
 
 pytestmark = pytest.mark.anyio
 ENV = 1

@@ -1,4 +1,4 @@
-"""Shared by the warehouse tests: interrupt a query that would run for a long time."""
+"""Interrupting a warehouse query that would run for a long time (DuckDB and PostgreSQL)."""
 
 from __future__ import annotations
 

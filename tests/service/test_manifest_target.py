@@ -6,16 +6,14 @@ from __future__ import annotations
 import pytest
 
 from tally.errors import ManifestMismatch
-from tally.service import TallyService
-from tally.settings import Settings
 from tally.warehouse.postgres import PostgresWarehouse
-from tests.conftest import PROJECT_DIR
 
 
-def test_a_duckdb_manifest_with_a_postgres_warehouse_is_refused_with_the_fix(warehouse):
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
-    # Never connected: the mismatch is found before any SQL is written.
-    service = TallyService(settings, warehouse=PostgresWarehouse(host="127.0.0.1", port=1))
+def test_a_duckdb_manifest_with_a_postgres_warehouse_is_refused_with_the_fix(services):
+    # Never connected: the mismatch is found before any SQL is written (by the service's own
+    # engine, built on first use: a shared one would be built for the wrong engine).
+    service = services.service(PostgresWarehouse(host="127.0.0.1", port=1),
+                               shared_engine=False)
     with pytest.raises(ManifestMismatch) as e:
         service.list_metrics()
     assert "parsed by dbt for a duckdb target" in e.value.message

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.conftest import assert_error
+from tests.support.assertions import assert_error
 
 pytestmark = pytest.mark.anyio
 

@@ -37,17 +37,6 @@ def test_normalized_ignores_order_and_whitespace_but_not_order_by():
     assert c.normalized() != d.normalized()
 
 
-def test_access_context_is_part_of_the_key():
-    from tally.cache.keys import result_key
-    from tally.core.caller import Caller
-
-    r = QueryRequest.create(metrics=["revenue"])
-    a = Caller.of("rest", access={"tenant": "a"}).access
-    b = Caller.of("rest", access={"tenant": "b"}).access
-    assert result_key(r, "m", "d", a) != result_key(r, "m", "d", b)
-    assert result_key(r, "m", "d", a) == result_key(r, "m", "d", a)
-
-
 @pytest.mark.parametrize("limit", [-1, "ten", 1.5, True, [3]])
 def test_bad_limits_are_rejected(limit):
     with pytest.raises(InvalidRequest, match="limit"):

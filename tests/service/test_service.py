@@ -19,11 +19,9 @@ from tally.errors import (
     UnknownDimension,
     UnknownMetric,
     UnknownSavedQuery,
+    WarehouseUnavailable,
 )
-from tally.service import TallyService
-from tally.settings import Settings
-from tally.warehouse.duckdb import DuckDBWarehouse
-from tests.conftest import PROJECT_DIR
+from tests.support.warehouses import missing_warehouse
 
 
 def q(**kw):
@@ -104,9 +102,8 @@ def test_saved_query_runs_with_extra_filter_and_limit(service):
     assert set(us.table.column("customer__country").to_pylist()) == {"US"}
 
 
-def test_max_rows_is_enforced(warehouse):
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path, max_rows=5)
-    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+def test_max_rows_is_enforced(services):
+    svc = services.service(max_rows=5)
     with pytest.raises(ResultTooLarge, match="more than 5 rows"):
         svc.query(q(metrics="revenue", group_by="metric_time__month"))
     assert (
@@ -136,18 +133,16 @@ def test_catalog(service):
     }
 
 
-def test_missing_manifest_says_how_to_fix(tmp_path, warehouse):
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=tmp_path / "nope.json")
-    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+def test_missing_manifest_says_how_to_fix(tmp_path, services):
+    svc = services.service(manifest_path=tmp_path / "nope.json")
     with pytest.raises(ManifestUnavailable, match="dbt parse"):
         svc.list_metrics()
 
 
-def test_new_manifest_is_picked_up_and_broken_one_is_ignored(tmp_path, warehouse):
+def test_new_manifest_is_picked_up_and_broken_one_is_ignored(tmp_path, warehouse, services):
     manifest = tmp_path / "semantic_manifest.json"
     shutil.copy(warehouse.manifest_path, manifest)
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=manifest)
-    svc = TallyService(settings, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+    svc = services.service(manifest_path=manifest)  # another manifest: an engine of its own
     first = svc.manifest_version
     manifest.write_text("{ not json")
     assert svc.manifest_version == first  # a broken file never replaces a good one
@@ -159,11 +154,8 @@ def test_new_manifest_is_picked_up_and_broken_one_is_ignored(tmp_path, warehouse
     assert svc.get_metric("revenue").label == "Net revenue"
 
 
-def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, warehouse):
-    settings = Settings(project_dir=PROJECT_DIR, manifest_path=warehouse.manifest_path)
-    svc = TallyService(settings, warehouse=DuckDBWarehouse(tmp_path / "warehouse.duckdb"))
-    from tally.errors import WarehouseUnavailable
-
+def test_missing_warehouse_file_is_a_clear_server_error(tmp_path, services):
+    svc = services.service(missing_warehouse(tmp_path))
     with pytest.raises(WarehouseUnavailable, match="tally build"):
         svc.query(q(metrics="revenue"))
 

@@ -1,4 +1,4 @@
-"""Shared helpers of the correctness suite: served rows from tally, expected rows from SQL written
+"""The correctness suite's reference helpers: served rows from tally, expected rows from SQL written
 by hand over raw.* ONLY (never the dbt models), and a strict row-by-row comparison.
 
 Every expected value comes from the CTEs below, which restate GLOSSARY.md over the raw tables:

@@ -7,7 +7,9 @@ import json
 import pyarrow as pa
 import pytest
 
-from tests.api.conftest import assert_error
+from tests.support.assertions import assert_error
+from tests.support.clients import asgi_client
+from tests.support.warehouses import missing_warehouse
 
 pytestmark = pytest.mark.anyio
 
@@ -267,15 +269,7 @@ async def test_the_data_is_unchanged_by_hostile_filters(client, raw):
 
 
 async def test_warehouse_failure_is_a_5xx_without_internals(make_app, tmp_path):
-    from tally.service import TallyService
-    from tally.warehouse.duckdb import DuckDBWarehouse
-
-    app = make_app()
-    svc: TallyService = app.state.service
-    svc._warehouse = DuckDBWarehouse(tmp_path / "warehouse.duckdb")
-    import httpx
-
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+    async with asgi_client(make_app(missing_warehouse(tmp_path))) as c:
         r = await c.post("/api/v1/query", json=Q)
     err = assert_error(r, 503, "warehouse_unavailable", "tally build")
     assert "Traceback" not in err["message"]

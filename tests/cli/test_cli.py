@@ -7,21 +7,16 @@ import io
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from tests.correctness.helpers import expected_rows
-
-TALLY = Path(sys.executable).parent / "tally"
+from tests.support.hand_sql import expected_rows
+from tests.support.paths import PROJECT_DIR, TALLY
 
 
 @pytest.fixture(scope="module")
 def run(warehouse):
-    from tests.conftest import PROJECT_DIR
-
     env = {
         **os.environ,
         "TALLY_DUCKDB_PATH": str(warehouse.duckdb_path),
