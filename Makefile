@@ -20,7 +20,8 @@ SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install sdk-venv warehouse warehouse-postgres demo test lint clean help
+.PHONY: install sdk-venv warehouse warehouse-postgres demo test lint clean help browser \
+        dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
@@ -30,15 +31,38 @@ help:
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
+	@echo "make dashboard-build  npm ci + build the TypeScript client and dashboard components"
+	@echo "make browser    install Debian's chromium for the browser tests (root; idempotent)"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
-install: $(STAMP)
+install: $(STAMP) dashboard-build
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e clients/python
 	@touch $(STAMP)
+
+# The TypeScript client and the dashboard's web components: `npm ci` from the committed
+# lockfile (once per lockfile change), then the build (tsc, esbuild), which prints the page's
+# gzipped JavaScript against its 250 KB budget. tally serves clients/dashboard/dist.
+NPM_STAMP := clients/node_modules/.npm-ci-stamp
+DASHBOARD_JS := clients/dashboard/dist/tally-dashboard.js
+
+dashboard-build: $(DASHBOARD_JS)
+
+$(NPM_STAMP): clients/package-lock.json
+	cd clients && npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+$(DASHBOARD_JS): $(NPM_STAMP) $(wildcard clients/js/src/*.ts clients/dashboard/src/*.ts) \
+                 clients/dashboard/build.mjs
+	cd clients && npm run build
+
+# Debian's chromium for the browser tests (Playwright drives it; its own download cannot work
+# here). Needs root, as CI has.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 sdk-venv: $(SDK_STAMP)
 
@@ -87,15 +111,16 @@ demo: warehouse
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
 TEST_WORKERS ?= 2
 
-test: $(STAMP) $(SDK_STAMP)
+test: $(STAMP) $(SDK_STAMP) dashboard-build browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff check server tests bench clients/python
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:
+	rm -rf clients/node_modules clients/js/dist clients/dashboard/dist
 	rm -rf $(VENV) $(SDK_VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
 	       $(PROJECT)/target.old \
 	       $(PROJECT)/logs \

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Arrow Flight SQL (the dbt Semantic Layer's "
         "JDBC/ADBC protocol) on this port; unset: off."
     )
+    dashboard_assets_dir: Path | None = Field(
+        None, description="The built dashboard components (JavaScript) served at "
+        "/dashboards/assets/ (default: clients/dashboard/dist of the source checkout, built by "
+        "`make dashboard-build`)."
+    )
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

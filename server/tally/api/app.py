@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
-from tally.api import errors
+from tally.api import dashboards, errors
 from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
@@ -93,7 +93,7 @@ def create_app(
         RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
     )
     for router in (query.router, queries.router, catalog.router, saved_queries.router,
-                   admin.router, embed.router):  # fmt: skip
+                   admin.router, embed.router, dashboards.router):  # fmt: skip
         app.include_router(router)
     app.openapi = lambda: errors.openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
