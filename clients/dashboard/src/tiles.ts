@@ -237,7 +237,7 @@ export class TallyChart extends TallyTile {
       const [rowKey, colKey] = groups;
       for (const d of data) if (d[rowKey] instanceof Date) d[rowKey] = (d[rowKey] as Date).toISOString().slice(0, 7);
       svg = Plot.plot({ ...base, marginLeft: 70, padding: 0.05, height: Math.max(160, 16 * new Set(data.map((d) => d[rowKey])).size + 40),
-        x: { label: colKey, type: "band" }, y: { label: rowKey, type: "band" },
+        x: { label: pretty(colKey), type: "band" }, y: { label: pretty(rowKey), type: "band" },
         color: { scheme: "blues", legend: true, tickFormat: tick, label: this.formats[y]?.label ?? y },
         marks: [Plot.cell(data, { x: colKey, y: rowKey, fill: y, title: (d: Record<string, unknown>) => `${d[rowKey]} · ${d[colKey]}: ${formatValue(d[y], fmt)}` })] });
     } else if (type === "bar" && groups.length >= 1 && !isTime(groups[0])) {
@@ -262,6 +262,12 @@ export class TallyChart extends TallyTile {
     this.body(`<div class="tally-chart-svg"></div><details class="tally-alt"><summary>Show data</summary>${this.dataTable()}</details>`);
     this.querySelector(".tally-chart-svg")!.appendChild(svg);
   }
+}
+
+/** cohort__period_number -> "period number": an axis label when the catalog gives none. */
+function pretty(column: string): string {
+  const parts = column.split("__").filter((p) => !/^(day|week|month|quarter|year|hour)$/.test(p));
+  return (parts[parts.length - 1] ?? column).replace(/_/g, " ");
 }
 
 function grainOf(column: string | undefined): "day" | "week" | "month" | "quarter" | "year" | undefined {

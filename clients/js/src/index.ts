@@ -228,8 +228,8 @@ export class Client {
     if (params.limit != null) q.set("limit", String(params.limit));
     if (params.start) q.set("start", params.start);
     if (params.end) q.set("end", params.end);
-    const body = (await this.get(`/api/v1/dimension-values?${q}`, options)) as QueryResult;
-    return body.data.map((row) => row[dimension] ?? Object.values(row)[0]);
+    const body = (await this.get(`/api/v1/dimension-values?${q}`, options)) as { values: unknown[] };
+    return body.values;
   }
 
   /** Dashboards as code: their names and titles. */
