@@ -184,14 +184,19 @@ export class TallyKpi extends TallyTile {
   private previous: QueryResult | null = null;
 
   protected async fetchData(request: QueryRequest, signal: AbortSignal): Promise<QueryResult> {
-    const current = this.client().query(request, { signal });
     const compare = this.getAttribute("compare") ?? (this.dataset.compare || null);
     this.previous = null;
     if (compare === "previous_period" && request.start && request.end) {
       const [start, end] = previousPeriod(request.start.slice(0, 10), request.end.slice(0, 10));
-      this.previous = await this.client().query({ ...request, start, end }, { signal });
+      // both at once; Promise.all so an aborted pair leaves no unhandled rejection
+      const [current, previous] = await Promise.all([
+        this.client().query(request, { signal }),
+        this.client().query({ ...request, start, end }, { signal }),
+      ]);
+      this.previous = previous;
+      return current;
     }
-    return current;
+    return this.client().query(request, { signal });
   }
 
   protected draw(): void {
