@@ -170,8 +170,7 @@ export class Client {
 
   /** Run a query; rows as JSON objects. */
   async query(request: QueryRequest, options: CallOptions = {}): Promise<QueryResult> {
-    const response = await this.send("POST", "/api/v1/query", request, "application/json", options);
-    return (await response.json()) as QueryResult;
+    return (await this.call("POST", "/api/v1/query", request, options)) as QueryResult;
   }
 
   /** Run a query; the result as an Apache Arrow table (Arrow IPC on the wire). */
@@ -243,15 +242,26 @@ export class Client {
     return (await this.get(`/api/v1/dashboards/${encodeURIComponent(name)}`, options)) as DashboardDefinition;
   }
 
-  private async get(path: string, options: CallOptions): Promise<unknown> {
-    const cached = this.etags.get(path);
-    const response = await this.send("GET", path, undefined, "application/json", options,
+  private get(path: string, options: CallOptions): Promise<unknown> {
+    return this.call("GET", path, undefined, options);
+  }
+
+  /** A JSON call, revalidated with If-None-Match when an earlier answer carried an ETag. */
+  private async call(method: string, path: string, body: unknown, options: CallOptions): Promise<unknown> {
+    const key = `${method} ${path} ${body === undefined ? "" : JSON.stringify(body)}`;
+    const cached = this.etags.get(key);
+    const response = await this.send(method, path, body, "application/json", options,
       cached ? { "if-none-match": cached.etag } : {});
     if (response.status === 304 && cached) return cached.body;
-    const body = await response.json();
+    const value = await response.json();
     const etag = response.headers.get("etag");
-    if (etag) this.etags.set(path, { etag, body });
-    return body;
+    if (etag) {
+      // bounded: the oldest answer goes first (a Map keeps insertion order)
+      this.etags.delete(key);
+      this.etags.set(key, { etag, body: value });
+      if (this.etags.size > 256) this.etags.delete(this.etags.keys().next().value!);
+    }
+    return value;
   }
 
   private async send(

@@ -93,7 +93,11 @@ class _Core:
         value = decode(response)
         etag = response.headers.get("etag")
         if etag:
+            # bounded: the oldest answer goes first (dicts keep insertion order)
+            self.etags.pop(key, None)
             self.etags[key] = (etag, value)
+            if len(self.etags) > 256:
+                del self.etags[next(iter(self.etags))]
         return value
 
 

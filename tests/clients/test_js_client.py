@@ -1,0 +1,47 @@
+"""@tally/client (clients/js) under Node's test runner against the real server: this test
+computes the expected rows by hand-written SQL over raw.*, mints a tenant's embed token, and runs
+`node --test clients/js/test/` with them (its output is shown when it fails)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from tests.support.hand_dashboards import order_metric
+from tests.support.paths import ROOT
+
+JS = ROOT / "clients" / "js"
+
+
+def _rows(rows):
+    return [{k: (v.isoformat() if hasattr(v, "isoformat") else float(v) if not isinstance(
+        v, str | int) else v) for k, v in r.items()} for r in rows]  # fmt: skip
+
+
+def test_typescript_client_against_the_server(tally_server, mint, raw, tmp_path):
+    node = shutil.which("node")
+    built = JS / "dist" / "index.js"
+    if node is None or not built.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("node or clients/js/dist is missing: `make dashboard-build` builds it")
+        pytest.skip("no node or no built client: run `make dashboard-build`")
+    expected = {
+        "revenue_by_month": _rows(order_metric(raw, "revenue", ["metric_time__month"],
+                                               "2025-01-01", "2025-12-31")),
+        "orders_de_fr": _rows(order_metric(raw, "order_count", ["customer__country"],
+                                           countries=["DE", "FR"])),
+        "orders_fr": _rows(order_metric(raw, "order_count", ["customer__country"],
+                                        countries=["FR"])),
+    }  # fmt: skip
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps(expected))
+    env = {**os.environ, "TALLY_URL": tally_server.url, "TALLY_EXPECTED": str(path),
+           "TALLY_TENANT_TOKEN": mint(["FR"], metrics=["order_count", "revenue"])}  # fmt: skip
+    run = subprocess.run([node, "--test", "test/"], cwd=JS, env=env, capture_output=True,
+                         text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "# pass 8" in run.stdout and "# fail 0" in run.stdout, run.stdout[-3000:]
