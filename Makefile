@@ -115,7 +115,7 @@ test: $(STAMP) $(SDK_STAMP) dashboard-build browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 lint: $(STAMP)
-	$(BIN)/ruff check server tests bench clients/python
+	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/sqlfluff lint dbt_project
 

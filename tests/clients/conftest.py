@@ -10,19 +10,32 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from tests.support.servers import RunningServer, start_tally
+from tests.support.servers import RunningServer, free_port, start_tally
 
 ADMIN = "clients-admin-token-0123456789abcdef"
 EMBED_SECRET = "clients-embed-secret-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")
-def tally_server(warehouse, tmp_path_factory) -> Iterator[RunningServer]:
+def product_port() -> int:
+    """The port of the example product app (clients/dashboard/example/app.py), another origin
+    that tally allows (CORS)."""
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def tally_server(warehouse, tmp_path_factory, product_port) -> Iterator[RunningServer]:
     server = start_tally(warehouse, tmp_path_factory.mktemp("clients_server"),
-                         TALLY_ADMIN_TOKEN=ADMIN, TALLY_EMBED_SECRET=EMBED_SECRET)  # fmt: skip
+                         TALLY_ADMIN_TOKEN=ADMIN, TALLY_EMBED_SECRET=EMBED_SECRET,
+                         TALLY_CORS_ORIGINS=f'["http://127.0.0.1:{product_port}"]')  # fmt: skip
     yield server
     log = server.stop()
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.fixture(scope="session")
+def admin_token() -> str:
+    return ADMIN
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,8 @@ import datetime as dt
 import json
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -271,3 +273,27 @@ def test_a_phone_width_fits_and_screenshots_are_written(browser, tally_server):
         pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
         assert (ARTIFACTS / name).stat().st_size > 10_000
         context.close()
+
+
+def test_the_example_product_app_embeds_one_tenant_from_another_origin(
+    page, tally_server, raw, admin_token, product_port
+):
+    """clients/dashboard/example/app.py, run as it is: its backend mints the tenant's token,
+    its page (another origin, so CORS is real) has one script tag and one element."""
+    env = {**os.environ, "TALLY_URL": tally_server.url, "TALLY_ADMIN_TOKEN": admin_token}
+    app = subprocess.Popen([sys.executable, str(ROOT / "clients" / "dashboard" / "example" /
+                                                "app.py"), "--port", str(product_port),
+                            "--country", "DE"], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert "product page on" in app.stdout.readline()
+        shown = open_dashboard(page, f"http://127.0.0.1:{product_port}/")
+    finally:
+        app.terminate()
+        app.wait(timeout=10)
+    # the cohort grid cannot be filtered to a tenant: the example does not pin its metric
+    assert shown.pop("cohort_retention")["error"] == "forbidden"
+    assert {name: t["state"] for name, t in shown.items()} == dict.fromkeys(shown, "ready")
+    for tile, metric in (("revenue", "revenue"), ("orders", "order_count")):
+        expected = order_metric(raw, metric, (), "2025-01-01", "2025-12-31", ["DE"])[0][metric]
+        assert float(shown[tile]["value"]) == pytest.approx(float(expected), rel=FLOAT_TOL)
+    assert {r["customer__country"] for r in shown["revenue_by_country"]["rows"]} == {"DE"}

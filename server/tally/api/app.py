@@ -85,7 +85,9 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "accept", "if-none-match", "x-request-id"],
+            # authorization: an embedded dashboard sends its embed token from the host page
+            allow_headers=["content-type", "accept", "if-none-match", "x-request-id",
+                           "authorization"],
             expose_headers=["etag", "x-tally-cache", "x-tally-cache-age", "x-request-id",
                             "server-timing"],
         )
