@@ -92,7 +92,7 @@ warehouse-postgres: $(STAMP)
 	TALLY_TARGET=postgres $(BIN)/tally build --project-dir $(PROJECT) --vars $(DBT_VARS)
 	@echo "PostgreSQL warehouse ready; serve it with: TALLY_TARGET=postgres $(BIN)/tally serve"
 
-demo: warehouse
+demo: warehouse dashboard-build
 	@echo; echo "== tally list metrics"; $(BIN)/tally list metrics
 	@echo; echo "== revenue and orders by year"
 	$(BIN)/tally query --metrics revenue,order_count,average_order_value --group-by metric_time__year
@@ -104,6 +104,7 @@ demo: warehouse
 	$(BIN)/tally query --metrics retention_rate --group-by cohort__cohort_month__month,cohort__period_number --where "{{ Dimension('cohort__period_number') }} <= 3" --limit 8
 	@echo; echo "== a typo gets a suggestion (exit code 2)"
 	-$(BIN)/tally query --metrics revenu
+	@echo; echo "== demo dashboard: http://127.0.0.1:8080/dashboards/overview"
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
 	$(BIN)/tally serve --host 127.0.0.1 --port 8080
 
