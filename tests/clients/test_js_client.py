@@ -45,3 +45,26 @@ def test_typescript_client_against_the_server(tally_server, mint, raw, tmp_path)
                          text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "# pass 8" in run.stdout and "# fail 0" in run.stdout, run.stdout[-3000:]
+
+
+def test_the_dashboard_page_javascript_fits_its_budget():
+    """The build's own measurement (dist/bundle-size.json), checked against the files it
+    measured: the entry and the chunks it imports statically, gzipped."""
+    import gzip
+    import re
+
+    dist = ROOT / "clients" / "dashboard" / "dist"
+    if not (dist / "bundle-size.json").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("clients/dashboard/dist is missing: `make dashboard-build` builds it")
+        pytest.skip("the dashboard is not built: run `make dashboard-build`")
+    report = json.loads((dist / "bundle-size.json").read_text())
+    entry = (dist / "tally-dashboard.js").read_bytes()
+    statics = re.findall(rb'from"\./(chunks/[^"]+)"', entry)
+    files = [entry, *((dist / s.decode()).read_bytes() for s in statics)]
+    gzipped = sum(len(gzip.compress(f, 9)) for f in files)
+    assert abs(gzipped - report["gzip_bytes"]) <= 0.02 * gzipped
+    assert report["gzip_bytes"] <= report["budget_gzip_bytes"] == 250 * 1024
+    # apache-arrow (for Arrow results only) is a chunk of its own, never loaded by the page
+    assert any(p.name.startswith("Arrow") for p in (dist / "chunks").iterdir())
+    assert not any(s.startswith(b"chunks/Arrow") for s in statics)
