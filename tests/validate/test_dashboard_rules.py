@@ -21,6 +21,7 @@ BROKEN = """dashboards:
       date_range: {start: 2025-01-01, end: 2025-12-31}
       pickers:
         - {dimension: cohort__period_number, applies_to: [margin]}
+        - {dimension: customer__country}
     tiles:
       - {name: fine, type: kpi, metrics: [revenue]}
       - {name: renamed, type: kpi, metrics: [revenu]}
@@ -63,12 +64,12 @@ def test_each_broken_tile_is_one_finding_with_its_line(tmp_path, compiler):
     found = {(f.rule, f.line): f.message for f in ctx.report.findings}
     assert set(found) == {
         ("dashboard_valid", 2),               # bad.yml: no tiles
-        ("dashboard_tile_compiles", 9),       # revenu
-        ("dashboard_tile_compiles", 10),      # product__categry
+        ("dashboard_tile_compiles", 10),      # revenu (once: not again for the country picker)
+        ("dashboard_tile_compiles", 11),      # product__categry
         ("dashboard_tile_compiles", 6),       # the picker's dimension does not reach margin
     }, found
-    assert "Did you mean 'revenue'?" in found[("dashboard_tile_compiles", 9)]
-    unreachable = found[("dashboard_tile_compiles", 10)]
+    assert "Did you mean 'revenue'?" in found[("dashboard_tile_compiles", 10)]
+    unreachable = found[("dashboard_tile_compiles", 11)]
     assert "Unknown dimension 'product__categry'" in unreachable
     picker = found[("dashboard_tile_compiles", 6)]
     assert "picker 'cohort__period_number' on tile 'margin'" in picker

@@ -8,6 +8,7 @@ from tally.core.dashboards import (
     Choices,
     Dashboard,
     DashboardError,
+    Tile,
     dashboard_files,
     read_file,
     tile_request,
@@ -44,27 +45,34 @@ def run_dashboard_rules(ctx: Context) -> None:
         return
     with quiet_metricflow():
         for d in dashboards:
+            broken = set()
             for tile in d.tiles:
                 ctx.report.count(DASHBOARD_TILE_COMPILES.id)
-                _compile(ctx, d, tile, Choices(), f"tile '{tile.name}'")
+                if not _compile(ctx, d, tile, Choices(), f"tile '{tile.name}'"):
+                    broken.add(tile.name)  # one root cause, one finding: no picker check
             for picker in d.controls.pickers:
                 # a picked value adds the picker's filter: its dimension must reach each tile
                 choices = Choices(picked={picker.dimension: ["x"]})
                 for tile in d.tiles:
+                    if tile.name in broken:
+                        continue
                     if not picker.applies_to or tile.name in picker.applies_to:
                         _compile(ctx, d, tile, choices,
                                  f"picker '{picker.dimension}' on tile '{tile.name}'",
                                  picker.line)  # fmt: skip
 
 
-def _compile(ctx: Context, d: Dashboard, tile, choices: Choices, what: str,
-             line: int | None = None) -> None:  # fmt: skip
+def _compile(ctx: Context, d: Dashboard, tile: Tile, choices: Choices, what: str,
+             line: int | None = None) -> bool:  # fmt: skip
+    """Whether the tile compiles under these choices; a finding when it does not."""
     try:
         ctx.compiler.compile(tile_request(d, tile, choices), limit=1)
     except TallyError as e:
         ctx.add(DASHBOARD_TILE_COMPILES, f"dashboard '{d.name}', {what}: {e.message}",
                 kind="dashboard", element=d.name,
                 location=Location(d.path, line or tile.line) if d.path else None)  # fmt: skip
+        return False
+    return True
 
 
 def _line_of(message: str) -> int | None:
