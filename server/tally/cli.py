@@ -194,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register(sub)
     register_admin(sub, project_flags)
+    from tally.mcp.cli import register as register_mcp
+
+    register_mcp(sub, project_flags)
     return parser
 
 

@@ -1,0 +1,99 @@
+"""MCP over streamable HTTP at `/mcp` on the API app, over the app's own service: the bearer
+token of each HTTP request is authenticated by the service exactly as REST does (a bad one is
+a 401 in the one error shape before any MCP message is read), and every tool, resource and
+prompt of that request runs as its caller."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from tally.core.caller import Caller
+from tally.errors import TallyError
+from tally.mcp.server import build_server, current_caller
+from tally.service import TallyService
+
+PATH = "/mcp"
+_STATE_KEY = "tally_mcp_caller"
+
+
+def _bearer(scope: Scope) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token.strip() or None if scheme.lower() == "bearer" else None
+    return None
+
+
+class _Authenticated:
+    """The session manager's ASGI app behind tally's authentication."""
+
+    def __init__(self, app: StreamableHTTPASGIApp, service: TallyService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope.setdefault("state", {})
+        try:
+            caller = self.service.authenticate(
+                _bearer(scope), transport="mcp", request_id=state.get("request_id", "-")
+            )
+        except TallyError as e:
+            body = json.dumps(e.to_dict()).encode()
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+            if e.status == 401:
+                headers.append((b"www-authenticate", b'Bearer realm="tally"'))
+            await send({"type": "http.response.start", "status": e.status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        state[_STATE_KEY] = caller
+        await self.app(scope, receive, send)
+
+
+async def _as_http_caller(ctx: Any, call_next: Any) -> Any:
+    """SDK middleware: the caller authenticated for this message's HTTP request."""
+    request = getattr(ctx, "request", None)
+    state = getattr(request, "scope", {}).get("state", {}) if request is not None else {}
+    caller = state.get(_STATE_KEY)
+    token = current_caller.set(caller)
+    try:
+        return await call_next(ctx)
+    finally:
+        current_caller.reset(token)
+
+
+def mount(app: FastAPI, service: TallyService) -> None:
+    """Serve MCP at /mcp on `app`; its session manager runs inside the app's lifespan."""
+
+    def no_caller() -> Caller:
+        # Every HTTP request is authenticated before it reaches the server; a message without
+        # one would be a wiring fault, never anonymous access.
+        raise RuntimeError("MCP message without an authenticated HTTP request")
+
+    server = build_server(service, no_caller)
+    server.middleware.append(_as_http_caller)
+    # Stateless, JSON responses: each POST is one self-contained exchange, so any server
+    # process behind a load balancer can answer it, and no session outlives its request.
+    server.streamable_http_app(
+        streamable_http_path=PATH, stateless_http=True, json_response=True,
+        host=service.settings.host,
+    )  # fmt: skip
+    manager = server.session_manager
+    endpoint = _Authenticated(StreamableHTTPASGIApp(manager), service)
+    app.router.routes.append(Route(PATH, endpoint=endpoint, methods=["GET", "POST", "DELETE"]))
+    outer = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with outer(a) as state, manager.run():
+            yield state
+
+    app.router.lifespan_context = lifespan
