@@ -19,9 +19,11 @@ from tally.core.caller import Caller
 from tally.errors import TallyError
 from tally.mcp.server import build_server, current_caller
 from tally.service import TallyService
+from tally.service.telemetry import current_audit
 
 PATH = "/mcp"
 _STATE_KEY = "tally_mcp_caller"
+_AUDITED = ("auth", "key_id", "policies")
 
 
 def _bearer(scope: Scope) -> str | None:
@@ -41,11 +43,14 @@ class _Authenticated:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
+        audit = current_audit.get()  # the HTTP request's audit record, as REST fills it
         try:
             caller = self.service.authenticate(
                 _bearer(scope), transport="mcp", request_id=state.get("request_id", "-")
             )
         except TallyError as e:
+            if audit is not None:
+                audit.update(transport="mcp", auth_failed=e.code, reason=e.message)
             body = json.dumps(e.to_dict()).encode()
             headers = [(b"content-type", b"application/json"),
                        (b"content-length", str(len(body)).encode())]  # fmt: skip
@@ -54,6 +59,9 @@ class _Authenticated:
             await send({"type": "http.response.start", "status": e.status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
+        if audit is not None and caller.subject is not None:
+            audit.update(transport="mcp", subject=caller.subject,
+                         **{k: v for k, v in caller.extra.items() if k in _AUDITED})  # fmt: skip
         state[_STATE_KEY] = caller
         await self.app(scope, receive, send)
 

@@ -7,6 +7,7 @@ authenticated from its bearer token (tally.mcp.http), over stdio the one of `tal
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Annotated, Any
@@ -53,7 +54,33 @@ def build_server(
 ) -> MCPServer:
     """The MCP server. `default_caller`: who calls when the transport set no caller (stdio)."""
     tools = Tools(service)
-    mcp = MCPServer(
+    # MCPServer() calls logging.basicConfig (a Rich handler at INFO on the root logger) when
+    # the root logger has no handler yet: building the API app must not configure the
+    # process's logging, so a placeholder handler makes that call a no-op.
+    root, placeholder = logging.getLogger(), logging.NullHandler()
+    if not root.handlers:
+        root.addHandler(placeholder)
+    try:
+        mcp = _new_server()
+    finally:
+        root.removeHandler(placeholder)
+
+    def caller() -> Caller:
+        return current_caller.get() or default_caller()
+
+    _tools(mcp, service, tools, caller)
+    _resources(mcp, service, tools, caller)
+
+    @mcp.prompt(name=ANSWER_PROMPT, description="Answer a business question with tally's "
+                "metrics: pick metrics, check dimensions, state the filters.")  # fmt: skip
+    def answer_question(question: str) -> str:
+        return answer_prompt(question)
+
+    return mcp
+
+
+def _new_server() -> MCPServer:
+    return MCPServer(
         "tally",
         title="tally metrics",
         instructions=(
@@ -65,8 +92,11 @@ def build_server(
         version="0.1.0",
     )
 
-    def caller() -> Caller:
-        return current_caller.get() or default_caller()
+
+def _tools(
+    mcp: MCPServer, service: TallyService, tools: Tools, caller: Callable[[], Caller]
+) -> None:
+    """The tools; each runs as `caller()` and answers a TallyError as a tool error."""
 
     async def run(
         work: Callable[[Caller], Awaitable[dict[str, Any]]],
@@ -160,14 +190,6 @@ def build_server(
         return await run(lambda c: tools.query_saved_query(c, name, where, limit, format),
                          asked=name)  # fmt: skip
 
-    _resources(mcp, service, tools, caller)
-
-    @mcp.prompt(name=ANSWER_PROMPT, description="Answer a business question with tally's "
-                "metrics: pick metrics, check dimensions, state the filters.")  # fmt: skip
-    def answer_question(question: str) -> str:
-        return answer_prompt(question)
-
-    return mcp
 
 
 def _resources(
