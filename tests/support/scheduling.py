@@ -23,10 +23,13 @@ GROUPS = {
     # A module fixture generates raw data that every test of the module reads: once, not once
     # per worker.
     "tests/datagen/": "datagen",
+    # One `tally mcp` and one `tally serve` per module, shared by its tests.
+    "tests/mcp/test_tools.py": "mcp-tools",
+    "tests/mcp/test_tenant.py": "mcp-tenant",
 }
 
 # Slow tests, by what their node id starts with or contains.
-SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/")
+SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
 
 
