@@ -93,6 +93,19 @@ def test_revenue_by_grain_and_country_equals_hand_sql(mcp, raw, grain):
     assert body["time_range"]["in_data"]["column"] == f"metric_time__{grain}"
 
 
+def test_a_ratio_metric_by_quarter_and_segment_equals_hand_sql(mcp, raw):
+    group_by = ["metric_time__quarter", "customer__customer_segment"]
+    body = mcp.ok("query_metrics", metrics=["average_order_value"], limit=10_000, group_by=[
+        {"name": "metric_time", "grain": "quarter", "type": "time_dimension"},
+        {"name": "customer__customer_segment"}])
+    expected = _hand(raw, "sum(net_amount) / count(order_id) as average_order_value",
+                     group_by, "order_status = 'completed'")
+    assert_rows_match(body["data"], expected, group_by, "average_order_value", tol=TOL,
+                      absent="null", min_rows=8)
+    assert {c["name"]: c.get("unit") for c in body["columns"]}["average_order_value"] == (
+        "currency")
+
+
 def test_filtered_counts_and_the_echoed_filter(mcp, raw, small_country):
     where = dim_filter("customer__country", small_country)
     group_by = ["metric_time__month", "order__order_status"]
@@ -204,3 +217,32 @@ def test_resources_and_prompt(mcp):
                                             {"question": "Revenue in France last year?"}))
     text = prompt.messages[0].content.text
     assert "Revenue in France last year?" in text and "get_dimensions" in text
+
+
+@pytest.fixture(scope="module")
+def capped(warehouse):
+    """`tally mcp` on a server that shows 10 rows without a limit and returns at most 100."""
+    from tests.support.mcp_clients import stdio_session, tally_env
+
+    session = stdio_session(tally_env(warehouse, TALLY_MCP_MAX_ROWS="10", TALLY_MAX_ROWS="100"))
+    yield session
+    session.close()
+
+
+def test_no_cap_is_silent(capped, raw):
+    months = _hand(raw, REVENUE, ["metric_time__month"])
+    body = capped.ok("query_metrics", metrics=["revenue"],
+                     group_by=[{"name": "metric_time", "grain": "month"}])
+    assert 10 < len(months) <= 100
+    assert body["row_count"] == 10 and body["truncated"] is True
+    assert body["total_rows"] == len(months)
+    served = {r["metric_time__month"]: r["revenue"] for r in body["data"]}
+    hand = {r["metric_time__month"]: r["revenue"] for r in months}
+    assert list(served) == sorted(hand)[:10]  # the first rows of the answer, in its order
+    assert served == {k: pytest.approx(float(hand[k]), rel=TOL) for k in served}
+    # More rows than the server returns at all: the first ones, and how many there are at least.
+    days = capped.ok("query_metrics", metrics=["revenue"], limit=50,
+                     group_by=[{"name": "metric_time", "grain": "day"}])
+    assert days["truncated"] is True and days["row_count"] == 50
+    assert days["total_rows"] is None and days["total_rows_at_least"] == 101
+    assert "more than 100 rows" in days["note"]

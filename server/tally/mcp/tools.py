@@ -227,12 +227,13 @@ class Tools:
             result, _ = await svc.query_async(request, caller)
             at_least = None
         except ResultTooLarge:
-            # More rows than the server returns at all: show the first ones and say that the
-            # whole answer has more (its exact size is unknown without running it whole).
+            # More rows than the server returns at all (TALLY_MAX_ROWS): show the first ones and
+            # say the whole answer has more than that maximum (its exact size would take
+            # running it whole).
             from dataclasses import replace
 
-            result, _ = await svc.query_async(replace(request, limit=shown + 1), caller)
-            at_least = shown + 1
+            result, _ = await svc.query_async(replace(request, limit=shown), caller)
+            at_least = svc.settings.max_rows + 1
 
         def units() -> tuple[dict[str, str], dict[str, str]]:
             names = [n for n in result.table.column_names if n in svc.compiler.metrics]
@@ -247,7 +248,10 @@ class Tools:
         body = answer(result, request, units=unit_map, labels=labels, shown=shown, fmt=fmt,
                       saved_where=saved_where)  # fmt: skip
         if at_least is not None:
-            body["total_rows"] = None
-            body["total_rows_at_least"] = at_least
-            body["truncated"] = True
+            body.update(total_rows=None, total_rows_at_least=at_least, truncated=True)
+            body["note"] = (
+                f"Only the first {body['row_count']} rows are shown; the whole answer has more "
+                f"than {at_least - 1} rows (the server's maximum): add filters or use a "
+                "coarser grain."
+            )
         return body
