@@ -246,3 +246,13 @@ def test_no_cap_is_silent(capped, raw):
     assert days["truncated"] is True and days["row_count"] == 50
     assert days["total_rows"] is None and days["total_rows_at_least"] == 101
     assert "more than 100 rows" in days["note"]
+
+
+def test_arguments_the_sdk_refuses_and_unknown_tools_in_the_one_error_shape(mcp):
+    is_error, body = mcp.call("query_metrics", metrics="revenue", limit="many")
+    assert is_error and body["error"]["code"] == "invalid_arguments"
+    assert "metrics" in body["error"]["message"] and "limit" in body["error"]["message"]
+    is_error, body = mcp.call("query_metric", metrics=["revenue"])
+    assert is_error and body["error"]["code"] == "unknown_tool"
+    assert body["error"]["suggestions"][0] == "query_metrics"
+    assert "explain_metric" in body["error"]["valid_tools"]

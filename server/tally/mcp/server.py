@@ -6,6 +6,7 @@ authenticated from its bearer token (tally.mcp.http), over stdio the one of `tal
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -18,7 +19,7 @@ from pydantic import Field
 
 from tally.core.caller import Caller
 from tally.errors import TallyError
-from tally.mcp.errors import error_body
+from tally.mcp.errors import error_body, nearest
 from tally.mcp.prompts import ANSWER_PROMPT, answer_prompt
 from tally.mcp.tools import GroupByParam, OrderByParam, Tools
 from tally.service import TallyService
@@ -65,6 +66,8 @@ def build_server(
     finally:
         root.removeHandler(placeholder)
 
+    mcp.middleware.append(functools.partial(_sdk_errors_in_one_shape, mcp))
+
     def caller() -> Caller:
         return current_caller.get() or default_caller()
 
@@ -77,6 +80,28 @@ def build_server(
         return answer_prompt(question)
 
     return mcp
+
+
+async def _sdk_errors_in_one_shape(mcp: MCPServer, ctx: Any, call_next: Any) -> Any:
+    """Tool errors the SDK writes itself (arguments that fail the tool's schema, an unknown
+    tool) in tally's one error shape too, so an agent parses every error the same way."""
+    result = await call_next(ctx)
+    if ctx.method != "tools/call" or not isinstance(result, dict) or not result.get("isError"):
+        return result
+    content = result.get("content") or [{}]
+    text = content[0].get("text", "") if isinstance(content[0], dict) else ""
+    if not text or text.lstrip().startswith("{"):
+        return result
+    lines = [line for line in text.splitlines() if "errors.pydantic.dev" not in line]
+    message = "\n".join(lines).replace("Error executing tool ", "Bad arguments for tool ", 1)
+    body: dict[str, Any] = {"error": {"code": "invalid_arguments", "message": message}}
+    if text.startswith("Unknown tool"):
+        names = sorted(t.name for t in await mcp.list_tools())
+        asked = str((ctx.params or {}).get("name", ""))
+        body["error"].update(code="unknown_tool", suggestions=nearest(asked, names),
+                             valid_tools=names)  # fmt: skip
+    return {**result, "content": [{"type": "text", "text": json.dumps(body)}],
+            "structuredContent": body}  # fmt: skip
 
 
 def _new_server() -> MCPServer:
