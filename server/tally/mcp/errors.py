@@ -23,8 +23,8 @@ MAX_LISTED = 200  # the valid names listed in one error; more would drown the ag
 
 
 def nearest(name: str, candidates: Sequence[str], n: int = 5) -> list[str]:
-    """The closest names first, then names that contain the asked one (`revenue` for
-    `total_revenue`), without repeats."""
+    """The closest names first, then names that contain the asked one (`sales` for
+    `total_sales`), without repeats."""
     close = difflib.get_close_matches(name, list(candidates), n=n, cutoff=0.5)
     key = name.strip().lower()
     contained = [c for c in candidates if key and (key in c or c in key) and c not in close]

@@ -32,7 +32,7 @@ Search = Annotated[str | None, Field(description="Case-insensitive text to look 
 Where = Annotated[
     str | list[str] | None,
     Field(description="Filter(s) in the semantic layer's template SQL, e.g. "
-          "\"{{ Dimension('customer__country') }} = 'US'\" or "
+          "\"{{ Dimension('<entity>__<dimension>') }} = 'value'\" or "
           "\"{{ TimeDimension('metric_time', 'day') }} >= '2025-01-01'\"."),
 ]  # fmt: skip
 Limit = Annotated[int | None, Field(description="Most rows to show (the answer says if cut).")]
@@ -161,7 +161,7 @@ def _tools(
     @mcp.tool(description="The distinct values of a dimension (optionally those the metrics "
               "reach); `truncated` says when more exist than `limit`.")  # fmt: skip
     async def get_dimension_values(
-        dimension: Annotated[str, Field(description="e.g. customer__country")],
+        dimension: Annotated[str, Field(description="e.g. <entity>__<dimension>")],
         metrics: Annotated[list[str] | None, Field(description="Metric names.")] = None,
         limit: Limit = None,
     ) -> CallToolResult:
