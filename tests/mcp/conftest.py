@@ -7,13 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.mcp_clients import (
-    McpSession,
-    ServeProcess,
-    http_session,
-    stdio_session,
-    tally_env,
-)
+from tests.support.mcp_clients import McpSession, http_session, stdio_session, tally_env
+from tests.support.processes import Server, start_server, stop_server
 
 
 @pytest.fixture(scope="module")
@@ -24,15 +19,16 @@ def stdio(warehouse) -> Iterator[McpSession]:
 
 
 @pytest.fixture(scope="module")
-def served(warehouse, tmp_path_factory) -> Iterator[ServeProcess]:
-    server = ServeProcess(tally_env(warehouse), tmp_path_factory.mktemp("mcp") / "serve.log")
+def served(warehouse, tmp_path_factory) -> Iterator[Server]:
+    server = start_server(tmp_path_factory.mktemp("mcp") / "serve.log", tally_env(warehouse),
+                          flight=False)
     yield server
-    server.stop()
+    stop_server(server)
 
 
 @pytest.fixture(scope="module")
 def http(served) -> Iterator[McpSession]:
-    session = http_session(f"{served.base}/mcp")
+    session = http_session(f"{served.http}/mcp")
     yield session
     session.close()
 

@@ -14,14 +14,9 @@ import jwt
 import pytest
 
 from tests.support.hand_sql import assert_rows_match, expected_rows
-from tests.support.mcp_clients import (
-    McpSession,
-    ServeProcess,
-    http_session,
-    stdio_session,
-    tally_env,
-)
+from tests.support.mcp_clients import McpSession, http_session, stdio_session, tally_env
 from tests.support.paths import PROJECT_DIR
+from tests.support.processes import Server, start_server, stop_server
 
 SECRET = "mcp-test-jwt-secret-long-enough-for-hs256"
 TALLY_YML = """
@@ -58,15 +53,16 @@ def secured_env(warehouse, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(secured_env, tmp_path_factory) -> Iterator[ServeProcess]:
-    served = ServeProcess(secured_env, tmp_path_factory.mktemp("mcp-serve") / "serve.log")
+def server(secured_env, tmp_path_factory) -> Iterator[Server]:
+    served = start_server(tmp_path_factory.mktemp("mcp-serve") / "serve.log", secured_env,
+                          flight=False)
     yield served
-    served.stop()
+    stop_server(served)
 
 
 @pytest.fixture(scope="module")
 def http_de(server) -> Iterator[McpSession]:
-    session = http_session(f"{server.base}/mcp", token("DE"))
+    session = http_session(f"{server.http}/mcp", token("DE"))
     yield session
     session.close()
 
@@ -118,11 +114,11 @@ def test_credentials_that_do_not_hold_are_a_401(server, auth):
     headers = {"accept": "application/json, text/event-stream"}
     if auth:
         headers["authorization"] = auth
-    r = httpx.post(f"{server.base}/mcp", headers=headers, timeout=30, json={
+    r = httpx.post(f"{server.http}/mcp", headers=headers, timeout=30, json={
         "jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
     assert r.status_code == 401, r.text
     assert r.json()["error"]["code"] == "unauthorized"
-    assert "Traceback" not in server.log()
+    assert "Traceback" not in server.log.read_text()
 
 
 def test_tally_mcp_refuses_a_bad_token_in_one_line(secured_env):

@@ -9,16 +9,10 @@ import asyncio
 import concurrent.futures
 import json
 import os
-import socket
-import subprocess
 import threading
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import httpx
-import pytest
 
 from tests.support.paths import PROJECT_DIR, TALLY
 
@@ -105,50 +99,7 @@ def http_session(url: str, token: str | None = None) -> McpSession:
     return McpSession(target)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def tally_env(warehouse: Any, project_dir: Path = PROJECT_DIR, **extra: str) -> dict[str, str]:
     return {**os.environ, "TALLY_DUCKDB_PATH": str(warehouse.duckdb_path),
             "TALLY_MANIFEST_PATH": str(warehouse.manifest_path),
             "TALLY_PROJECT_DIR": str(project_dir), **extra}  # fmt: skip
-
-
-class ServeProcess:
-    """A real `tally serve` on a loopback port, ready."""
-
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = log_path.open("w+")
-        self.proc = subprocess.Popen(
-            [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, stdout=self._log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{self.base}/health/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tally serve did not become ready:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
-
-    def log(self) -> str:
-        self._log.seek(0)
-        return self._log.read()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
