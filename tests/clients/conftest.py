@@ -5,12 +5,14 @@ secret. Anonymous callers of this loopback server see everything."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.support.servers import RunningServer, free_port, start_tally
+from tests.support.paths import PROJECT_DIR
+from tests.support.processes import Server, free_port, start_server, stop_server
 
 ADMIN = "clients-admin-token-0123456789abcdef"
 EMBED_SECRET = "clients-embed-secret-0123456789abcdef"
@@ -24,13 +26,18 @@ def product_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def tally_server(warehouse, tmp_path_factory, product_port) -> Iterator[RunningServer]:
-    server = start_tally(warehouse, tmp_path_factory.mktemp("clients_server"),
-                         TALLY_ADMIN_TOKEN=ADMIN, TALLY_EMBED_SECRET=EMBED_SECRET,
-                         TALLY_CORS_ORIGINS=f'["http://127.0.0.1:{product_port}"]')  # fmt: skip
+def tally_server(warehouse, tmp_path_factory, product_port) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("clients_server")
+    # a copy: the server may hold it; hand SQL reads the original
+    served = root / "warehouse.duckdb"
+    shutil.copy(warehouse.duckdb_path, served)
+    server = start_server(root / "server.log", {
+        "TALLY_DUCKDB_PATH": str(served), "TALLY_MANIFEST_PATH": str(warehouse.manifest_path),
+        "TALLY_PROJECT_DIR": str(PROJECT_DIR), "TALLY_ADMIN_TOKEN": ADMIN,
+        "TALLY_EMBED_SECRET": EMBED_SECRET,
+        "TALLY_CORS_ORIGINS": f'["http://127.0.0.1:{product_port}"]'}, flight=False)
     yield server
-    log = server.stop()
-    assert "Traceback" not in log, log[-3000:]
+    stop_server(server)
 
 
 @pytest.fixture(scope="session")
@@ -39,12 +46,12 @@ def admin_token() -> str:
 
 
 @pytest.fixture(scope="session")
-def mint(tally_server: RunningServer) -> Callable[..., str]:
+def mint(tally_server: Server) -> Callable[..., str]:
     """An embed token for a tenant, minted the way a product's backend does."""
 
     def mint_token(countries: list[str], metrics: list[str] | None = None,
                    ttl_seconds: float = 600) -> str:  # fmt: skip
-        r = httpx.post(f"{tally_server.url}/api/v1/embed-tokens",
+        r = httpx.post(f"{tally_server.http}/api/v1/embed-tokens",
                        headers={"authorization": f"Bearer {ADMIN}"},
                        json={"claims": {"roles": ["tenant"], "countries": countries},
                              "metrics": metrics, "ttl_seconds": ttl_seconds})  # fmt: skip

@@ -98,7 +98,7 @@ def api_rows(server, dashboard, tile: str, choices: Choices | None = None,
             "start": request.start.date().isoformat() if request.start else None,
             "end": request.end.date().isoformat() if request.end else None}  # fmt: skip
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    r = httpx.post(f"{server.url}/api/v1/query", json=body, headers=headers, timeout=60)
+    r = httpx.post(f"{server.http}/api/v1/query", json=body, headers=headers, timeout=60)
     assert r.status_code == 200, r.text
     return r.json()["data"]
 
@@ -115,7 +115,7 @@ def as_json(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def test_every_tile_renders_with_the_numbers_of_the_api_and_of_hand_sql(
     page, tally_server, overview, raw
 ):
-    shown = open_dashboard(page, f"{tally_server.url}/dashboards/overview")
+    shown = open_dashboard(page, f"{tally_server.http}/dashboards/overview")
     assert set(shown) == {t.name for t in overview.tiles}
     assert {name: t["state"] for name, t in shown.items()} == dict.fromkeys(shown, "ready")
     # The page asked what the API answers for the dashboard's own tile queries.
@@ -147,7 +147,7 @@ def test_every_tile_renders_with_the_numbers_of_the_api_and_of_hand_sql(
 
 
 def test_controls_requery_the_tiles_they_affect(page, tally_server, overview, raw):
-    shown = open_dashboard(page, f"{tally_server.url}/dashboards/overview")
+    shown = open_dashboard(page, f"{tally_server.http}/dashboards/overview")
     margin_before = shown["margin_by_category"]["rows"]
 
     page.fill('input[data-control="start"]', "2025-07-01")
@@ -185,7 +185,7 @@ def test_controls_requery_the_tiles_they_affect(page, tally_server, overview, ra
 
 def test_a_tenant_token_sees_only_its_country(page, tally_server, overview, mint, raw):
     token = mint(["FR"], metrics=["revenue", "order_count"])
-    shown = open_dashboard(page, f"{tally_server.url}/dashboards/overview#token={token}")
+    shown = open_dashboard(page, f"{tally_server.http}/dashboards/overview#token={token}")
     expected = order_metric(raw, "revenue", (), "2025-01-01", "2025-12-31", ["FR"])[0]["revenue"]
     assert float(shown["revenue"]["value"]) == pytest.approx(float(expected), rel=FLOAT_TOL)
     assert {r["customer__country"] for r in shown["revenue_by_country"]["rows"]} == {"FR"}
@@ -205,19 +205,19 @@ def test_a_tenant_token_sees_only_its_country(page, tally_server, overview, mint
 def _host_page(page, server, body: str) -> None:
     """A page of a product app on the server's origin (so the module loads without CORS)."""
     html = (f'<!doctype html><html><head><script type="module" '
-            f'src="{server.url}/dashboards/assets/tally-dashboard.js"></script></head>'
+            f'src="{server.http}/dashboards/assets/tally-dashboard.js"></script></head>'
             f"<body>{body}</body></html>")  # fmt: skip
-    page.route(f"{server.url}/host-app", lambda route: route.fulfill(
+    page.route(f"{server.http}/host-app", lambda route: route.fulfill(
         status=200, content_type="text/html", body=html))  # fmt: skip
-    page.goto(f"{server.url}/host-app")
+    page.goto(f"{server.http}/host-app")
 
 
 def test_a_bad_metric_shows_the_error_state_not_a_blank_page(page, tally_server):
     _host_page(page, tally_server, f"""
       <tally-chart data-tile="bad" metrics="revenu" group-by="metric_time__month"
-                   base-url="{tally_server.url}"></tally-chart>
-      <tally-kpi data-tile="good" metrics="order_count" base-url="{tally_server.url}"></tally-kpi>
-      <tally-dashboard name="overveiw" base-url="{tally_server.url}"></tally-dashboard>""")
+                   base-url="{tally_server.http}"></tally-chart>
+      <tally-kpi data-tile="good" metrics="order_count" base-url="{tally_server.http}"></tally-kpi>
+      <tally-dashboard name="overveiw" base-url="{tally_server.http}"></tally-dashboard>""")
     page.wait_for_function(SETTLED)
     shown = tiles(page)
     assert shown["bad"]["state"] == "error" and shown["bad"]["error"] == "unknown_metric"
@@ -233,10 +233,10 @@ def test_single_tiles_by_attributes_and_empty_state(page, tally_server, raw):
     _host_page(page, tally_server, f"""
       <tally-table data-tile="table" metrics="revenue" group-by="customer__country"
                    order-by="customer__country" start="2025-01-01" end="2025-03-31"
-                   base-url="{tally_server.url}"></tally-table>
+                   base-url="{tally_server.http}"></tally-table>
       <tally-chart data-tile="empty" type="bar" metrics="revenue" group-by="customer__country"
                    start="2030-01-01" end="2030-12-31"
-                   base-url="{tally_server.url}"></tally-chart>""")
+                   base-url="{tally_server.http}"></tally-chart>""")
     page.wait_for_function(SETTLED)
     shown = tiles(page)
     assert_rows_match(shown["table"]["rows"], as_json(order_metric(
@@ -246,7 +246,7 @@ def test_single_tiles_by_attributes_and_empty_state(page, tally_server, raw):
 
 
 def test_keyboard_and_text_alternatives(page, tally_server):
-    open_dashboard(page, f"{tally_server.url}/dashboards/overview")
+    open_dashboard(page, f"{tally_server.http}/dashboards/overview")
     focused = []
     for _ in range(12):  # a date input is three stops (month, day, year)
         page.keyboard.press("Tab")
@@ -267,7 +267,7 @@ def test_a_phone_width_fits_and_screenshots_are_written(browser, tally_server):
     for name, width in (("dashboard-overview.png", 1280), ("dashboard-overview-phone.png", 375)):
         context = browser.new_context(viewport={"width": width, "height": 800})
         pg = context.new_page()
-        open_dashboard(pg, f"{tally_server.url}/dashboards/overview")
+        open_dashboard(pg, f"{tally_server.http}/dashboards/overview")
         overflow = pg.evaluate("() => document.documentElement.scrollWidth")
         assert overflow <= width + 1, f"{width}px wide viewport scrolls sideways ({overflow}px)"
         pg.screenshot(path=str(ARTIFACTS / name), full_page=True)
@@ -280,7 +280,7 @@ def test_the_example_product_app_embeds_one_tenant_from_another_origin(
 ):
     """clients/dashboard/example/app.py, run as it is: its backend mints the tenant's token,
     its page (another origin, so CORS is real) has one script tag and one element."""
-    env = {**os.environ, "TALLY_URL": tally_server.url, "TALLY_ADMIN_TOKEN": admin_token}
+    env = {**os.environ, "TALLY_URL": tally_server.http, "TALLY_ADMIN_TOKEN": admin_token}
     app = subprocess.Popen([sys.executable, str(ROOT / "clients" / "dashboard" / "example" /
                                                 "app.py"), "--port", str(product_port),
                             "--country", "DE"], env=env, stdout=subprocess.PIPE, text=True)

@@ -39,7 +39,7 @@ def test_typescript_client_against_the_server(tally_server, mint, raw, tmp_path)
     }  # fmt: skip
     path = tmp_path / "expected.json"
     path.write_text(json.dumps(expected))
-    env = {**os.environ, "TALLY_URL": tally_server.url, "TALLY_EXPECTED": str(path),
+    env = {**os.environ, "TALLY_URL": tally_server.http, "TALLY_EXPECTED": str(path),
            "TALLY_TENANT_TOKEN": mint(["FR"], metrics=["order_count", "revenue"])}  # fmt: skip
     run = subprocess.run([node, "--test", "test/"], cwd=JS, env=env, capture_output=True,
                          text=True, timeout=300)  # fmt: skip

@@ -21,7 +21,7 @@ from tests.support.hand_sql import assert_rows_match
 
 @pytest.fixture(scope="module")
 def client(tally_server) -> Client:
-    with Client(tally_server.url) as c:
+    with Client(tally_server.http) as c:
         yield c
 
 
@@ -73,7 +73,7 @@ def test_async_client_answers_like_the_sync_one(tally_server, client):
                      order_by=["customer__country"])]  # fmt: skip
 
     async def run() -> list[pa.Table]:
-        async with AsyncClient(tally_server.url) as ac:
+        async with AsyncClient(tally_server.http) as ac:
             tables = await asyncio.gather(*(ac.query(**r) for r in requests))
             metrics = await ac.metrics()
             assert any(m.name == "revenue" for m in metrics)
@@ -124,8 +124,8 @@ def test_etag_revalidation_gets_a_304_and_the_same_table(tally_server):
     def record(response: httpx.Response) -> None:
         seen.append((response.request.headers.get("if-none-match"), response.status_code))
 
-    http = httpx.Client(base_url=tally_server.url, event_hooks={"response": [record]})
-    with Client(tally_server.url, http=http) as c:
+    http = httpx.Client(base_url=tally_server.http, event_hooks={"response": [record]})
+    with Client(tally_server.http, http=http) as c:
         first = c.query(metrics=["revenue"], group_by=["customer__country"])
         second = c.query(metrics=["revenue"], group_by=["customer__country"])
     assert seen[0] == (None, 200)
@@ -135,7 +135,7 @@ def test_etag_revalidation_gets_a_304_and_the_same_table(tally_server):
 
 def test_embed_token_sees_only_its_tenant(tally_server, mint, raw):
     token = mint(["DE"], metrics=["revenue", "order_count"])
-    with Client(tally_server.url, token=token) as c:
+    with Client(tally_server.http, token=token) as c:
         table = c.query(metrics=["revenue"], group_by=["customer__country", "metric_time__year"])
         assert set(table.column("customer__country").to_pylist()) == {"DE"}
         expected = order_metric(raw, "revenue", ["customer__country", "metric_time__year"],
@@ -150,7 +150,7 @@ def test_embed_token_sees_only_its_tenant(tally_server, mint, raw):
     payload["tally"]["claims"]["countries"] = ["DE", "US"]
     forged = jwt.encode(payload, "a-guess-at-the-embed-secret-of-32-bytes", algorithm="HS256",
                         headers={"kid": "tally-embed"})  # fmt: skip
-    with Client(tally_server.url, token=forged) as bad, pytest.raises(TallyAPIError) as e:
+    with Client(tally_server.http, token=forged) as bad, pytest.raises(TallyAPIError) as e:
         bad.query(metrics=["revenue"])
     assert (e.value.status, e.value.code) == (401, "unauthorized")
 
@@ -164,8 +164,8 @@ def test_a_real_429_is_retried_after_its_retry_after(tally_server, mint):
     def record(response: httpx.Response) -> None:
         seen.append((time.monotonic(), response.status_code, response.headers.get("retry-after")))
 
-    http = httpx.Client(base_url=tally_server.url, event_hooks={"response": [record]})
-    with Client(tally_server.url, token=token, http=http, max_retries=8) as c:
+    http = httpx.Client(base_url=tally_server.http, event_hooks={"response": [record]})
+    with Client(tally_server.http, token=token, http=http, max_retries=8) as c:
         for _ in range(150):
             assert c.query(metrics=["order_count"]).num_rows == 1
             if any(status == 429 for _, status, _ in seen):
