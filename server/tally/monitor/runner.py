@@ -40,6 +40,8 @@ def reference_day(project_dir: Path, as_of: dt.date | None = None) -> tuple[dt.d
 def run_monitors(
     service: Any, monitors: Sequence[Monitor], as_of: dt.date | None = None
 ) -> list[MonitorResult]:
+    if not monitors:
+        return []
     project_dir = service.settings.resolved_project_dir()
     day, now = reference_day(project_dir, as_of or service.settings.as_of_date)
     # dbt's manifest.json beside the semantic manifest tally serves (both from one dbt parse).

@@ -82,6 +82,7 @@ class RefreshPipeline:
                 self.notifier.notify(Event("build.failed", f"tally build failed: {e.message}",
                                            {"summary": e.message}))  # fmt: skip
                 return report
+            self.say(summary)
             self.notifier.notify(Event("build.succeeded", f"tally build succeeded: {summary}",
                                        {"summary": summary}))  # fmt: skip
         else:
