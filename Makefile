@@ -9,6 +9,10 @@ SCALE  ?= 1
 # names): change both together, e.g. `make warehouse AS_OF=2026-06-30`.
 HISTORY_START ?= 2022-01-01
 AS_OF         ?= 2025-12-31
+# Anomalies for the monitors to catch (tally.datagen.anomalies), e.g.
+# `make warehouse ANOMALIES=half_day:2025-12-30,country_stops:US,stale:customers`, then
+# `.venv/bin/tally monitor` exits 1 naming each one.
+ANOMALIES ?=
 DBT_VARS = '{"as_of_date": "$(AS_OF)", "time_spine_start": "$(HISTORY_START)"}'
 PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
@@ -54,7 +58,7 @@ $(SDK_STAMP):
 warehouse: $(STAMP)
 	@mkdir -p $(GENERATED)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
-	    --out $(GENERATED)/warehouse.duckdb
+	    --out $(GENERATED)/warehouse.duckdb $(if $(ANOMALIES),--anomalies $(ANOMALIES))
 	$(BIN)/tally build --project-dir $(PROJECT) --from $(GENERATED)/warehouse.duckdb \
 	    --vars $(DBT_VARS)
 
@@ -81,7 +85,7 @@ demo: warehouse
 	@echo; echo "== a typo gets a suggestion (exit code 2)"
 	-$(BIN)/tally query --metrics revenu
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
-	$(BIN)/tally serve --host 127.0.0.1 --port 8080
+	TALLY_WARM_ON_START=true $(BIN)/tally serve --host 127.0.0.1 --port 8080
 
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).

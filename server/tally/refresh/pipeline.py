@@ -89,6 +89,9 @@ class RefreshPipeline:
             report.stages.append(StageReport("build", "skipped", detail="already swapped in"))
         version = self._stage(report, "invalidate", self.service.invalidate_cache)
         report.stages[-1].detail = f"data version {version}"
+        if not self.sources:  # e.g. `tally build` with no server to warm
+            report.stages.append(StageReport("warm", "skipped", detail="no warming sources"))
+            return self._monitor(report)
         try:
             warmed = self._stage(report, "warm", lambda: warm(self.service, self.sources,
                                                               self.say))  # fmt: skip
@@ -103,6 +106,9 @@ class RefreshPipeline:
             f"({', '.join(f'{k} {v}' for k, v in warmed.by_source.items()) or 'no sources'})",
             warmed.to_dict(),
         ))  # fmt: skip
+        return self._monitor(report)
+
+    def _monitor(self, report: RefreshReport) -> RefreshReport:
         if self.monitors is not None:
             results = self._stage(report, "monitor", self.monitors.run)
             alerting = [r.key for r in results if r.status == ALERT]
