@@ -24,11 +24,12 @@ SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install sdk-venv warehouse warehouse-postgres demo test lint clean help
+.PHONY: install sdk-venv warehouse warehouse-postgres demo test test-refresh lint clean help
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse; TEST_WORKERS=$(TEST_WORKERS))"
+	@echo "make test-refresh  the refresh pipeline's end-to-end tests (real server, dbt builds)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
@@ -92,7 +93,12 @@ demo: warehouse
 TEST_WORKERS ?= 2
 
 test: $(STAMP) $(SDK_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh
+
+# The refresh pipeline end to end (a real server, `tally build` and POST /api/v1/refresh with
+# real dbt builds: two to three minutes on its own), kept out of `make test`'s time.
+test-refresh: $(STAMP)
+	$(BIN)/python -m pytest tests/refresh -n 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench

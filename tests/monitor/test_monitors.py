@@ -258,3 +258,20 @@ def test_an_unknown_source_is_an_error_result_with_a_suggestion(services, tmp_pa
     service = services["clean"].service(project_dir=copy.project_dir)
     [r] = run_monitors(service, load_monitors(copy.project_dir))
     assert r.status == "error" and "Did you mean 'raw.orders'" in r.message
+
+
+def test_the_server_runs_the_monitors_on_a_schedule(services):
+    from tally.refresh.runtime import RefreshRuntime
+    from tests.support.waiting import wait_until
+
+    service = services["anomalous"].service(monitor_interval=0.2)
+    runtime = RefreshRuntime(service, history=False)
+    runtime.start(warm_at_start=False)
+    try:
+        wait_until(lambda: runtime.monitors.last_run is not None, timeout=60)
+        first = runtime.monitors.last_run
+        assert {r.key for r in runtime.monitors.results if r.status == "alert"} \
+            == EXPECTED_ALERTS  # fmt: skip
+        wait_until(lambda: runtime.monitors.last_run != first, timeout=60)  # and again
+    finally:
+        runtime.stop()

@@ -186,6 +186,9 @@ def test_refresh_is_an_admin_route_with_the_one_error_shape(setup):
     bad = httpx.post(f"{setup.base}/api/v1/refresh", json={"select": 5},
                      headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_request"
+    sneaky = httpx.post(f"{setup.base}/api/v1/refresh", json={"select": ["--target-path=/x"]},
+                        headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30)
+    assert sneaky.status_code == 400 and "not a dbt selector" in sneaky.json()["error"]["message"]
     ok = httpx.post(f"{setup.base}/api/v1/refresh", json={"build": False},
                     headers={"Authorization": f"Bearer {ADMIN}"}, timeout=300)
     assert ok.status_code == 200, ok.text
@@ -214,3 +217,18 @@ def test_query_history_records_shapes_and_feeds_warming(setup):
     assert cli.returncode == 0, cli.stderr
     assert any(s["request"]["metrics"] == ["order_count"] for s in __import__("json").loads(
         cli.stdout))
+
+
+def test_the_server_builds_itself_on_post_refresh(setup):
+    """POST /api/v1/refresh with a dbt selection: the server runs the whole pipeline itself."""
+    seen = len(setup.receiver.accepted())
+    done = httpx.post(f"{setup.base}/api/v1/refresh",
+                      json={"build": True, "select": ["stg_customers"]},
+                      headers={"Authorization": f"Bearer {ADMIN}"}, timeout=600)  # fmt: skip
+    assert done.status_code == 200, done.text[-3000:]
+    stages = {s["name"]: s for s in done.json()["stages"]}
+    assert [s["status"] for s in stages.values()] == ["ok"] * 4
+    assert stages["build"]["seconds"] > 0
+    assert setup.query({"saved_query": SAVED}).json()["cache"]["hit"] is True
+    events = [d.event for d in setup.receiver.accepted()[seen:]]
+    assert events[:2] == ["build.succeeded", "cache.warmed"], events

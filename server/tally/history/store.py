@@ -95,7 +95,8 @@ class QueryHistory:
         self._lock = threading.Lock()  # the buffer
         self._db_lock = threading.Lock()  # the connection
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
+        # Several servers of one project may share the file: wait for each other's writes.
+        self._db = sqlite3.connect(str(path), timeout=10, check_same_thread=False)
         self._db.executescript(_SCHEMA)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -5,6 +5,7 @@ schedule (TALLY_MONITOR_INTERVAL), and one refresh at a time."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,8 +55,12 @@ class RefreshRuntime:
         )
         self.history: QueryHistory | None = None
         if history:
-            self.history = QueryHistory(project_dir / HISTORY_FILE, settings.history_max_shapes)
-            service.telemetry.observers.append(self.history.observe)
+            try:
+                self.history = QueryHistory(project_dir / HISTORY_FILE,
+                                            settings.history_max_shapes)  # fmt: skip
+                service.telemetry.observers.append(self.history.observe)
+            except (OSError, sqlite3.Error) as e:  # a read-only project folder: serve anyway
+                log.warning("no query history (%s): %s", project_dir / HISTORY_FILE, e)
         self.monitors = MonitorRunner(service, self.notifier)
         service.telemetry.part("monitors", lambda reg: reg.register(self.monitors) or True)
         self.sources: list[WarmSource] = [

@@ -130,7 +130,10 @@ class Telemetry:
     def answered(self, request: QueryRequest, caller: Caller, result: QueryResult) -> None:
         outcome = result.cache.outcome
         for observe in self.observers:  # e.g. the query history (tally.history)
-            observe(request, caller, result)
+            try:
+                observe(request, caller, result)
+            except Exception:  # an observer never fails the query it observes
+                query_log.exception("query observer %r failed", observe)
         self.queries.labels(caller.transport, outcome).inc()
         self._log(
             request,

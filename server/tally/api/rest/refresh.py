@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tally.api.deps import require_scope
 from tally.refresh.runtime import RefreshRuntime
 
 router = APIRouter(tags=["operations"])
+_SELECTOR = re.compile(r"^[A-Za-z0-9_.:+*@/,=][A-Za-z0-9_.:+*@/,=-]*$")
 admin = [Depends(require_scope("admin"))]
 
 
@@ -26,6 +28,15 @@ class RefreshBody(BaseModel):
     exclude: list[str] = Field(default_factory=list, description="dbt --exclude")
     full_refresh: bool = False
     vars: dict[str, Any] | None = Field(None, description="dbt --vars")
+
+    @field_validator("select", "exclude")
+    @classmethod
+    def _selectors(cls, values: list[str]) -> list[str]:
+        # dbt node selectors only: nothing dbt could read as another option.
+        for value in values:
+            if not _SELECTOR.match(value):
+                raise ValueError(f"not a dbt selector: {value[:80]!r}")
+        return values
 
 
 def runtime_of(request: Request) -> RefreshRuntime:
