@@ -169,7 +169,8 @@ class QueryHistory:
                unrestricted_only: bool = False) -> list[ShapeStats]:  # fmt: skip
         """Shapes by `frequent` (count in the window, else overall) or `slow` (p95)."""
         self.flush()
-        since_hour = int((self.clock() - (hours or 24) * 3600) // 3600)
+        window = min(hours or 24, HOURS_KEPT)  # nothing older is kept anyway
+        since_hour = int((self.clock() - window * 3600) // 3600)
         with self._db_lock:
             rows = self._db.execute(
                 "SELECT s.key, s.request, s.restricted, s.count, s.hits, s.last_seen, "

@@ -48,8 +48,10 @@ def runtime_of(request: Request) -> RefreshRuntime:
     return state.refresh
 
 
+# Not in the OpenAPI schema: it runs dbt, and tools that walk the schema (fuzzers, generated
+# clients) must never start builds; README, "After every build", documents it.
 @router.post("/api/v1/refresh", summary="Build, swap in, invalidate, warm, run the monitors",
-             dependencies=admin)  # fmt: skip
+             dependencies=admin, include_in_schema=False)  # fmt: skip
 async def refresh(request: Request, body: RefreshBody | None = None) -> JSONResponse:
     body = body or RefreshBody()
     dbt_args = [*(a for s in body.select for a in ("--select", s)),
@@ -87,7 +89,9 @@ async def query_history(
     request: Request,
     order: Literal["frequent", "slow"] = "frequent",
     limit: int = Query(20, ge=1, le=1000),
-    hours: float | None = Query(None, gt=0, description="only shapes seen in the last N hours"),
+    hours: float | None = Query(None, gt=0, le=24 * 7,
+                                description="only shapes seen in the last N hours (hourly "
+                                "counts are kept 7 days)"),
 ) -> dict:
     history = runtime_of(request).history
     shapes = [] if history is None else await asyncio.to_thread(history.shapes, order, limit,
