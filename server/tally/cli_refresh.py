@@ -179,5 +179,6 @@ def cmd_history(args: argparse.Namespace) -> int:
         "median_ms": [s.median_ms for s in shapes],
         "p95_ms": [s.p95_ms for s in shapes],
         "cache_hit_ratio": [s.cache_hit_ratio for s in shapes],
+        "hint": ["rollup candidate" if s.rollup_candidate else "" for s in shapes],
     }), max_rows=100_000))  # fmt: skip
     return 0

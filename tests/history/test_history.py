@@ -71,7 +71,8 @@ def test_no_credentials_or_results_are_stored(service, history, tmp_path):
     assert b"very-secret-claim" not in raw and b"key-secret-name" not in raw  # ...no one's keys
     [shape] = history.shapes()
     assert set(shape.to_dict()) == {"key", "request", "restricted", "count", "count_24h",
-                                    "last_seen", "median_ms", "p95_ms", "cache_hit_ratio"}
+                                    "last_seen", "median_ms", "p95_ms", "cache_hit_ratio",
+                                    "rollup_candidate"}
 
 
 def test_restricted_shapes_are_never_warmed(service, history):
@@ -134,3 +135,24 @@ def test_slowest_first(history):
     assert [s.request["metrics"][0] for s in slow] == ["revenue", "order_count"]
     assert slow[0].p95_ms == 50.0 and slow[0].median_ms == 25.5
     assert json.dumps(slow[0].to_dict())  # JSON-able for the API
+
+
+def test_frequent_slow_saved_queries_are_rollup_candidates(history):
+    from types import SimpleNamespace
+
+    def result(ms: float, hit: bool):
+        return SimpleNamespace(cache=SimpleNamespace(outcome="hit" if hit else "miss"),
+                               timing=SimpleNamespace(total_ms=ms))  # fmt: skip
+
+    slow = QueryRequest.create(saved_query="slow_one")
+    cached = QueryRequest.create(saved_query="cached_one")
+    rare = QueryRequest.create(saved_query="rare_one")
+    for i in range(10):
+        history.observe(slow, Caller(), result(400.0, hit=i % 2 == 0))
+        history.observe(cached, Caller(), result(2.0, hit=i > 0))
+        history.observe(YEARLY, Caller(), result(900.0, hit=False))  # not a saved query
+    history.observe(rare, Caller(), result(900.0, hit=False))
+    hints = {s.request["saved_query"] or s.request["metrics"][0]: s.rollup_candidate
+             for s in history.shapes(limit=10)}
+    assert hints == {"slow_one": True, "cached_one": False, "order_count": False,
+                     "rare_one": False}

@@ -33,6 +33,8 @@ from tally.core.results import QueryResult
 HISTORY_FILE = ".tally/history.sqlite"
 DURATIONS_KEPT = 100
 HOURS_KEPT = 24 * 7
+ROLLUP_MIN_COUNT = 10
+ROLLUP_MIN_P95_MS = 250.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS shapes (
@@ -78,11 +80,21 @@ class ShapeStats:
     p95_ms: float
     cache_hit_ratio: float
 
+    @property
+    def rollup_candidate(self) -> bool:
+        """A saved query asked often (ROLLUP_MIN_COUNT times) whose answers are slow
+        (p95 >= ROLLUP_MIN_P95_MS) or mostly not from cache: precomputing it as a rollup
+        would pay."""
+        return bool(self.request.get("saved_query")) and self.count >= ROLLUP_MIN_COUNT and (
+            self.p95_ms >= ROLLUP_MIN_P95_MS or self.cache_hit_ratio < 0.5
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "request": self.request, "restricted": self.restricted,
                 "count": self.count, "count_24h": self.count_24h, "last_seen": self.last_seen,
                 "median_ms": self.median_ms, "p95_ms": self.p95_ms,
-                "cache_hit_ratio": self.cache_hit_ratio}  # fmt: skip
+                "cache_hit_ratio": self.cache_hit_ratio,
+                "rollup_candidate": self.rollup_candidate}  # fmt: skip
 
 
 class QueryHistory:
