@@ -9,6 +9,10 @@ SCALE  ?= 1
 # names): change both together, e.g. `make warehouse AS_OF=2026-06-30`.
 HISTORY_START ?= 2022-01-01
 AS_OF         ?= 2025-12-31
+# Anomalies for the monitors to catch (tally.datagen.anomalies), e.g.
+# `make warehouse ANOMALIES=half_day:2025-12-30,country_stops:US,stale:customers`, then
+# `.venv/bin/tally monitor` exits 1 naming each one.
+ANOMALIES ?=
 DBT_VARS = '{"as_of_date": "$(AS_OF)", "time_spine_start": "$(HISTORY_START)"}'
 PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
@@ -20,12 +24,13 @@ SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install sdk-venv warehouse warehouse-postgres demo test lint clean help browser \
-        dashboard-build
+.PHONY: install sdk-venv warehouse warehouse-postgres demo test test-refresh lint clean help \
+        browser dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse; TEST_WORKERS=$(TEST_WORKERS))"
+	@echo "make test-refresh  the refresh pipeline's end-to-end tests (real server, dbt builds)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
@@ -78,7 +83,7 @@ $(SDK_STAMP):
 warehouse: $(STAMP)
 	@mkdir -p $(GENERATED)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
-	    --out $(GENERATED)/warehouse.duckdb
+	    --out $(GENERATED)/warehouse.duckdb $(if $(ANOMALIES),--anomalies $(ANOMALIES))
 	$(BIN)/tally build --project-dir $(PROJECT) --from $(GENERATED)/warehouse.duckdb \
 	    --vars $(DBT_VARS)
 
@@ -106,14 +111,20 @@ demo: warehouse dashboard-build
 	-$(BIN)/tally query --metrics revenu
 	@echo; echo "== demo dashboard: http://127.0.0.1:8080/dashboards/overview"
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
-	$(BIN)/tally serve --host 127.0.0.1 --port 8080
+	TALLY_WARM_ON_START=true $(BIN)/tally serve --host 127.0.0.1 --port 8080
 
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
 TEST_WORKERS ?= 2
 
 test: $(STAMP) $(SDK_STAMP) dashboard-build browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh
+
+# The refresh pipeline end to end (a real server, `tally build` and POST /api/v1/refresh with
+# real dbt builds: two to three minutes on its own), kept out of `make test`'s time; .ci/run
+# runs it after `make test`.
+test-refresh: $(STAMP)
+	$(BIN)/python -m pytest tests/refresh -n 0
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example

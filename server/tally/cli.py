@@ -190,6 +190,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
     from tally.cli_admin import register as register_admin
+    from tally.cli_refresh import register as register_refresh
     from tally.validate.cli import register
 
     register(sub)
@@ -197,6 +198,7 @@ def _parser() -> argparse.ArgumentParser:
     from tally.mcp.cli import register as register_mcp
 
     register_mcp(sub, project_flags)
+    register_refresh(sub, project_flags)
     return parser
 
 
@@ -380,22 +382,9 @@ def _check_exposure(service, host: str, insecure: bool) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from tally.build import plan, run_build, summary
-    from tally.service import TallyService
-    from tally.settings import load_settings
+    from tally.cli_refresh import cmd_build  # the refresh pipeline: build, swap, warm, notify
 
-    settings = load_settings(
-        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
-    )
-    service = TallyService(settings)
-    project_dir = settings.resolved_project_dir()
-    output = service.profile_output()
-    data_file = service.engine.data_file(output, project_dir) if service.engine.data_file else None
-    build = plan(settings, data_file)
-    run_build(build, args.dbt_args, args.vars, args.start_from,
-              say=lambda line: print(line, flush=True))  # fmt: skip
-    print(summary(build), flush=True)
-    return 0
+    return cmd_build(args)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:
