@@ -391,6 +391,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     build = plan(settings, data_file)
     run_build(build, args.dbt_args, args.vars, args.start_from,
               say=lambda line: print(line, flush=True))  # fmt: skip
+    service.announce_new_data()  # replicas sharing a cache (TALLY_CACHE_URL) drop older results
     print(summary(build), flush=True)
     return 0
 
