@@ -4,6 +4,7 @@ dbt project, profile and manifest are then found the way dbt finds them (tally.p
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -41,6 +42,11 @@ class Settings(BaseSettings):
     )
     cache_ttl_seconds: float = Field(
         300.0, ge=0, description="Default time a result is served from cache."
+    )
+    execution_path: Literal["auto", "dbt-adapter"] = Field(
+        "auto",
+        description="How queries reach the warehouse: auto (the engine's own driver when tally "
+        "has one, else the installed dbt adapter) or dbt-adapter (always the dbt adapter).",
     )
     cache_url: str | None = Field(
         None,

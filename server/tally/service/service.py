@@ -158,7 +158,9 @@ class TallyService:
                 if self._warehouse is None:
                     project_dir = self.settings.resolved_project_dir()
                     output = self.profile_output()
-                    self._engine, self._warehouse = registry.connect(output, project_dir)
+                    self._engine, self._warehouse = registry.connect(
+                        output, project_dir, self.settings.execution_path
+                    )
         return self._warehouse
 
     @property
