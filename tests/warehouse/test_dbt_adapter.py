@@ -94,8 +94,9 @@ def test_timeouts_and_faults(adapter_service):
 def test_paths_by_engine_and_missing_adapters():
     paths = {row["adapter"]: row["path"] for row in registry.execution_paths()}
     assert paths["duckdb"] == "native" and paths["postgres"] == "native"
-    assert {paths[a] for a in ("snowflake", "bigquery", "databricks", "spark", "trino",
+    assert {paths[a] for a in ("snowflake", "bigquery", "databricks", "trino",
                                "redshift")} == {"dbt-adapter"}
+    assert paths["spark"] == "dbt-adapter (session: Arrow)"
     spec = registry.engine_for("snowflake")
     assert spec.dialect == "snowflake" and spec.metricflow_engine == "SNOWFLAKE"
     with pytest.raises(ConfigurationError, match="pip install dbt-snowflake"):

@@ -16,7 +16,7 @@ from typing import Any
 
 from tally.core.engine import EngineSpec, Warehouse
 from tally.errors import ConfigurationError
-from tally.warehouse import dbt_adapter, duckdb, postgres
+from tally.warehouse import dbt_adapter, duckdb, postgres, spark
 
 ENGINES: dict[str, EngineSpec] = {}
 
@@ -28,6 +28,7 @@ def register(spec: EngineSpec) -> EngineSpec:
 
 register(duckdb.ENGINE)
 register(postgres.ENGINE)
+register(spark.ENGINE)
 
 
 def engine_for(adapter_type: str | None, path: str = "auto") -> EngineSpec:
