@@ -23,10 +23,14 @@ GROUPS = {
     # A module fixture generates raw data that every test of the module reads: once, not once
     # per worker.
     "tests/datagen/": "datagen",
+    # Module fixtures: three `tally serve` replicas and a redis-server; a dbt-adapter service.
+    "tests/cache/test_replicas.py": "replicas",
+    "tests/warehouse/test_dbt_adapter.py": "dbt-adapter",
 }
 
 # Slow tests, by what their node id starts with or contains.
-SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/")
+SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/cache/test_replicas.py",
+                 "tests/warehouse/test_dbt_adapter.py")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
 
 
