@@ -217,7 +217,11 @@ def to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
     """DB-API rows as Arrow, types inferred from the values (decimals stay decimals); zoned
     timestamps as naive UTC, the way DuckDB returns them."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    table = pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
+    return naive_utc(pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)}))
+
+
+def naive_utc(table: pa.Table) -> pa.Table:
+    """Zoned timestamps as naive UTC (sessions run at UTC), the way DuckDB returns them."""
     for i, f in enumerate(table.schema):
         if pa.types.is_timestamp(f.type) and f.type.tz is not None:
             table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))

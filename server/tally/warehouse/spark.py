@@ -26,7 +26,7 @@ import pyarrow as pa
 from tally.core.engine import EngineSpec
 from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import QueryDataError, QueryTimeout, WarehouseError, WarehouseUnavailable
-from tally.warehouse.dbt_adapter import DIALECTS, DbtAdapterWarehouse, to_arrow
+from tally.warehouse.dbt_adapter import DIALECTS, DbtAdapterWarehouse, naive_utc, to_arrow
 
 # Spark error classes that mean a value in the query does not fit (ANSI casts, overflow).
 _DATA_ERRORS = ("CAST_INVALID_INPUT", "DATETIME", "ARITHMETIC_OVERFLOW", "INVALID_FORMAT",
@@ -88,8 +88,8 @@ class SparkWarehouse(DbtAdapterWarehouse):
                 timer.cancel()
             with self._lock:
                 self._groups.discard(group)
-        # Spark writes names as it read them; Arrow's own types are kept (decimals stay exact).
-        return table if table.num_columns else to_arrow([], [])
+        # Arrow's own types are kept (decimals stay exact); Spark's timestamps are zoned (UTC).
+        return naive_utc(table) if table.num_columns else to_arrow([], [])
 
     def _error(self, e: Exception, timed_out: threading.Event, timeout: float | None):
         text = str(e).strip()
