@@ -21,6 +21,8 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 log = logging.getLogger("tally.cache")
 T = TypeVar("T")
@@ -54,8 +56,10 @@ class RedisStore:
             url,
             socket_timeout=timeout_seconds,
             socket_connect_timeout=timeout_seconds,
-            # One attempt: a retry loop here would add its delays to every query while down.
+            # One immediate retry (a pooled connection that died with a restarted Redis is
+            # replaced), no back-off loop: its delays would be added to queries while down.
             retry_on_timeout=False,
+            retry=Retry(NoBackoff(), 1),
         )
         self._release = self.client.register_script(_RELEASE)
         self._lock = threading.Lock()
