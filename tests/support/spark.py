@@ -109,9 +109,9 @@ def build_spark(root: Path, warehouse: BuiltWarehouse) -> BuiltSpark:
     t0 = time.monotonic()
     load = subprocess.run(
         [sys.executable, "-c",
-         "import sys; from tally.project import read_profile_target as r; "
-         "from tally.datagen.spark_load import load_raw_into_spark as load; "
-         f"load({str(warehouse.duckdb_path)!r}, r(sys.argv[1], sys.argv[1], 'spark'), print)",
+         "import sys; from pathlib import Path; from tally.project import read_profile_target "
+         "as r; from tally.datagen.spark_load import load_raw_into_spark as load; "
+         f"p = Path(sys.argv[1]); load({str(warehouse.duckdb_path)!r}, r(p, p, 'spark'), print)",
          str(Path(__file__).resolve().parents[2] / "dbt_project")],
         env=env, capture_output=True, text=True, timeout=1800)
     if load.returncode != 0:
