@@ -194,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
 
     register(sub)
     register_admin(sub, project_flags)
+    from tally.mcp.cli import register as register_mcp
+
+    register_mcp(sub, project_flags)
     return parser
 
 
@@ -337,8 +340,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
         f"{output.get('type')}) on http://{settings.host}:{settings.port} "
-        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, docs "
-        f"/docs{flight})",
+        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, MCP /mcp, "
+        f"docs /docs{flight})",
         file=sys.stderr,
         flush=True,
     )

@@ -35,6 +35,9 @@ class Settings(BaseSettings):
         "the project's target-path, else target/).",
     )
     max_rows: int = Field(100_000, ge=1, description="Most rows a query may return.")
+    mcp_max_rows: int = Field(
+        500, ge=1, description="Most rows an MCP tool shows an agent (it says when it cuts)."
+    )
     query_timeout_seconds: float = Field(60.0, gt=0, description="Per-query warehouse timeout.")
     cache_enabled: bool = Field(True, description="Serve repeated queries from memory.")
     cache_max_bytes: int = Field(

@@ -26,11 +26,14 @@ GROUPS = {
     # Module fixtures: three `tally serve` replicas and a redis-server; a dbt-adapter service.
     "tests/cache/test_replicas.py": "replicas",
     "tests/warehouse/test_dbt_adapter.py": "dbt-adapter",
+    # One `tally mcp` and one `tally serve` per module, shared by its tests.
+    "tests/mcp/test_tools.py": "mcp-tools",
+    "tests/mcp/test_tenant.py": "mcp-tenant",
 }
 
 # Slow tests, by what their node id starts with or contains.
-SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/cache/test_replicas.py",
-                 "tests/warehouse/test_dbt_adapter.py")
+SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/",
+                 "tests/cache/test_replicas.py", "tests/warehouse/test_dbt_adapter.py")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
 
 

@@ -18,6 +18,7 @@ from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
 from tally.api.rest import admin, catalog, embed, queries, query, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
+from tally.mcp.http import mount as mount_mcp
 from tally.service import TallyService
 from tally.settings import Settings
 
@@ -99,4 +100,6 @@ def create_app(
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).
     app.include_router(semantic_layer_router(), prefix="/api/graphql", include_in_schema=False)
+    # MCP (streamable HTTP) for AI agents, over the same service and authentication.
+    mount_mcp(app, service)
     return app
