@@ -10,7 +10,11 @@ and Spark SQL differ for what MetricFlow writes, it is handled here:
 * DATE_TRUNC returns a timestamp on Spark (a date on Databricks for a date argument): the
   service's type normalisation turns midnight timestamps of time columns back into dates;
 * Spark 4 runs in ANSI mode: a filter comparing a date with text that is not a date fails with
-  a cast error, which is the caller's mistake (QueryDataError), as on the other engines.
+  a cast error, which is the caller's mistake (QueryDataError), as on the other engines;
+* a decimal divided by a decimal is a decimal on Spark, whose scale drops to 6 digits when the
+  operands are wide (sums are decimal(38, s)): a derived ratio such as `gross_margin /
+  nullif(item_revenue, 0)` would be rounded to 0.000001. DuckDB (and MetricFlow's own ratio
+  metrics) divide as doubles, so every division is made a double division before it runs.
 """
 
 from __future__ import annotations
@@ -80,7 +84,7 @@ class SparkWarehouse(DbtAdapterWarehouse):
                 timer.daemon = True
                 timer.start()
             try:
-                table = spark.sql(sql).toArrow()
+                table = spark.sql(float_division(sql)).toArrow()
             except Exception as e:
                 raise self._error(e, timed_out, timeout_seconds) from e
         finally:
@@ -116,6 +120,28 @@ class SparkWarehouse(DbtAdapterWarehouse):
     def close(self) -> None:
         super().close()
         # The SparkSession belongs to the process (one per JVM); it stops when it exits.
+
+
+def float_division(sql: str) -> str:
+    """The query with every `a / b` as `cast(a as double) / b` (see the module's docstring)."""
+    if "/" not in sql.replace("/*", "").replace("*/", ""):
+        return sql
+    import sqlglot
+    from sqlglot import exp
+
+    def to_double(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Div):
+            numerator = node.this
+            is_double = isinstance(numerator, exp.Cast) and numerator.to.is_type("double")
+            if not is_double:
+                node.set("this", exp.cast(numerator, "double"))
+        return node
+
+    try:
+        tree = sqlglot.parse_one(sql, read="spark")
+    except sqlglot.errors.ParseError:
+        return sql  # run as written: Spark's own error is clearer than ours
+    return tree.transform(to_double).sql(dialect="spark")
 
 
 def connect(output: Mapping[str, Any], project_dir: Path) -> SparkWarehouse:
