@@ -13,8 +13,11 @@ and Spark SQL differ for what MetricFlow writes, it is handled here:
   a cast error, which is the caller's mistake (QueryDataError), as on the other engines;
 * a decimal divided by a decimal is a decimal on Spark, whose scale drops to 6 digits when the
   operands are wide (sums are decimal(38, s)): a derived ratio such as `gross_margin /
-  nullif(item_revenue, 0)` would be rounded to 0.000001. DuckDB (and MetricFlow's own ratio
-  metrics) divide as doubles, so every division is made a double division before it runs.
+  nullif(item_revenue, 0)` would be rounded to 0.000001; AVG of a decimal is a decimal of 4
+  more digits of scale. DuckDB (and MetricFlow's own ratio metrics) divide and average as
+  doubles, so every division and average is made a double one before the query runs;
+* reserved words MetricFlow writes bare (an entity named `order`) are quoted with backticks
+  (tally.core.reserved quotes the dialect's way).
 """
 
 from __future__ import annotations
@@ -123,14 +126,19 @@ class SparkWarehouse(DbtAdapterWarehouse):
 
 
 def float_division(sql: str) -> str:
-    """The query with every `a / b` as `cast(a as double) / b` (see the module's docstring)."""
-    if "/" not in sql.replace("/*", "").replace("*/", ""):
+    """The query with every `a / b` as `cast(a as double) / b` and `avg(x)` as
+    `avg(cast(x as double))` (see the module's docstring)."""
+    if "/" not in sql.replace("/*", "").replace("*/", "") and "avg(" not in sql.lower():
         return sql
     import sqlglot
     from sqlglot import exp
 
     def to_double(node: exp.Expression) -> exp.Expression:
-        if isinstance(node, exp.Div):
+        if isinstance(node, exp.Avg) and not (
+            isinstance(node.this, exp.Cast) and node.this.to.is_type("double")
+        ):
+            node.set("this", exp.cast(node.this, "double"))
+        elif isinstance(node, exp.Div):
             numerator = node.this
             is_double = isinstance(numerator, exp.Cast) and numerator.to.is_type("double")
             if not is_double:
