@@ -24,8 +24,8 @@ SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install sdk-venv warehouse warehouse-postgres demo test test-refresh lint clean help \
-        browser dashboard-build
+.PHONY: install sdk-venv warehouse warehouse-postgres warehouse-spark install-spark test-spark \
+        demo test test-refresh lint clean help browser dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
@@ -35,6 +35,8 @@ help:
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
+	@echo "make warehouse-spark     the same on the profile's spark target (TALLY_SPARK_MASTER, TALLY_SPARK_WAREHOUSE)"
+	@echo "make test-spark the correctness suite on a Spark cluster (master + 2 workers; slow)"
 	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
 	@echo "make dashboard-build  npm ci + build the TypeScript client and dashboard components"
 	@echo "make browser    install Debian's chromium for the browser tests (root; idempotent)"
@@ -96,6 +98,27 @@ warehouse-postgres: $(STAMP)
 	    --start $(HISTORY_START) --end $(AS_OF)
 	TALLY_TARGET=postgres $(BIN)/tally build --project-dir $(PROJECT) --vars $(DBT_VARS)
 	@echo "PostgreSQL warehouse ready; serve it with: TALLY_TARGET=postgres $(BIN)/tally serve"
+
+# Apache Spark (dbt-spark's session method; Java 17): heavy, so its own extra and targets.
+SPARK_STAMP := $(VENV)/.spark-stamp
+install-spark: $(SPARK_STAMP)
+
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+	@touch $(SPARK_STAMP)
+
+# The demo on Spark: raw data into the profile's spark target, then dbt run + parse there
+# (TALLY_SPARK_MASTER: a cluster's spark://host:port, default local threads).
+warehouse-spark: $(SPARK_STAMP)
+	$(BIN)/tally generate --target spark --seed $(SEED) --scale $(SCALE) \
+	    --start $(HISTORY_START) --end $(AS_OF)
+	cd $(PROJECT) && TALLY_TARGET=spark ../$(BIN)/dbt run --profiles-dir . --vars $(DBT_VARS) && \
+	    TALLY_TARGET=spark ../$(BIN)/dbt parse --profiles-dir . --vars $(DBT_VARS)
+	@echo "Spark warehouse ready; serve it with: TALLY_TARGET=spark $(BIN)/tally serve"
+
+# Every glossary metric against the hand-written SQL, on a Spark master and two workers.
+test-spark: $(SPARK_STAMP)
+	TALLY_TEST_SPARK=1 $(BIN)/python -m pytest tests/correctness -n 0 -k spark
 
 demo: warehouse dashboard-build
 	@echo; echo "== tally list metrics"; $(BIN)/tally list metrics

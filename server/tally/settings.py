@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,34 @@ class Settings(BaseSettings):
     )
     cache_ttl_seconds: float = Field(
         300.0, ge=0, description="Default time a result is served from cache."
+    )
+    execution_path: Literal["auto", "dbt-adapter"] = Field(
+        "auto",
+        description="How queries reach the warehouse: auto (the engine's own driver when tally "
+        "has one, else the installed dbt adapter) or dbt-adapter (always the dbt adapter).",
+    )
+    cache_url: str | None = Field(
+        None,
+        description="A Redis URL (redis://host:6379/0) shared by several replicas: results, "
+        "single flight and invalidations are shared through it; unset: in-process only.",
+    )
+    cache_prefix: str = Field(
+        "tally", min_length=1, description="Prefix of every Redis key (one per deployment)."
+    )
+    cache_local_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0,
+        description="With a shared cache: size of the in-process tier in front of it.",
+    )
+    cache_local_ttl_seconds: float = Field(
+        10.0, ge=0, description="With a shared cache: longest an entry stays in-process."
+    )
+    cache_lease_seconds: float = Field(
+        30.0, gt=0,
+        description="With a shared cache: how long a replica running a query holds it for "
+        "the others (they wait on its result); a replica that dies blocks no longer.",
+    )
+    cache_retry_seconds: float = Field(
+        1.0, gt=0, description="With a shared cache: pause before asking a Redis that failed."
     )
     rate_limit_per_minute: int = Field(
         600,

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.hand_sql import expected_rows
+from tests.support.paths import PROJECT_DIR
 from tests.support.services import ServiceFactory, SharedEngines
+from tests.support.spark import ENABLED as SPARK
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +49,36 @@ def postgres_services(engines: SharedEngines, pg_warehouse) -> Iterator[ServiceF
     factory.close()
 
 
-@pytest.fixture(scope="session", params=["core", "rest", "graphql", "postgres"])
+@pytest.fixture(scope="session")
+def spark_warehouse(warehouse, tmp_path_factory):
+    """The Spark build of the session's raw data on a master and two workers (one process, -n 0:
+    make test-spark)."""
+    from tests.support.spark import build_spark
+
+    built = build_spark(tmp_path_factory.mktemp("spark"), warehouse)
+    yield built
+    built.cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def spark_services(engines: SharedEngines, spark_warehouse) -> Iterator[ServiceFactory]:
+    """Services over the Spark build of the warehouse (make test-spark only)."""
+    from tally.project import read_profile_target
+    from tally.warehouse.spark import ENGINE, SparkWarehouse
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in spark_warehouse.env().items():
+            mp.setenv(name, value)
+        output = read_profile_target(PROJECT_DIR, PROJECT_DIR, "spark")
+    factory = ServiceFactory(engines, spark_warehouse.manifest_path,
+                             lambda: SparkWarehouse(ENGINE, output), target="spark")
+    yield factory
+    factory.close()
+
+
+# The Spark build joins the transports with `make test-spark` (TALLY_TEST_SPARK=1) only.
+@pytest.fixture(scope="session",
+                params=["core", "rest", "graphql", "postgres", *(["spark"] if SPARK else [])])
 def service(request: pytest.FixtureRequest, session_services: ServiceFactory) -> Iterator:
     """One service per transport, each with its own cache: REST and GraphQL results are
     computed through them, never served from another transport's cached rows. "postgres" is
@@ -59,9 +90,11 @@ def service(request: pytest.FixtureRequest, session_services: ServiceFactory) ->
 
     if request.param == "postgres":
         core = request.getfixturevalue("postgres_services").service()
+    elif request.param == "spark":
+        core = request.getfixturevalue("spark_services").service()
     else:
         core = session_services.service()
-    if request.param in ("core", "postgres"):
+    if request.param in ("core", "postgres", "spark"):
         yield core
     else:
         client = SyncASGIClient(create_app(core.settings, service=core))

@@ -23,6 +23,9 @@ GROUPS = {
     # A module fixture generates raw data that every test of the module reads: once, not once
     # per worker.
     "tests/datagen/": "datagen",
+    # Module fixtures: three `tally serve` replicas and a redis-server; a dbt-adapter service.
+    "tests/cache/test_replicas.py": "replicas",
+    "tests/warehouse/test_dbt_adapter.py": "dbt-adapter",
     # One `tally mcp` and one `tally serve` per module, shared by its tests.
     "tests/mcp/test_tools.py": "mcp-tools",
     "tests/mcp/test_tenant.py": "mcp-tenant",
@@ -31,7 +34,8 @@ GROUPS = {
 }
 
 # Slow tests, by what their node id starts with or contains.
-SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/", "tests/clients/")
+SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/", "tests/clients/",
+                 "tests/cache/test_replicas.py", "tests/warehouse/test_dbt_adapter.py")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
 
 

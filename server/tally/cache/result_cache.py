@@ -3,6 +3,7 @@ is read from an injectable clock (time.monotonic by default), so tests move it b
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -64,12 +65,12 @@ class CacheStats:
 class _Cache(TLRUCache):
     """TLRUCache that reports what it throws away, to tell evictions (memory) from expirations."""
 
-    def __init__(self, maxsize: int, on_evict, clock: Clock) -> None:
+    def __init__(self, maxsize: int, on_evict, clock: Clock, max_ttl: float = math.inf) -> None:
         super().__init__(
             maxsize=maxsize,
             # Expiry from when the entry was stored: re-inserting it (to count a memo) must
-            # not extend its life.
-            ttu=lambda _k, v, _now: v.stored_at + v.ttl_seconds,
+            # not extend its life. `max_ttl` caps it (a short-lived tier in front of another).
+            ttu=lambda _k, v, _now: v.stored_at + min(v.ttl_seconds, max_ttl),
             timer=clock,
             getsizeof=lambda v: v.size,
         )
@@ -82,12 +83,14 @@ class _Cache(TLRUCache):
 
 
 class ResultCache:
-    def __init__(self, max_bytes: int, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self, max_bytes: int, clock: Clock = time.monotonic, max_ttl: float = math.inf
+    ) -> None:
         self.max_bytes = max_bytes
         self.clock = clock
         self.stats = CacheStats()
         self._lock = threading.Lock()
-        self._cache = _Cache(max_bytes, self._evicted, clock)
+        self._cache = _Cache(max_bytes, self._evicted, clock, max_ttl)
 
     def _evicted(self, _key: str, value: CacheEntry) -> None:
         if value.remaining(self.clock()) > 0:
@@ -137,3 +140,15 @@ class ResultCache:
     def __len__(self) -> int:
         with self._lock:
             return len(self._cache)
+
+    # What a cache shared between processes adds (tally.cache.tiered); for this one, nothing.
+
+    def load_or_run(
+        self, key: str, run: Callable[[], CacheEntry]
+    ) -> tuple[CacheEntry, str]:
+        """After a miss here: the entry another process stored or is computing, else run()
+        (which stores it). Returns (entry, "hit" | "shared" | "miss"). One process: run()."""
+        return run(), "miss"
+
+    def health(self) -> dict[str, Any]:
+        return {"backend": "memory", "available": True}

@@ -34,15 +34,18 @@ def reserved_names(names: Iterable[str], words: frozenset[str] = frozenset()) ->
 
 
 def quote_reserved(sql: str, names: frozenset[str], dialect: str) -> str:
-    """`sql` with every bare identifier in `names` double-quoted."""
+    """`sql` with every bare identifier in `names` quoted the dialect's way (double quotes;
+    backticks on Spark, Databricks, BigQuery)."""
     # Most SQL never names one bare (`order` is inside order_id, order_date...): a regex says
     # so in microseconds, where tokenizing costs about a millisecond.
     if not names or not _bare(names).search(sql):
         return sql
     out: list[str] = []
     last = 0
-    for token in Dialect.get_or_raise(dialect).tokenize(sql):
+    engine = Dialect.get_or_raise(dialect)
+    start, end = engine.IDENTIFIER_START, engine.IDENTIFIER_END
+    for token in engine.tokenize(sql):
         if token.token_type == TokenType.VAR and token.text in names:
-            out += [sql[last : token.start], f'"{token.text}"']
+            out += [sql[last : token.start], f"{start}{token.text}{end}"]
             last = token.end + 1
     return "".join(out) + sql[last:]

@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     anomalies = parse_anomalies(args.anomalies)  # a bad spec fails before generating
 
     postgres = None
+    spark = None  # a dbt-spark output: raw data goes into its SparkSession
     if args.target:
         from tally.project import read_profile_target
 
@@ -73,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
 
             postgres = postgres_args(output)
             ping(postgres)  # before generating: fail fast
+        elif output.get("type") == "spark":
+            spark = output
         else:
             raise ValueError(f"cannot write raw data into a {output.get('type')!r} warehouse")
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "generated.duckdb" if postgres else args.out
+        out = Path(tmp) / "generated.duckdb" if postgres or spark else args.out
         out.parent.mkdir(parents=True, exist_ok=True)
         where = f"PostgreSQL database {postgres['dbname']!r}" if postgres else str(out)
         print(
@@ -100,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             from tally.datagen.postgres_load import copy_raw_to_postgres
 
             copy_raw_to_postgres(out, postgres, progress=lambda msg: print("  " + msg, flush=True))
+        if spark:
+            from tally.datagen.spark_load import load_raw_into_spark
+
+            load_raw_into_spark(out, spark, progress=lambda msg: print("  " + msg, flush=True))
     total = sum(counts.values())
     summary = ", ".join(f"{table}={rows:,}" for table, rows in counts.items())
     print(f"done: {total:,} rows in {time.perf_counter() - t0:.2f}s ({summary})")

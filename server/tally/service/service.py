@@ -29,8 +29,10 @@ from typing import Any, TypeVar
 
 from tally.cache.data_version import DataVersion
 from tally.cache.keys import result_key
+from tally.cache.redis_store import Unavailable
 from tally.cache.result_cache import CacheEntry, Clock, ResultCache
 from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
+from tally.cache.tiered import TieredCache, build_cache
 from tally.cache.views import shape, variant
 from tally.core.caller import ANONYMOUS, Caller
 from tally.core.catalog import (
@@ -114,12 +116,14 @@ class TallyService:
             self._compiler, self._manifest_stamp = compiler, _stamp(self._manifest_path)
         self._reload_lock = threading.Lock()
         self._connect_lock = threading.Lock()
-        self.cache = ResultCache(settings.cache_max_bytes, clock)
+        self.cache = build_cache(settings, clock)  # in-process, or tiered over Redis
         # The last answer to each question, kept longer, for when the warehouse is down
         # (stale-if-error); a quarter of the cache's bytes.
         self._stale = ResultCache(max(settings.cache_max_bytes // 4, 1), clock)
         self.counters = ServiceCounters()
         self.telemetry = Telemetry(self.cache, self.counters)
+        if isinstance(self.cache, TieredCache):
+            self.telemetry.registry.register(self.cache)
         self._flight: SingleFlight[tuple[CacheEntry, str]] = SingleFlight()
         self._async_flight: AsyncSingleFlight[tuple[CacheEntry, str]] = AsyncSingleFlight()
         self._async_reload: AsyncSingleFlight[Versioned | None] = AsyncSingleFlight()
@@ -154,7 +158,9 @@ class TallyService:
                 if self._warehouse is None:
                     project_dir = self.settings.resolved_project_dir()
                     output = self.profile_output()
-                    self._engine, self._warehouse = registry.connect(output, project_dir)
+                    self._engine, self._warehouse = registry.connect(
+                        output, project_dir, self.settings.execution_path
+                    )
         return self._warehouse
 
     @property
@@ -179,7 +185,8 @@ class TallyService:
     def data_version(self) -> DataVersion:
         if self._data_version is None:
             run_results = self._manifest_path.parent / "run_results.json"
-            self._data_version = DataVersion(self.warehouse.data_version, run_results)
+            shared = self.cache.store if isinstance(self.cache, TieredCache) else None
+            self._data_version = DataVersion(self.warehouse.data_version, run_results, shared)
         return self._data_version
 
     @property
@@ -228,9 +235,27 @@ class TallyService:
         self.compiler  # noqa: B018 - builds the engine, or raises ManifestUnavailable
         self.warehouse.ping()
 
+    def announce_new_data(self) -> bool:
+        """After a rebuild (`tally build`): bump the shared data generation, so that no replica
+        sharing this cache serves a result from before it. False without a shared cache or
+        when Redis does not answer (logged)."""
+        if not isinstance(self.cache, TieredCache):
+            return False
+        try:
+            self.cache.store.bump()
+        except Unavailable:
+            log.warning("could not tell the other replicas about the rebuild: Redis unavailable")
+            return False
+        return True
+
+    def cache_health(self) -> dict[str, Any]:
+        """The cache backend and whether it answers (a shared cache may be down: uncached)."""
+        return self.cache.health()
+
     def cache_stats(self) -> dict[str, Any]:
         s = self.cache.stats
         return {
+            "backend": self.cache.health(),
             "entries": len(self.cache),
             "bytes": self.cache.current_bytes,
             "max_bytes": self.cache.max_bytes,
@@ -476,12 +501,14 @@ class TallyService:
         if stored is not None:
             self.cache.stats.record("hit")
             return stored, "hit"
-        self.cache.stats.record("miss")
         try:
             with self.limits.running(caller):
-                entry = self._run(compiler, request, key, store=True, stale_key=stale_key)
-            return entry, "miss"
+                # Another replica's result, or its query in flight, when the cache is shared.
+                entry, outcome = self.cache.load_or_run(
+                    key, lambda: self._run(compiler, request, key, store=True, stale_key=stale_key)
+                )
         except (WarehouseUnavailable, QueryTimeout, WarehouseError) as e:
+            self.cache.stats.record("miss")
             stale = self._stale.get(stale_key) if stale_key else None
             if stale is None or isinstance(e, QueryDataError):
                 raise
@@ -489,6 +516,11 @@ class TallyService:
                         e.code, stale.age(self.clock()))  # fmt: skip
             self.counters.stale()
             return stale, "stale"
+        except BaseException:
+            self.cache.stats.record("miss")
+            raise
+        self.cache.stats.record(outcome)
+        return entry, outcome
 
     def _versions(self, reload: bool = True) -> Versioned | None:
         """The compiler and (manifest version, data version) that make up cache keys now.

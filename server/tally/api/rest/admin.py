@@ -27,6 +27,7 @@ async def ready(request: Request, svc: ServiceDep) -> JSONResponse:
             "status": "ready",
             "manifest_version": svc.manifest_version,
             "data_version": svc.data_version.current(),
+            "cache": svc.cache_health(),
         }
 
     try:
