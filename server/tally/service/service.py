@@ -61,6 +61,7 @@ from tally.errors import (
     WarehouseUnavailable,
 )
 from tally.project import read_profile_target
+from tally.rollups.router import Router
 from tally.service.access import (
     authorize,
     require,
@@ -127,6 +128,7 @@ class TallyService:
         self._last_versions: tuple[str, str] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._security: Authenticator | None = None
+        self._router = Router(self._manifest_path.parent)
         self.limits = Limits(
             settings.rate_limit_per_minute, settings.max_concurrent_per_caller, clock
         )
@@ -327,7 +329,18 @@ class TallyService:
         """The SQL of a request, as this caller would run it (its row filters included)."""
         require(caller, "sql")
         compiler = self.compiler
-        return compiler.compile(authorize(compiler, request, caller))
+        return self._compile(compiler, authorize(compiler, request, caller), None)
+
+    def _compile(
+        self, compiler: Compiler, request: QueryRequest, limit: int | None
+    ) -> CompiledQuery:
+        """SQL over the smallest rollup that gives the same numbers, else over the source
+        tables (rollup routing: tally.rollups), with which rollup it reads or why none."""
+        if not self.settings.rollups_enabled:
+            return compiler.compile(request, limit=limit)
+        return self._router.compile(
+            compiler, request, limit, self.warehouse, self.data_version.current()
+        )
 
     def query(
         self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
@@ -547,6 +560,7 @@ class TallyService:
             manifest_version=manifest_version,
             # Encoders memoise their output with the entry, for its own row order only.
             memo=None if resort else entry.extra,
+            rollup=entry.extra.get("rollup"),
         )
 
     def _execution_limit(self, request: QueryRequest) -> int:
@@ -565,7 +579,7 @@ class TallyService:
     ) -> CacheEntry:
         max_rows = self.settings.max_rows
         t0 = time.perf_counter()
-        compiled = compiler.compile(request, limit=self._execution_limit(request))
+        compiled = self._compile(compiler, request, self._execution_limit(request))
         t1 = time.perf_counter()
         self.telemetry.compile.observe(t1 - t0)
         try:
@@ -606,7 +620,7 @@ class TallyService:
             execute_ms=round((t2 - t1) * 1000, 3),
             nbytes=max(int(table.nbytes), 1),
             # The order its rows are in; encoders memoise their output here (per entry).
-            extra={"order": request.row_order},
+            extra={"order": request.row_order, "rollup": compiled.rollup},
         )
         if store:
             entry.extra["on_grow"] = functools.partial(self.cache.resize, key, entry)
