@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from tally.errors import CallerError, ConfigurationError, TallyError
@@ -190,8 +190,10 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
     from tally.cli_admin import register as register_admin
+    from tally.cli_rollups import register as register_rollups
     from tally.validate.cli import register
 
+    register_rollups(sub, project_flags)
     register(sub)
     register_admin(sub, project_flags)
     return parser
@@ -231,7 +233,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     service = _service(args)
     caller = Caller(transport="cli")
     if args.explain:
-        print(service.compile(request, caller).sql)
+        print(_explained(service.compile(request, caller)))
         return 0
     result = service.query(request, caller)
 
@@ -259,8 +261,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    print(_service(args).compile(_request(args)).sql)
+    print(_explained(_service(args).compile(_request(args))))
     return 0
+
+
+def _explained(compiled) -> str:
+    """The SQL, preceded by which rollup it reads or, for each rollup, why it could not."""
+    from tally.cli_rollups import explain_lines
+
+    return "\n".join([*explain_lines(compiled.rollup), compiled.sql])
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -388,7 +397,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
     project_dir = settings.resolved_project_dir()
     output = service.profile_output()
     data_file = service.engine.data_file(output, project_dir) if service.engine.data_file else None
-    build = plan(settings, data_file)
+    build = replace(plan(settings, data_file), engine=service.engine)
     run_build(build, args.dbt_args, args.vars, args.start_from,
               say=lambda line: print(line, flush=True))  # fmt: skip
     print(summary(build), flush=True)

@@ -3,7 +3,6 @@ every rollup built in it, and services over it with routing on and off."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +13,7 @@ from tally.core.compiler import Compiler
 from tally.core.semantic_manifest import load_manifest
 from tally.rollups.build import BuildReport, build_rollups
 from tally.warehouse.duckdb import ENGINE, DuckDBWarehouse
-from tests.support.builds import BuiltWarehouse
+from tests.support.builds import BuiltWarehouse, copy_of
 from tests.support.services import ServiceFactory, SharedEngines
 
 
@@ -32,20 +31,9 @@ class RollupWarehouse:
         return Compiler(load_manifest(self.manifest_path), ENGINE)
 
 
-def copy_warehouse(warehouse: BuiltWarehouse, folder: Path) -> tuple[Path, Path]:
-    """The run's warehouse file and dbt target, copied (the copy may be written to). The file
-    keeps its name: MetricFlow's SQL names the DuckDB catalog after it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    db = folder / "warehouse.duckdb"
-    shutil.copyfile(warehouse.duckdb_path, db)
-    target = folder / "target"
-    shutil.copytree(warehouse.target_dir, target)
-    return db, target
-
-
 @pytest.fixture(scope="session")
 def rollup_warehouse(warehouse: BuiltWarehouse, tmp_path_factory) -> RollupWarehouse:
-    db, target = copy_warehouse(warehouse, tmp_path_factory.mktemp("rollups"))
+    db, target = copy_of(warehouse, tmp_path_factory.mktemp("rollups"))
     compiler = Compiler(load_manifest(target / "semantic_manifest.json"), ENGINE)
     reports = build_rollups(compiler, db, target)
     return RollupWarehouse(db, target, reports)

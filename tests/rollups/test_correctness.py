@@ -86,8 +86,8 @@ CASES: list[tuple[list[str], list[str], tuple[list[str], str], str | tuple[str, 
     (["active_customers", "revenue"], ["metric_time__month"], ([], "true"),
      "executive_kpis_by_month"),
     # Derived metrics from their additive parts.
-    (["gross_margin", "gross_margin_pct"], ["product__category"], ([US], "customer__country = 'US'"),
-     "margin_by_category"),
+    (["gross_margin", "gross_margin_pct"], ["product__category"],
+     ([US], "customer__country = 'US'"), "margin_by_category"),
     (["item_revenue", "cost_of_goods_sold", "gross_margin_pct"],
      ["metric_time__year", "product__category"], ([], "true"), "margin_by_category"),
 ]

@@ -60,6 +60,9 @@ def route(
     rollups = rollups_of(compiler)
     if not rollups:
         return Route(RollupStatus(None, ()))
+    if not built:  # nothing built here: say so without checking the query against each
+        return Route(RollupStatus(None, tuple(
+            (r.name, "not built (run `tally rollups build`)") for r in rollups)))
     checked = check_request(compiler, request)
     query = checked.request
     misses: list[tuple[str, str]] = []
