@@ -52,44 +52,73 @@ def partition_grain(rollup: Rollup, manifest: Any) -> str | None:
 def fingerprints(
     con: duckdb.DuckDBPyConnection, rollup: Rollup, grain: str, manifest: Any
 ) -> dict[str, str]:
-    """Partition start (ISO date) -> fingerprint of its source rows."""
-    facts, others = _tables(rollup, _fact_tables(manifest))
+    """Partition start (ISO date) -> fingerprint of its source rows. Only the columns the
+    rollup's SQL reads are hashed: audit columns (a load timestamp, dbt's invocation id) change
+    on every build without changing any number."""
+    facts, others = _tables(rollup, _fact_tables(manifest, rollup))
+    read = _columns_read(rollup)
     shared = hashlib.sha256()
     for table in sorted(others):
         count, digest = con.execute(
-            f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} AS t"
+            f"SELECT count(*), coalesce(bit_xor({_row_hash(con, table, read)}), 0) FROM {table}"
         ).fetchone()
         shared.update(f"{table}:{count}:{digest};".encode())
-    per: dict[str, hashlib._Hash] = {}
+    per: dict[str, Any] = {}
     for table, column in sorted(facts.items()):
         rows = con.execute(
             f"SELECT CAST(DATE_TRUNC('{grain}', CAST({column} AS DATE)) AS DATE) AS p, count(*), "
-            f"coalesce(bit_xor(hash(t)), 0) FROM {table} AS t GROUP BY 1"
+            f"coalesce(bit_xor({_row_hash(con, table, read)}), 0) FROM {table} GROUP BY 1"
         ).fetchall()
         for p, count, digest in rows:
-            key = str(p)
-            per.setdefault(key, hashlib.sha256()).update(f"{table}:{count}:{digest};".encode())
+            per.setdefault(str(p), hashlib.sha256()).update(f"{table}:{count}:{digest};".encode())
     base = shared.hexdigest()
     return {k: hashlib.sha256((h.hexdigest() + base).encode()).hexdigest()[:16]
             for k, h in sorted(per.items())}
+
+
+def _columns_read(rollup: Rollup) -> set[str]:
+    tree = sqlglot.parse_one(rollup.build_sql, read="duckdb")
+    return {c.name.lower() for c in tree.find_all(exp.Column)}
+
+
+def _row_hash(con: duckdb.DuckDBPyConnection, table: str, read: set[str]) -> str:
+    catalog, schema, name = (p.strip('"') for p in table.split("."))
+    columns = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND "
+        "table_schema = ? AND table_name = ? ORDER BY ordinal_position", [catalog, schema, name],
+    ).fetchall() if r[0].lower() in read]
+    if not columns:
+        return "0"
+    return "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
 
 
 def changed_partitions(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
-def _fact_tables(manifest: Any) -> dict[str, str]:
-    """Each semantic model's table (schema.alias) -> its aggregation time dimension's column."""
+def _fact_tables(manifest: Any, rollup: Rollup) -> dict[str, str]:
+    """The tables whose measures the rollup aggregates (schema.alias) -> the column of their
+    aggregation time (metric_time). Tables only joined for dimensions are not among them: a
+    changed customer segment changes orders of every month."""
+    metrics = {m.name: m for m in manifest.metrics}
+    measures = {
+        i.name for name in rollup.stored if name in metrics
+        for i in metrics[name].type_params.input_measures or ()
+    }
     out: dict[str, str] = {}
     for model in manifest.semantic_models:
-        rel = model.node_relation
-        agg = (model.defaults.agg_time_dimension if model.defaults else None) or None
+        own = [m for m in model.measures if m.name in measures]
+        if not own:
+            continue
+        agg = own[0].agg_time_dimension or (
+            model.defaults.agg_time_dimension if model.defaults else None)
         if agg is None:
             continue
         column = agg
         for d in model.dimensions:
             if d.name == agg and d.expr:
                 column = d.expr
+        rel = model.node_relation
         out[f"{rel.schema_name}.{rel.alias}".lower()] = column
     return out
 
