@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     query_flags(q)
     q.add_argument("--format", choices=FORMATS, default="table")
     q.add_argument("--explain", action="store_true", help="print the SQL instead of running it")
+    q.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="stream the whole result (no row limit) to FILE: .csv, .arrow or .parquet "
+        "(or --format csv|arrow)",
+    )
     q.set_defaults(handler=_cmd_query)
 
     c = sub.add_parser("compile", help="print the SQL of a metric query")
@@ -235,6 +242,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if args.explain:
         print(_explained(service.compile(request, caller)))
         return 0
+    if args.output is not None:
+        from tally.cli_exports import export_to_file
+
+        return export_to_file(service, request, caller, args.output, args.format)
     result = service.query(request, caller)
 
     if args.format == "json":

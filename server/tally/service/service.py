@@ -69,6 +69,8 @@ from tally.service.access import (
     visible_entities,
     visible_metrics,
 )
+from tally.service.exports import Export
+from tally.service.exports import batches as export_batches
 from tally.service.jobs import Job, JobManager
 from tally.service.limits import Limits
 from tally.service.security.auth import Authenticator
@@ -342,6 +344,14 @@ class TallyService:
             compiler, request, limit, self.warehouse, self.data_version.current()
         )
 
+    def export(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> Export:
+        """The whole result as a stream of record batches, any size (service/exports.py)."""
+        compiler = self.compiler
+        allowed = authorize(compiler, request, caller)
+        compiled = self._compile(compiler, allowed, None)
+        self.counters.executed()
+        return Export(compiled, export_batches(self.warehouse, compiled))
+
     def query(
         self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
     ) -> QueryResult:
@@ -604,7 +614,8 @@ class TallyService:
         if raw.num_rows > max_rows:
             raise ResultTooLarge(
                 f"The result has more than {max_rows} rows (the server's maximum): add filters, "
-                f"a coarser grain, or a limit of at most {max_rows}.",
+                f"a coarser grain, or a limit of at most {max_rows}; or export it whole with "
+                "POST /api/v1/exports (CSV, Arrow or Parquet; `tally query --output FILE`).",
                 max_rows=max_rows,
             )
         if compiled.renames:
