@@ -157,6 +157,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.skipif(os.environ.get("TALLY_BIG_TESTS") != "1",
+                    reason="about 3 minutes: `make test-big` runs it (TALLY_BIG_TESTS=1)")
 def test_multi_million_row_export_in_bounded_server_memory(big_server):
     base, proc, revenue, orders = big_server
     assert orders >= 2_000_000
