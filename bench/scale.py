@@ -107,15 +107,13 @@ def main() -> int:
 
 def _rollup_sizes(con: duckdb.DuckDBPyConnection) -> None:
     try:
-        built = con.execute("select rollup, row_count, build_seconds from tally_rollups.registry "
-                            "order by rollup").fetchall()
+        built = con.execute("select rollup, row_count, build_seconds, relation "
+                            "from tally_rollups.registry order by rollup").fetchall()
     except duckdb.Error:
         print("no rollups built (tally rollups build, or --build)")
         return
     print(f"{'rollup':32}{'rows':>12}{'build':>10}{'size':>10}")
-    for name, count, seconds in built:
-        relation = con.execute("select relation from tally_rollups.registry where rollup = ?",
-                               [name]).fetchone()[0]
+    for name, count, seconds, relation in built:
         size = con.sql(f"select * from {relation}").to_arrow_table().nbytes
         print(f"{name:32}{count:>12,}{seconds:>9.1f}s{size / 1e6:>8.1f}MB")
 
