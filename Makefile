@@ -9,6 +9,10 @@ SCALE  ?= 1
 # names): change both together, e.g. `make warehouse AS_OF=2026-06-30`.
 HISTORY_START ?= 2022-01-01
 AS_OF         ?= 2025-12-31
+# Anomalies for the monitors to catch (tally.datagen.anomalies), e.g.
+# `make warehouse ANOMALIES=half_day:2025-12-30,country_stops:US,stale:customers`, then
+# `.venv/bin/tally monitor` exits 1 naming each one.
+ANOMALIES ?=
 DBT_VARS = '{"as_of_date": "$(AS_OF)", "time_spine_start": "$(HISTORY_START)"}'
 PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
@@ -20,25 +24,50 @@ SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
-.PHONY: install sdk-venv warehouse warehouse-postgres demo test test-big lint clean help
+.PHONY: install sdk-venv warehouse warehouse-postgres demo test test-refresh test-big lint \
+        clean help browser dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
 	@echo "make test       run the test suite (builds its own small warehouse; TEST_WORKERS=$(TEST_WORKERS))"
+	@echo "make test-refresh  the refresh pipeline's end-to-end tests (real server, dbt builds)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
+	@echo "make dashboard-build  npm ci + build the TypeScript client and dashboard components"
+	@echo "make browser    install Debian's chromium for the browser tests (root; idempotent)"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
-install: $(STAMP)
+install: $(STAMP) dashboard-build
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml clients/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev]" -e clients/python
 	@touch $(STAMP)
+
+# The TypeScript client and the dashboard's web components: `npm ci` from the committed
+# lockfile (once per lockfile change), then the build (tsc, esbuild), which prints the page's
+# gzipped JavaScript against its 250 KB budget. tally serves clients/dashboard/dist.
+NPM_STAMP := clients/node_modules/.npm-ci-stamp
+DASHBOARD_JS := clients/dashboard/dist/tally-dashboard.js
+
+dashboard-build: $(DASHBOARD_JS)
+
+$(NPM_STAMP): clients/package-lock.json
+	cd clients && npm ci --no-audit --no-fund
+	@touch $(NPM_STAMP)
+
+$(DASHBOARD_JS): $(NPM_STAMP) $(wildcard clients/js/src/*.ts clients/dashboard/src/*.ts) \
+                 clients/dashboard/build.mjs
+	cd clients && npm run build
+
+# Debian's chromium for the browser tests (Playwright drives it; its own download cannot work
+# here). Needs root, as CI has.
+browser:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
 
 sdk-venv: $(SDK_STAMP)
 
@@ -54,7 +83,7 @@ $(SDK_STAMP):
 warehouse: $(STAMP)
 	@mkdir -p $(GENERATED)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
-	    --out $(GENERATED)/warehouse.duckdb
+	    --out $(GENERATED)/warehouse.duckdb $(if $(ANOMALIES),--anomalies $(ANOMALIES))
 	$(BIN)/tally build --project-dir $(PROJECT) --from $(GENERATED)/warehouse.duckdb \
 	    --vars $(DBT_VARS)
 
@@ -68,7 +97,7 @@ warehouse-postgres: $(STAMP)
 	TALLY_TARGET=postgres $(BIN)/tally build --project-dir $(PROJECT) --vars $(DBT_VARS)
 	@echo "PostgreSQL warehouse ready; serve it with: TALLY_TARGET=postgres $(BIN)/tally serve"
 
-demo: warehouse
+demo: warehouse dashboard-build
 	@echo; echo "== tally list metrics"; $(BIN)/tally list metrics
 	@echo; echo "== revenue and orders by year"
 	$(BIN)/tally query --metrics revenue,order_count,average_order_value --group-by metric_time__year
@@ -80,8 +109,9 @@ demo: warehouse
 	$(BIN)/tally query --metrics retention_rate --group-by cohort__cohort_month__month,cohort__period_number --where "{{ Dimension('cohort__period_number') }} <= 3" --limit 8
 	@echo; echo "== a typo gets a suggestion (exit code 2)"
 	-$(BIN)/tally query --metrics revenu
+	@echo; echo "== demo dashboard: http://127.0.0.1:8080/dashboards/overview"
 	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
-	$(BIN)/tally serve --host 127.0.0.1 --port 8080
+	TALLY_WARM_ON_START=true $(BIN)/tally serve --host 127.0.0.1 --port 8080
 
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
@@ -92,15 +122,22 @@ TEST_WORKERS ?= 2
 test-big: $(STAMP)
 	TALLY_BIG_TESTS=1 $(BIN)/python -m pytest tests/api/rest/test_exports.py -k multi_million -n 0 -s
 
-test: $(STAMP) $(SDK_STAMP)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
+test: $(STAMP) $(SDK_STAMP) dashboard-build browser
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh
+
+# The refresh pipeline end to end (a real server, `tally build` and POST /api/v1/refresh with
+# real dbt builds: two to three minutes on its own), kept out of `make test`'s time; .ci/run
+# runs it after `make test`.
+test-refresh: $(STAMP)
+	$(BIN)/python -m pytest tests/refresh -n 0
 
 lint: $(STAMP)
-	$(BIN)/ruff check server tests bench
+	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/sqlfluff lint dbt_project
 
 clean:
+	rm -rf clients/node_modules clients/js/dist clients/dashboard/dist
 	rm -rf $(VENV) $(SDK_VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
 	       $(PROJECT)/target.old \
 	       $(PROJECT)/logs \

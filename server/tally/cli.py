@@ -13,7 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 from tally.errors import CallerError, ConfigurationError, TallyError
@@ -197,12 +197,17 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("args", nargs=argparse.REMAINDER)
     g.set_defaults(handler=_cmd_generate)
     from tally.cli_admin import register as register_admin
+    from tally.cli_refresh import register as register_refresh
     from tally.cli_rollups import register as register_rollups
     from tally.validate.cli import register
 
     register_rollups(sub, project_flags)
     register(sub)
     register_admin(sub, project_flags)
+    from tally.mcp.cli import register as register_mcp
+
+    register_mcp(sub, project_flags)
+    register_refresh(sub, project_flags)
     return parser
 
 
@@ -357,8 +362,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     print(
         f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
         f"{output.get('type')}) on http://{settings.host}:{settings.port} "
-        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, docs "
-        f"/docs{flight})",
+        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, MCP /mcp, "
+        f"docs /docs{flight})",
         file=sys.stderr,
         flush=True,
     )
@@ -397,22 +402,9 @@ def _check_exposure(service, host: str, insecure: bool) -> None:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from tally.build import plan, run_build, summary
-    from tally.service import TallyService
-    from tally.settings import load_settings
+    from tally.cli_refresh import cmd_build  # the refresh pipeline: build, swap, warm, notify
 
-    settings = load_settings(
-        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
-    )
-    service = TallyService(settings)
-    project_dir = settings.resolved_project_dir()
-    output = service.profile_output()
-    data_file = service.engine.data_file(output, project_dir) if service.engine.data_file else None
-    build = replace(plan(settings, data_file), engine=service.engine)
-    run_build(build, args.dbt_args, args.vars, args.start_from,
-              say=lambda line: print(line, flush=True))  # fmt: skip
-    print(summary(build), flush=True)
-    return 0
+    return cmd_build(args)
 
 
 def _cmd_generate(args: argparse.Namespace) -> int:

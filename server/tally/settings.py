@@ -3,6 +3,7 @@ dbt project, profile and manifest are then found the way dbt finds them (tally.p
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError
@@ -34,6 +35,9 @@ class Settings(BaseSettings):
         "the project's target-path, else target/).",
     )
     max_rows: int = Field(100_000, ge=1, description="Most rows a query may return.")
+    mcp_max_rows: int = Field(
+        500, ge=1, description="Most rows an MCP tool shows an agent (it says when it cuts)."
+    )
     query_timeout_seconds: float = Field(60.0, gt=0, description="Per-query warehouse timeout.")
     cache_enabled: bool = Field(True, description="Serve repeated queries from memory.")
     cache_max_bytes: int = Field(
@@ -125,6 +129,48 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Arrow Flight SQL (the dbt Semantic Layer's "
         "JDBC/ADBC protocol) on this port; unset: off."
     )
+    dashboard_assets_dir: Path | None = Field(
+        None, description="The built dashboard components (JavaScript) served at "
+        "/dashboards/assets/ (default: clients/dashboard/dist of the source checkout, built by "
+        "`make dashboard-build`)."
+    )
+    # Refresh, monitors and notifications (tally.refresh, tally.monitor, tally.notify).
+    as_of_date: dt.date | None = Field(
+        None, description="The day monitors treat as the latest complete one (default: the "
+        "dbt project's `as_of_date` var, else yesterday)."
+    )
+    monitor_interval: float = Field(
+        0.0, ge=0, description="Seconds between the server's monitor runs (they also run "
+        "after each refresh); 0: only after refreshes."
+    )
+    warm_on_start: bool = Field(
+        False, description="Warm the cache when the server starts (saved queries marked "
+        "`warm: true`, dashboards, frequent shapes of the query history)."
+    )
+    warm_history_shapes: int = Field(
+        20, ge=0, description="After a refresh, warm the cache with this many of the most "
+        "frequent query shapes of the last 24 hours (query history)."
+    )
+    history_max_shapes: int = Field(
+        1000, ge=10, description="Query shapes kept in the query history (least recently "
+        "seen dropped first)."
+    )
+    server_url: str | None = Field(
+        None, description="A running tally server that `tally build` asks to refresh (swap "
+        "in, invalidate, warm, monitor) after its build, e.g. http://127.0.0.1:8080; it "
+        "authenticates with TALLY_ADMIN_TOKEN."
+    )
+    webhook_max_attempts: int = Field(4, ge=1, description="Attempts per webhook delivery.")
+    webhook_backoff_seconds: float = Field(
+        1.0, ge=0, description="Wait before the first retry of a delivery, doubled each time."
+    )
+    webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per delivery attempt.")
+    smtp_host: str | None = Field(None, description="SMTP server for email notifications.")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_from: str = Field("tally@localhost", description="From address of notifications.")
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
 

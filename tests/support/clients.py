@@ -27,3 +27,10 @@ class SyncASGIClient:
                 return await client.post(url, **kwargs)
 
         return asyncio.run(send())
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        async def send() -> httpx.Response:
+            async with asgi_client(self.app) as client:
+                return await client.get(url, **kwargs)
+
+        return asyncio.run(send())

@@ -23,10 +23,15 @@ GROUPS = {
     # A module fixture generates raw data that every test of the module reads: once, not once
     # per worker.
     "tests/datagen/": "datagen",
+    # One `tally mcp` and one `tally serve` per module, shared by its tests.
+    "tests/mcp/test_tools.py": "mcp-tools",
+    "tests/mcp/test_tenant.py": "mcp-tenant",
+    # One real server (and one browser) for the clients' and dashboards' tests.
+    "tests/clients/": "clients",
 }
 
 # Slow tests, by what their node id starts with or contains.
-SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/")
+SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/", "tests/clients/")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
 
 

@@ -26,7 +26,7 @@ def _raise(code: str, message: str):
     raise _ERRORS.get(code, errors.TallyError)(message)
 
 
-def _body(request: QueryRequest) -> dict[str, Any]:
+def rest_body(request: QueryRequest) -> dict[str, Any]:
     return {"metrics": list(request.metrics), "group_by": list(request.group_by),
             "where": list(request.where), "order_by": list(request.order_by),
             "limit": request.limit, "saved_query": request.saved_query,
@@ -39,7 +39,7 @@ class RestAdapter:
         self.client = client
 
     def query(self, request: QueryRequest) -> SimpleNamespace:
-        r = self.client.post("/api/v1/query", json=_body(request),
+        r = self.client.post("/api/v1/query", json=rest_body(request),
                              headers={"accept": "application/vnd.apache.arrow.stream"})
         if r.status_code != 200:
             _raise(r.json()["error"]["code"], r.json()["error"]["message"])
@@ -56,7 +56,7 @@ class GraphQLAdapter:
         self.client = client
 
     def query(self, request: QueryRequest) -> SimpleNamespace:
-        b = _body(request)
+        b = rest_body(request)
         variables = {"metrics": b["metrics"], "groupBy": b["group_by"], "where": b["where"],
                      "orderBy": b["order_by"], "limit": b["limit"], "start": b["start"],
                      "end": b["end"]}

@@ -13,3 +13,11 @@ async def eventually(condition: Callable[[], bool], timeout: float = 30.0) -> No
     while not condition():
         assert time.monotonic() < deadline, f"still false after {timeout} s: {condition}"
         await asyncio.sleep(0.005)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """`eventually` for synchronous tests."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"still false after {timeout} s: {condition}"
+        time.sleep(0.01)

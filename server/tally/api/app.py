@@ -11,13 +11,14 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
 
-from tally.api import errors
+from tally.api import dashboards, errors
 from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
-from tally.api.rest import admin, catalog, embed, exports, queries, query, saved_queries
+from tally.api.rest import admin, catalog, embed, exports, queries, query, refresh, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
+from tally.mcp.http import mount as mount_mcp
 from tally.service import TallyService
 from tally.settings import Settings
 
@@ -53,6 +54,9 @@ def create_app(
             except Exception as e:
                 log.warning("engine not ready at start-up: %s", e)
         stops = [start(service) for start in companions]
+        app.state.refresh = refresh.RefreshRuntime(service)  # monitors, history, notifications
+        app.state.refresh.start(warm_at_start=settings.warm_on_start)
+        stops.insert(0, app.state.refresh.stop)
         try:
             yield
         finally:
@@ -74,6 +78,7 @@ def create_app(
     app.state.settings = settings
     app.state.metrics = service.telemetry.part("http", Metrics)
     app.state.operations_executor = operations
+    app.state.refresh = None  # the refresh runtime, started with the server (lifespan)
     errors.install(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(BodyTimeoutMiddleware, seconds=settings.body_timeout_seconds)
@@ -85,7 +90,9 @@ def create_app(
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-            allow_headers=["content-type", "accept", "if-none-match", "x-request-id"],
+            # authorization: an embedded dashboard sends its embed token from the host page
+            allow_headers=["content-type", "accept", "if-none-match", "x-request-id",
+                           "authorization"],
             expose_headers=["etag", "x-tally-cache", "x-tally-cache-age", "x-request-id",
                             "server-timing"],
         )
@@ -93,10 +100,13 @@ def create_app(
         RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
     )
     for router in (query.router, queries.router, catalog.router, saved_queries.router,
-                   admin.router, embed.router, exports.router):  # fmt: skip
+                   admin.router, embed.router, dashboards.router, refresh.router,
+                   exports.router):  # fmt: skip
         app.include_router(router)
     app.openapi = lambda: errors.openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).
     app.include_router(semantic_layer_router(), prefix="/api/graphql", include_in_schema=False)
+    # MCP (streamable HTTP) for AI agents, over the same service and authentication.
+    mount_mcp(app, service)
     return app

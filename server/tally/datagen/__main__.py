@@ -43,7 +43,22 @@ def main(argv: list[str] | None = None) -> int:
         default=Path("dbt_project"),
         help="the dbt project whose profiles.yml names --target (default: dbt_project)",
     )
+    parser.add_argument(
+        "--anomalies",
+        action="append",
+        default=[],
+        help="inject anomalies for the monitors to catch, comma-separated: half_day[:DATE], "
+        "country_stops:<CC>[:DAYS], stale:<customers|orders>[:DAYS] (see tally.datagen.anomalies)",
+    )
+    parser.add_argument(
+        "--anomaly-day",
+        default=None,
+        help="the day the anomalies are relative to (default: --end)",
+    )
     args = parser.parse_args(argv)
+    from tally.datagen.anomalies import inject, parse_anomalies
+
+    anomalies = parse_anomalies(args.anomalies)  # a bad spec fails before generating
 
     postgres = None
     if args.target:
@@ -78,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             end=args.end,
             progress=lambda msg: print("  " + msg, flush=True),
         )
+        if anomalies:
+            inject(out, anomalies, args.anomaly_day or args.end,
+                   progress=lambda msg: print("  " + msg, flush=True))
         if postgres:
             from tally.datagen.postgres_load import copy_raw_to_postgres
 

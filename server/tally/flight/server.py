@@ -239,7 +239,7 @@ class FlightSqlServer(fl.FlightServerBase):
         saved = statement.get("saved_query")
         group_bys = self.service.compiler.saved_query(saved).group_by if isinstance(saved, str) \
             else ()
-        self.service.compile(st.to_request(statement, group_bys), caller)
+        self.service.check(st.to_request(statement, group_bys), caller)
 
 
 def _set_option(target: Any, value: Any) -> None:

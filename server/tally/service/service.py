@@ -352,6 +352,12 @@ class TallyService:
         self.counters.executed()
         return Export(compiled, export_batches(self.warehouse, compiled))
 
+    def check(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> None:
+        """Raise the error this caller's request would meet (an unknown name, a metric it may not
+        see), without running it and without the `sql` scope: a prepared statement's check."""
+        compiler = self.compiler
+        compiler.compile(authorize(compiler, request, caller))
+
     def query(
         self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
     ) -> QueryResult:

@@ -93,6 +93,8 @@ class _CacheCollector:
 class Telemetry:
     def __init__(self, cache: ResultCache, counters: ServiceCounters) -> None:
         self.registry = CollectorRegistry()
+        # Called with (request, caller, result) for every answered query; never raising.
+        self.observers: list[Callable[[QueryRequest, Caller, QueryResult], None]] = []
         self.queries = Counter(
             "tally_queries",
             "Queries answered, by transport and outcome (hit, miss, shared, error).",
@@ -127,6 +129,11 @@ class Telemetry:
 
     def answered(self, request: QueryRequest, caller: Caller, result: QueryResult) -> None:
         outcome = result.cache.outcome
+        for observe in self.observers:  # e.g. the query history (tally.history)
+            try:
+                observe(request, caller, result)
+            except Exception:  # an observer never fails the query it observes
+                query_log.exception("query observer %r failed", observe)
         self.queries.labels(caller.transport, outcome).inc()
         self._log(
             request,

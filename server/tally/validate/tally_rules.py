@@ -12,6 +12,7 @@ from typing import Any
 from tally.errors import suggestion_suffix
 from tally.validate.compile_rules import merge_name_findings, run_compile_rules
 from tally.validate.context import Context
+from tally.validate.dashboard_rules import run_dashboard_rules
 from tally.validate.findings import Severity, Stage, register_rule
 
 # tally's own style rules (labels, descriptions, names, owners, duplicates) are warnings by
@@ -74,6 +75,7 @@ def run_tally_rules(ctx: Context) -> None:
     if ctx.config.require_owner:
         _owners(ctx)
     run_compile_rules(ctx)
+    run_dashboard_rules(ctx)
 
 
 def _blank(value: Any) -> bool:
