@@ -25,7 +25,7 @@ SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
 .PHONY: install sdk-venv warehouse warehouse-postgres warehouse-spark install-spark test-spark \
-        demo test test-refresh lint clean help browser dashboard-build
+        demo test test-refresh test-big lint clean help browser dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
@@ -139,6 +139,11 @@ demo: warehouse dashboard-build
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
 TEST_WORKERS ?= 2
+
+# Slow on purpose (about 3 minutes): a multi-million row export through a real server, its
+# peak memory measured. Not part of `make test`; CI runs it as a job of its own.
+test-big: $(STAMP)
+	TALLY_BIG_TESTS=1 $(BIN)/python -m pytest tests/api/rest/test_exports.py -k multi_million -n 0 -s
 
 test: $(STAMP) $(SDK_STAMP) dashboard-build browser
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import yaml
 
+from tally.core.engine import EngineSpec
 from tally.errors import CallerError, ServerFault
 from tally.project import read_profile_target, read_project
 from tally.settings import Settings
@@ -48,6 +49,8 @@ class BuildPlan:
     output: dict
     target_path: Path  # dbt's served target folder
     served_file: Path | None  # the served DuckDB file (None: build in place)
+    # The warehouse engine, for building rollups after dbt (None: no rollups).
+    engine: EngineSpec | None = None
 
 
 def plan(settings: Settings, data_file: Path | None) -> BuildPlan:
@@ -95,9 +98,22 @@ def run_build(
                   "--target", build.target_name, "--target-path", str(side_target)]  # fmt: skip
         _stage(say, "dbt build", lambda: _dbt(["build", *common, *vars_args, *dbt_args], say))
         _stage(say, "dbt parse", lambda: _dbt(["parse", *common, *vars_args, "--quiet"], say))
+        if side_file is not None and build.engine is not None:
+            _stage(say, "rollups", lambda: _rollups(build.engine, side_file, side_target, say))
         _stage(say, "swap in", lambda: _swap(build, side_file, side_target))
     finally:
         shutil.rmtree(side, ignore_errors=True)
+
+
+def _rollups(engine: EngineSpec, side_file: Path, side_target: Path, say) -> None:
+    """Rollups (saved queries with cache enabled) into the side copy, for the new data and
+    definitions, so they are swapped in with them (tally.rollups)."""
+    from tally.core.compiler import Compiler
+    from tally.core.semantic_manifest import load_manifest
+    from tally.rollups.build import build_rollups
+
+    compiler = Compiler(load_manifest(side_target / "semantic_manifest.json"), engine)
+    build_rollups(compiler, side_file, side_target, progress=lambda m: say(f"  {m}"))
 
 
 def _stage(say, name: str, fn) -> None:

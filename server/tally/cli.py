@@ -134,6 +134,13 @@ def _parser() -> argparse.ArgumentParser:
     query_flags(q)
     q.add_argument("--format", choices=FORMATS, default="table")
     q.add_argument("--explain", action="store_true", help="print the SQL instead of running it")
+    q.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="stream the whole result (no row limit) to FILE: .csv, .arrow or .parquet "
+        "(or --format csv|arrow)",
+    )
     q.set_defaults(handler=_cmd_query)
 
     c = sub.add_parser("compile", help="print the SQL of a metric query")
@@ -191,8 +198,10 @@ def _parser() -> argparse.ArgumentParser:
     g.set_defaults(handler=_cmd_generate)
     from tally.cli_admin import register as register_admin
     from tally.cli_refresh import register as register_refresh
+    from tally.cli_rollups import register as register_rollups
     from tally.validate.cli import register
 
+    register_rollups(sub, project_flags)
     register(sub)
     register_admin(sub, project_flags)
     from tally.mcp.cli import register as register_mcp
@@ -236,8 +245,12 @@ def _cmd_query(args: argparse.Namespace) -> int:
     service = _service(args)
     caller = Caller(transport="cli")
     if args.explain:
-        print(service.compile(request, caller).sql)
+        print(_explained(service.compile(request, caller)))
         return 0
+    if args.output is not None:
+        from tally.cli_exports import export_to_file
+
+        return export_to_file(service, request, caller, args.output, args.format)
     result = service.query(request, caller)
 
     if args.format == "json":
@@ -264,8 +277,15 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    print(_service(args).compile(_request(args)).sql)
+    print(_explained(_service(args).compile(_request(args))))
     return 0
+
+
+def _explained(compiled) -> str:
+    """The SQL, preceded by which rollup it reads or, for each rollup, why it could not."""
+    from tally.cli_rollups import explain_lines
+
+    return "\n".join([*explain_lines(compiled.rollup), compiled.sql])
 
 
 def _cmd_list(args: argparse.Namespace) -> int:

@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         description="When the warehouse is down or too slow, serve the last answer to the "
         "same question if it is at most this old (flagged stale); 0: never.",
     )
+    rollups_enabled: bool = Field(
+        True, description="Answer queries from built rollups when that gives the same numbers."
+    )
     query_workers: int = Field(8, ge=1, description="Threads running warehouse queries.")
     loop_result_max_bytes: int = Field(
         32 * 1024,

@@ -37,7 +37,7 @@ def test_query_json_has_the_design_shape_and_hand_checked_numbers(run, raw):
     )
     assert out.returncode == 0, out.stderr
     body = json.loads(out.stdout, parse_float=decimal.Decimal)
-    assert set(body) == {"columns", "data", "row_count", "sql", "cache", "timing_ms"}
+    assert set(body) == {"columns", "data", "row_count", "sql", "cache", "timing_ms", "rollup"}
     assert body["columns"] == [
         {"name": "metric_time__month", "type": "date"},
         {"name": "revenue", "type": "decimal"},

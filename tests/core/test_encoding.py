@@ -60,7 +60,8 @@ def test_json_has_the_design_shape_and_every_digit():
         '{"day": "2025-02-28", "country": null, "revenue": -0.10, "orders": null, '
         '"rate": null}], '
         '"row_count": 2, "sql": "select 1", "cache": {"hit": true, "age_seconds": 1.235}, '
-        '"timing_ms": {"compile": 1.5, "execute": 2.5, "total": 4.0}}'
+        '"timing_ms": {"compile": 1.5, "execute": 2.5, "total": 4.0}, '
+        '"rollup": {"used": null, "misses": []}}'
     )
     # Read back with exact decimals, the value is the one stored: no float went in between.
     body = json.loads(text, parse_float=D)

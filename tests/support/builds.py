@@ -78,3 +78,17 @@ def session_warehouse(config: pytest.Config) -> BuiltWarehouse:
         manifest_path=target / "semantic_manifest.json",
         run_results=json.loads((target / "run_results.json").read_text()),
     )
+
+
+def copy_of(warehouse: BuiltWarehouse, folder: Path) -> tuple[Path, Path]:
+    """The run's warehouse file and dbt target folder, copied into `folder` for a test that
+    writes to them (rollups, a new data build). The file keeps its name: MetricFlow's SQL names
+    the DuckDB catalog after it. Returns (file, target folder)."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "warehouse.duckdb"
+    shutil.copyfile(warehouse.duckdb_path, db)
+    target = folder / "target"
+    shutil.copytree(warehouse.target_dir, target)
+    return db, target

@@ -16,7 +16,7 @@ from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
-from tally.api.rest import admin, catalog, embed, queries, query, refresh, saved_queries
+from tally.api.rest import admin, catalog, embed, exports, queries, query, refresh, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
 from tally.mcp.http import mount as mount_mcp
 from tally.service import TallyService
@@ -100,7 +100,8 @@ def create_app(
         RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
     )
     for router in (query.router, queries.router, catalog.router, saved_queries.router,
-                   admin.router, embed.router, dashboards.router, refresh.router):  # fmt: skip
+                   admin.router, embed.router, dashboards.router, refresh.router,
+                   exports.router):  # fmt: skip
         app.include_router(router)
     app.openapi = lambda: errors.openapi_schema(app)  # type: ignore[method-assign]
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)

@@ -67,9 +67,19 @@ class BodyTimeoutMiddleware:
         if scope["type"] != "http" or not self.seconds:
             await self.app(scope, receive, send)
             return
+        body_done = False
+
         async def timed_receive() -> Message:
+            nonlocal body_done
+            if body_done:
+                # After the body, a receive waits for the client to disconnect (a streamed
+                # response listens for that the whole time it streams): not a slow body.
+                return await receive()
             try:
-                return await asyncio.wait_for(receive(), self.seconds)
+                message = await asyncio.wait_for(receive(), self.seconds)
+                if message.get("type") != "http.request" or not message.get("more_body"):
+                    body_done = True
+                return message
             except TimeoutError:
                 # Raised inside the app while it reads the body: its handlers answer in the
                 # error shape, and the connection is closed.

@@ -55,6 +55,7 @@ from tally.core.group_bys import GroupByIndex, GroupByItem, build_index
 from tally.core.request import QueryRequest
 from tally.core.reserved import quote_reserved, reserved_names
 from tally.core.resolve import CheckedQuery, check_request
+from tally.core.results import RollupStatus
 from tally.core.semantic_manifest import LoadedManifest
 from tally.errors import (
     CompileFault,
@@ -104,6 +105,8 @@ class CompiledQuery:
     request: QueryRequest  # the request as compiled (saved query expanded, filters checked)
     # Result columns to rename to the name asked for (a short spelling of a multi-hop name).
     renames: tuple[tuple[str, str], ...] = ()
+    # Which rollup the SQL reads (or why none could), when the service routed it.
+    rollup: RollupStatus | None = None
 
 
 class Compiler:

@@ -78,6 +78,7 @@ def result_meta(result: QueryResult) -> dict[str, Any]:
             "execute": result.timing.execute_ms,
             "total": result.timing.total_ms,
         },
+        "rollup": result.rollup.as_dict() if result.rollup else {"used": None, "misses": []},
     }
 
 

@@ -43,6 +43,21 @@ class CacheStatus:
 
 
 @dataclass(frozen=True)
+class RollupStatus:
+    """Which rollup answered (its saved query's name; None: the source tables did), and for
+    each other rollup the first reason it could not."""
+
+    used: str | None
+    misses: tuple[tuple[str, str], ...] = ()
+
+    def as_dict(self) -> dict:
+        return {
+            "used": self.used,
+            "misses": [{"rollup": r, "reason": why} for r, why in self.misses],
+        }
+
+
+@dataclass(frozen=True)
 class QueryResult:
     table: pa.Table
     sql: str
@@ -52,6 +67,7 @@ class QueryResult:
     manifest_version: str
     # Per cache entry scratch space where encoders keep what they derived from `table`.
     memo: dict | None = field(default=None, compare=False, repr=False)
+    rollup: RollupStatus | None = None
 
 
 def values_only(result: QueryResult) -> QueryResult:

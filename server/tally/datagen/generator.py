@@ -131,6 +131,10 @@ def generate(
     con = duckdb.connect(os.fspath(path))
     try:
         con.execute("SET enable_progress_bar = false")
+        # Bounded memory at any scale: DuckDB spills its joins and sorts to disk past this
+        # (default 80% of RAM, too much on a shared machine). TALLY_DUCKDB_MEMORY_LIMIT, as dbt.
+        limit = os.environ.get("TALLY_DUCKDB_MEMORY_LIMIT", "4GB")
+        con.execute(f"SET memory_limit = {_lit(limit)}")
         con.execute(
             "CREATE OR REPLACE TEMP MACRO u(k, salt) AS "
             f"((hash(hash({seed}, k, salt)) >> 11)::double / 9007199254740992.0)"

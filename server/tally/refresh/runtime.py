@@ -8,6 +8,7 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ def build_step(service: Any, dbt_args: Sequence[str] = (), vars_arg: str | None 
         output = service.profile_output()
         engine = service.engine
         data_file = engine.data_file(output, project_dir) if engine.data_file else None
-        the_plan = plan(service.settings, data_file)
+        # The engine too: `tally build` builds the rollups after dbt (tally.rollups).
+        the_plan = replace(plan(service.settings, data_file), engine=service.engine)
         run_build(the_plan, dbt_args, vars_arg, start_from, say=say)
         return summary(the_plan)
 

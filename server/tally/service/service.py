@@ -63,6 +63,7 @@ from tally.errors import (
     WarehouseUnavailable,
 )
 from tally.project import read_profile_target
+from tally.rollups.router import Router
 from tally.service.access import (
     authorize,
     require,
@@ -70,6 +71,8 @@ from tally.service.access import (
     visible_entities,
     visible_metrics,
 )
+from tally.service.exports import Export
+from tally.service.exports import batches as export_batches
 from tally.service.jobs import Job, JobManager
 from tally.service.limits import Limits
 from tally.service.security.auth import Authenticator
@@ -131,6 +134,7 @@ class TallyService:
         self._last_versions: tuple[str, str] | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._security: Authenticator | None = None
+        self._router = Router(self._manifest_path.parent)
         self.limits = Limits(
             settings.rate_limit_per_minute, settings.max_concurrent_per_caller, clock
         )
@@ -352,7 +356,26 @@ class TallyService:
         """The SQL of a request, as this caller would run it (its row filters included)."""
         require(caller, "sql")
         compiler = self.compiler
-        return compiler.compile(authorize(compiler, request, caller))
+        return self._compile(compiler, authorize(compiler, request, caller), None)
+
+    def _compile(
+        self, compiler: Compiler, request: QueryRequest, limit: int | None
+    ) -> CompiledQuery:
+        """SQL over the smallest rollup that gives the same numbers, else over the source
+        tables (rollup routing: tally.rollups), with which rollup it reads or why none."""
+        if not self.settings.rollups_enabled:
+            return compiler.compile(request, limit=limit)
+        return self._router.compile(
+            compiler, request, limit, self.warehouse, self.data_version.current()
+        )
+
+    def export(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> Export:
+        """The whole result as a stream of record batches, any size (service/exports.py)."""
+        compiler = self.compiler
+        allowed = authorize(compiler, request, caller)
+        compiled = self._compile(compiler, allowed, None)
+        self.counters.executed()
+        return Export(compiled, export_batches(self.warehouse, compiled))
 
     def check(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> None:
         """Raise the error this caller's request would meet (an unknown name, a metric it may not
@@ -585,6 +608,7 @@ class TallyService:
             manifest_version=manifest_version,
             # Encoders memoise their output with the entry, for its own row order only.
             memo=None if resort else entry.extra,
+            rollup=entry.extra.get("rollup"),
         )
 
     def _execution_limit(self, request: QueryRequest) -> int:
@@ -603,7 +627,7 @@ class TallyService:
     ) -> CacheEntry:
         max_rows = self.settings.max_rows
         t0 = time.perf_counter()
-        compiled = compiler.compile(request, limit=self._execution_limit(request))
+        compiled = self._compile(compiler, request, self._execution_limit(request))
         t1 = time.perf_counter()
         self.telemetry.compile.observe(t1 - t0)
         try:
@@ -628,7 +652,8 @@ class TallyService:
         if raw.num_rows > max_rows:
             raise ResultTooLarge(
                 f"The result has more than {max_rows} rows (the server's maximum): add filters, "
-                f"a coarser grain, or a limit of at most {max_rows}.",
+                f"a coarser grain, or a limit of at most {max_rows}; or export it whole with "
+                "POST /api/v1/exports (CSV, Arrow or Parquet; `tally query --output FILE`).",
                 max_rows=max_rows,
             )
         if compiled.renames:
@@ -644,7 +669,7 @@ class TallyService:
             execute_ms=round((t2 - t1) * 1000, 3),
             nbytes=max(int(table.nbytes), 1),
             # The order its rows are in; encoders memoise their output here (per entry).
-            extra={"order": request.row_order},
+            extra={"order": request.row_order, "rollup": compiled.rollup},
         )
         if store:
             entry.extra["on_grow"] = functools.partial(self.cache.resize, key, entry)

@@ -15,7 +15,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +54,17 @@ class DuckDBWarehouse:
     dialect = "duckdb"
 
     def __init__(
-        self, path: Path, threads: int | None = None, idle_release_seconds: float = 2.0
+        self,
+        path: Path,
+        threads: int | None = None,
+        idle_release_seconds: float = 2.0,
+        memory_limit: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.threads = threads
+        # The profile output's `settings: memory_limit` (dbt-duckdb's spelling): bounded
+        # memory for big queries and exports; DuckDB spills to disk past it.
+        self.memory_limit = memory_limit
         # The file is let go after this long without a query, so a `dbt build` run on it
         # directly while the server is idle gets DuckDB's write lock (and the server opens the
         # rebuilt file on its next query).
@@ -76,7 +83,9 @@ class DuckDBWarehouse:
                 f"DuckDB file {self.path} does not exist: build it with `tally build` (dbt build "
                 "and parse, then the file is swapped in)."
             )
-        config = {"threads": self.threads} if self.threads else {}
+        config: dict[str, Any] = {"threads": self.threads} if self.threads else {}
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
         # An in-memory database that ATTACHes the file, rather than duckdb.connect(path):
         # DuckDB caches database instances by path within a process, so connect(path) after a
         # swap would hand back the old file. The alias is the file's stem, the catalog name dbt
@@ -182,6 +191,35 @@ class DuckDBWarehouse:
         finally:
             self._release(handle)
 
+    def stream(self, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
+        """The rows of one read-only query as record batches of at most `batch_rows`, fetched
+        as they are consumed (exports of any size in bounded memory). The connection is held
+        until the iterator is exhausted or closed."""
+        handle = self._acquire()
+        cursor = None
+        try:
+            cursor = handle.con.cursor()
+            cursor.execute(self._use)
+            with self._lock:
+                self._running.add(cursor)
+            try:
+                # A relation's reader hands DuckDB's result over chunk by chunk (measured: an
+                # execute()'d connection's reader held 3x the memory).
+                reader = cursor.sql(sql).to_arrow_reader(batch_rows)
+                yield from reader
+            except duckdb.Error as e:
+                if self._stopping.is_set():
+                    raise WarehouseUnavailable("The server is shutting down.") from e
+                if isinstance(e, _DATA_ERRORS):
+                    raise QueryDataError(f"DuckDB refused a value: {_first_line(e)}") from e
+                raise WarehouseError(f"DuckDB failed to run the query: {_first_line(e)}") from e
+        finally:
+            if cursor is not None:
+                with self._lock:
+                    self._running.discard(cursor)
+                cursor.close()
+            self._release(handle)
+
     def ping(self) -> None:
         self.execute("select 1")
 
@@ -243,7 +281,8 @@ def connect(output: Mapping[str, Any], project_dir: Path) -> DuckDBWarehouse:
             f"DuckDB path {output.get('path')!r} is not a local file: tally serves a DuckDB "
             "file that dbt built (set `path:` in the profile's output)."
         )
-    return DuckDBWarehouse(path)
+    settings = output.get("settings") or {}
+    return DuckDBWarehouse(path, memory_limit=settings.get("memory_limit"))
 
 
 ENGINE = EngineSpec(

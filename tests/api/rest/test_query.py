@@ -20,7 +20,7 @@ async def test_json_result_has_the_design_shape(client):
     r = await client.post("/api/v1/query", json=Q)
     assert r.status_code == 200
     body = json.loads(r.text, parse_float=decimal.Decimal)
-    assert list(body) == ["columns", "data", "row_count", "sql", "cache", "timing_ms"]
+    assert list(body) == ["columns", "data", "row_count", "sql", "cache", "timing_ms", "rollup"]
     assert body["columns"] == [
         {"name": "metric_time__year", "type": "date"},
         {"name": "revenue", "type": "decimal"},

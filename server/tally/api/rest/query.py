@@ -50,6 +50,8 @@ async def post_compile(body: QueryBody, svc: ServiceDep, caller: CallerDep) -> d
     query = to_request(body)
 
     def compile_() -> dict:
-        return {"sql": svc.compile(query, caller).sql, "manifest_version": svc.manifest_version}
+        compiled = svc.compile(query, caller)
+        rollup = compiled.rollup.as_dict() if compiled.rollup else {"used": None, "misses": []}
+        return {"sql": compiled.sql, "manifest_version": svc.manifest_version, "rollup": rollup}
 
     return await svc.run(compile_)

@@ -1,0 +1,142 @@
+"""Speed at scale, side by side in one run, for each tile of the demo dashboard:
+
+  duckdb    DuckDB running MetricFlow's SQL directly (same file, same memory limit)
+  no-rollup tally, result cache off, routing off: compile (cached) + execute + shaping
+  rollup    tally, result cache off, routing on: the same question from a rollup
+  hit       tally, a result-cache hit
+
+plus the rollups' build time and size, and MetricFlow's compile time for a query of many
+metrics against tally's compiled-SQL cache for the repeat.
+
+    make warehouse SCALE=1370            # ~100 million order items
+    .venv/bin/tally rollups build        # or `tally build` (builds them after dbt)
+    .venv/bin/python bench/scale.py [--repeat 3] [--project-dir dbt_project] [--build]
+
+Every tally timing is a cache miss unless it says hit: 'cold' is a fresh warehouse query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tally.core.request import QueryRequest  # noqa: E402
+from tally.service import TallyService  # noqa: E402
+from tally.settings import Settings  # noqa: E402
+
+TILES = {
+    "revenue by month": dict(metrics=["revenue"], group_by=["metric_time__month"]),
+    "KPIs by month x country": dict(
+        metrics=["revenue", "order_count", "average_order_value"],
+        group_by=["metric_time__month", "customer__country"]),
+    "margin by category": dict(metrics=["gross_margin", "gross_margin_pct"],
+                               group_by=["product__category"]),
+    "retention grid": dict(metrics=["retention_rate"],
+                           group_by=["cohort__cohort_month__month", "cohort__period_number"]),
+    "repeat-purchase rate": dict(metrics=["repeat_purchase_rate_90d"],
+                                 group_by=["metric_time__month"]),
+    "cumulative revenue by country": dict(metrics=["cumulative_revenue"],
+                                          group_by=["metric_time__month", "customer__country"]),
+}
+
+
+def median_ms(fn, repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--project-dir", type=Path, default=ROOT / "dbt_project")
+    parser.add_argument("--build", action="store_true", help="(re)build the rollups first")
+    args = parser.parse_args()
+    settings = Settings(project_dir=args.project_dir)
+    plain = TallyService(settings.model_copy(update={"cache_enabled": False,
+                                                     "rollups_enabled": False}))
+    routed = TallyService(settings.model_copy(update={"cache_enabled": False}))
+    cached = TallyService(settings)
+    output = plain.profile_output()
+    db = plain.engine.data_file(output, settings.resolved_project_dir())
+    if db is None or not db.exists():
+        print("run `make warehouse` first (a DuckDB file)", file=sys.stderr)
+        return 2
+    target = settings.resolved_manifest_path().parent
+    if args.build:
+        from tally.rollups.build import build_rollups
+
+        build_rollups(plain.compiler, db, target, full=True,
+                      progress=lambda m: print(f"  build: {m}", flush=True))
+    con = duckdb.connect(str(db), read_only=True)
+    limit = (output.get("settings") or {}).get("memory_limit")
+    if limit:
+        con.execute(f"SET memory_limit = '{limit}'")
+    rows = con.execute("select count(*) from raw.order_items").fetchone()[0]
+    print(f"warehouse {db} ({db.stat().st_size / 1e9:.1f} GB): {rows:,} order items; "
+          f"median of {args.repeat}\n")
+    _rollup_sizes(con)
+    print(f"\n{'tile':30}{'duckdb':>10}{'no-rollup':>11}{'ratio':>7}{'rollup':>9}"
+          f"{'speedup':>9}{'hit':>9}  rollup used")
+    for name, params in TILES.items():
+        request = QueryRequest.create(**params)
+        sql = plain.compile(request).sql
+        direct = median_ms(lambda sql=sql: con.sql(sql).to_arrow_table(), args.repeat)
+        no_rollup = median_ms(lambda r=request: plain.query(r), args.repeat)
+        via = median_ms(lambda r=request: routed.query(r), args.repeat)
+        used = routed.query(request).rollup
+        cached.query(request)
+        hit = median_ms(lambda r=request: cached.query(r), max(args.repeat, 20))
+        print(f"{name:30}{direct:>8.1f}ms{no_rollup:>9.1f}ms{no_rollup / direct:>6.2f}x"
+              f"{via:>7.1f}ms{no_rollup / via:>8.0f}x{hit:>7.2f}ms  "
+              f"{(used.used if used else None) or 'none'}", flush=True)
+    _compile_many(plain)
+    return 0
+
+
+def _rollup_sizes(con: duckdb.DuckDBPyConnection) -> None:
+    try:
+        built = con.execute("select rollup, row_count, build_seconds, relation "
+                            "from tally_rollups.registry order by rollup").fetchall()
+    except duckdb.Error:
+        print("no rollups built (tally rollups build, or --build)")
+        return
+    print(f"{'rollup':32}{'rows':>12}{'build':>10}{'size':>10}")
+    for name, count, seconds, relation in built:
+        size = con.sql(f"select * from {relation}").to_arrow_table().nbytes
+        print(f"{name:32}{count:>12,}{seconds:>9.1f}s{size / 1e6:>8.1f}MB")
+
+
+def _compile_many(service: TallyService) -> None:
+    """MetricFlow's compile time for one query of every metric that metric_time serves (the
+    saved query of a wide dashboard) vs the compiled-SQL cache for the repeat."""
+    compiler = service.compiler
+    names = [m.name for m in service.list_metrics()]
+    usable = [m for m in names
+              if compiler.index((m,)).resolve("metric_time__month") is not None]
+    request = QueryRequest.create(metrics=usable, group_by=["metric_time__month"])
+    t = time.perf_counter()
+    try:
+        compiler.compile(request)
+    except Exception as e:  # a report, not a failure
+        print(f"\ncompile of {len(usable)} metrics failed: {e}")
+        return
+    first = (time.perf_counter() - t) * 1000
+    repeat = median_ms(lambda: compiler.compile(request), 200)
+    print(f"\ncompile, {len(usable)} metrics by month: MetricFlow {first:.0f} ms; repeat from the "
+          f"compiled-SQL cache {repeat * 1000:.0f} us ({first / repeat:,.0f}x)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
