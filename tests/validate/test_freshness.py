@@ -4,11 +4,14 @@ warnings: reported by a full parse, said to be unchecked when dbt's target/ is r
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from tally.validate.freshness import fingerprint
 from tests.support.project_copies import (
     dbt_parsed_copy,
     dbt_warning,
@@ -57,6 +60,24 @@ def test_dbts_target_is_not_reused_for_another_target(dbt_parsed, monkeypatch):
     assert run.code == 0, run.out + run.err
     assert "not reusing" in run.err and "another target than 'postgres'" in run.err
     assert "running dbt parse" in run.err
+
+
+def test_tallys_and_duckdbs_working_folders_are_not_project_files(tmp_path):
+    """A running server writes its query history under .tally/ and DuckDB spills to .tmp/: neither
+    makes an earlier parse stale; a model file does."""
+    (tmp_path / "dbt_project.yml").write_text("name: p\nprofile: p\nmodel-paths: [models]\n")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "m.sql").write_text("select 1 as x")
+    before = fingerprint(tmp_path)
+    later = time.time() + 60
+    for folder, name in ((".tally", "history.sqlite"), (".tmp", "spill.tmp")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / name).write_text("x")
+        os.utime(tmp_path / folder / name, (later, later))
+        os.utime(tmp_path / folder, (later, later))
+    assert fingerprint(tmp_path) == before
+    os.utime(tmp_path / "models" / "m.sql", (later, later))
+    assert fingerprint(tmp_path)[1] == pytest.approx(later)
 
 
 def test_deleting_a_metrics_file_after_dbt_parse_is_not_a_false_clean(dbt_parsed, tmp_path):

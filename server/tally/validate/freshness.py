@@ -30,7 +30,11 @@ from tally.project import read_profile_target
 from tally.validate.locate import model_paths
 
 STAMP = "tally_parse.json"
-_IGNORED_DIRS = {"target", "dbt_packages", "logs", ".build", "__pycache__", ".git"}
+# Never read by dbt: its outputs, and tally's working folder (.tally: the query history, the
+# monitors' state, generated data) and DuckDB's spill folder (.tmp), which a running server
+# writes to at any time.
+_IGNORED_DIRS = {"target", "dbt_packages", "logs", ".build", "__pycache__", ".git", ".tally",
+                 ".tmp"}
 _IGNORED_FILES = {"tally.yml", ".sqlfluff", ".sqlfluffignore", ".user.yml"}
 # Sections of manifest.json whose entries name the file that defines them.
 _SECTIONS = ("nodes", "sources", "macros", "docs", "exposures", "metrics", "groups",
