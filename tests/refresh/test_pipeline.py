@@ -212,8 +212,10 @@ def test_query_history_records_shapes_and_feeds_warming(setup):
         assert setup.query(body).status_code == 200
     history = httpx.get(f"{setup.base}/api/v1/query-history", params={"limit": 50},
                         headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).json()
-    [shape] = [s for s in history["shapes"] if s["request"]["metrics"] == ["order_count"]
-               and s["request"]["group_by"] == ["metric_time__year"]]
+    shapes = [s for s in history["shapes"] if s["request"]["metrics"] == ["order_count"]
+              and s["request"]["group_by"] == ["metric_time__year"]]
+    assert len(shapes) == 1, shapes
+    [shape] = shapes
     assert shape["count"] == 3 and shape["cache_hit_ratio"] == round(2 / 3, 3)
     assert shape["p95_ms"] >= shape["median_ms"] > 0
     refreshed = httpx.post(f"{setup.base}/api/v1/refresh", json={"build": False},

@@ -23,8 +23,12 @@ import pytest
 from tests.support import shared
 from tests.support.paths import DBT, PROJECT_DIR, SEMANTIC_DIR
 
+# dbt's outputs, built warehouses, and tally's and DuckDB's working state (.tally: the query
+# history and monitor state that servers of earlier tests left in the source tree; .tmp): a
+# copy starts as a fresh checkout of the project would.
 _IGNORE = shutil.ignore_patterns(
-    "target", "logs", "dbt_packages", ".build", "*.duckdb", "*.duckdb.wal", "__pycache__"
+    "target", "target.old", "logs", "dbt_packages", ".build", "*.duckdb", "*.duckdb.wal",
+    "__pycache__", ".tally", ".tmp"
 )
 
 
