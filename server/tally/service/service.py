@@ -477,9 +477,11 @@ class TallyService:
         compiler, versions = versioned
         request = authorize(compiler, request, caller)
         key = result_key(request, *versions, caller.access)
-        stale_key = result_key(request, versions[0], "", caller.access)
         entry, outcome = self._lookup(key), "hit"
         if entry is None:
+            # The key of this shape's last answer under any data version (stale-if-error):
+            # only a miss needs it.
+            stale_key = result_key(request, versions[0], "", caller.access)
 
             async def lead() -> tuple[CacheEntry, str]:
                 return await loop.run_in_executor(
