@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.hand_sql import (
+    COHORT_GRID,
     FLOAT_TOL,
     assert_rows_match,
     expected_rows,
@@ -18,47 +19,12 @@ from tests.support.hand_sql import (
 COHORT = "cohort__cohort_month__month"
 PERIOD = "cohort__period_number"
 
-GRID = """
-, firsts as (
-    select customer_id, cast(date_trunc('month', first_order_date) as date) as cohort_month
-    from customer_attrs
-    where first_order_date is not null
-),
-activity as (
-    select distinct
-        f.customer_id,
-        f.cohort_month,
-        date_diff('month', f.cohort_month, cast(date_trunc('month', c.order_date) as date)) as p
-    from completed as c
-    join firsts as f on f.customer_id = c.customer_id
-),
-sizes as (
-    select cohort_month, count(*) as n from firsts group by cohort_month
-),
-grid as (
-    select cohort_month, n,
-           unnest(range(0, date_diff('month', cohort_month, date '2025-12-01') + 1)) as p
-    from sizes
-),
-cells as (
-    select
-        g.cohort_month as cohort__cohort_month__month,
-        g.p as cohort__period_number,
-        g.n as cohort_customers,
-        count(a.customer_id) as retained_customers,
-        cast(count(a.customer_id) as double) / g.n as retention_rate,
-        case when g.p = 0 then g.n end as cohort_size
-    from grid as g
-    left join activity as a on a.cohort_month = g.cohort_month and a.p = g.p
-    group by g.cohort_month, g.p, g.n
-)
-"""
 
 METRICS = ["retained_customers", "cohort_customers", "retention_rate", "cohort_size"]
 
 
 def grid(raw):
-    return expected_rows(raw, f"{GRID} select * from cells")
+    return expected_rows(raw, f"{COHORT_GRID} select * from cells")
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -99,7 +65,7 @@ def test_period_zero_retains_the_whole_cohort(service, raw):
 @pytest.mark.parametrize("group_by", [[COHORT], ["metric_time__month"]], ids=["cohort", "time"])
 def test_cohort_size_by_cohort_month(service, raw, group_by):
     served = served_rows(service, ["cohort_size"], group_by)
-    expected = expected_rows(raw, f"""{GRID}
+    expected = expected_rows(raw, f"""{COHORT_GRID}
         select cohort_month as {group_by[0]}, n as cohort_size from sizes""")
     assert_rows_match(served, expected, group_by, "cohort_size", min_rows=48)
 
@@ -122,7 +88,7 @@ def test_cohort_size_by_coarser_grain(service, raw, grain):
 def test_by_period_number_across_cohorts(service, raw, metric):
     """Across cohorts: retained and eligible customers are summed per period number."""
     served = served_rows(service, [metric], [PERIOD])
-    expected = expected_rows(raw, f"""{GRID}
+    expected = expected_rows(raw, f"""{COHORT_GRID}
         select cohort__period_number,
                sum(retained_customers) as retained_customers,
                sum(cohort_customers) as cohort_customers,

@@ -9,6 +9,7 @@ import pytest
 from tests.support.hand_sql import (
     FLOAT_TOL,
     GRAINS,
+    ITEM_LINES,
     assert_rows_match,
     dim_filter,
     expected_rows,
@@ -16,23 +17,6 @@ from tests.support.hand_sql import (
     scalar,
     served_rows,
 )
-
-ITEM_LINES = """
-, item_lines as (
-    select
-        o.order_date,
-        o.customer__country,
-        o.customer__customer_segment,
-        o.customer__customer_status,
-        p.category as product__category,
-        i.unit_price * i.quantity - i.discount_amount as line_net,
-        i.quantity * p.unit_cost as line_cost
-    from raw.order_items as i
-    join enriched_orders as o on o.order_id = i.order_id
-    join raw.products as p on p.product_id = i.product_id
-    where o.order_status = 'completed'
-)
-"""
 
 AGGREGATES = {
     "item_revenue": "sum(line_net)",

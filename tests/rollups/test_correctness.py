@@ -14,7 +14,7 @@ import pytest
 from tally.core.request import QueryRequest
 from tests.support.hand_sql import (
     FLOAT_TOL,
-    VALID_ORDERS,
+    ITEM_LINES,
     assert_rows_match,
     dim_filter,
     expected_rows,
@@ -38,17 +38,6 @@ ORDER_SQL = {
         f"cast(sum(net_amount) filter (where {COMPLETED}) as double)"
         f" / nullif(count(*) filter (where {COMPLETED}), 0)"),
 }
-# Lines of completed orders with their product (item metrics: GLOSSARY.md).
-ITEM_LINES = VALID_ORDERS + """,
-item_lines as (
-    select o.order_date, o.customer__country, p.category as product__category,
-           i.unit_price * i.quantity - i.discount_amount as line_net,
-           i.quantity * p.unit_cost as line_cost
-    from raw.order_items as i
-    join enriched_orders as o on o.order_id = i.order_id
-    join raw.products as p on p.product_id = i.product_id
-    where o.order_status = 'completed'
-)"""
 ITEM_SQL = {
     "item_revenue": "sum(line_net)",
     "cost_of_goods_sold": "sum(line_cost)",
@@ -119,7 +108,7 @@ def _hand(raw, metric: str, group_by: list[str], where_sql: str):
     if metric in ITEM_SQL:
         body = (f"select {group_columns(group_by, 'order_date') or '1 as one'}, "
                 f"{ITEM_SQL[metric]} as {metric} from item_lines where {where_sql} group by all")
-        return expected_rows(raw, body, ITEM_LINES)
+        return expected_rows(raw, f"{ITEM_LINES} {body}")
     body = (f"select {group_columns(group_by, 'order_date') or '1 as one'}, "
             f"{ORDER_SQL[metric]} as {metric} from enriched_orders where {where_sql} group by all")
     return expected_rows(raw, body)

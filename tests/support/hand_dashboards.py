@@ -8,57 +8,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tests.support.hand_sql import expected_rows, group_columns, trunc
-
-# Cohort = month of a valid customer's first completed order; period p = months from it to a
-# completed order's month; every cohort has periods 0 .. (months to 2025-12).
-COHORT_GRID = """
-, firsts as (
-    select customer_id, cast(date_trunc('month', first_order_date) as date) as cohort_month
-    from customer_attrs
-    where first_order_date is not null
-),
-activity as (
-    select distinct
-        f.customer_id,
-        f.cohort_month,
-        date_diff('month', f.cohort_month, cast(date_trunc('month', c.order_date) as date)) as p
-    from completed as c
-    join firsts as f on f.customer_id = c.customer_id
-),
-sizes as (
-    select cohort_month, count(*) as n from firsts group by cohort_month
-),
-grid as (
-    select cohort_month, n,
-           unnest(range(0, date_diff('month', cohort_month, date '2025-12-01') + 1)) as p
-    from sizes
-),
-cells as (
-    select
-        g.cohort_month as cohort__cohort_month__month,
-        g.p as cohort__period_number,
-        cast(count(a.customer_id) as double) / g.n as retention_rate
-    from grid as g
-    left join activity as a on a.cohort_month = g.cohort_month and a.p = g.p
-    group by g.cohort_month, g.p, g.n
+from tests.support.hand_sql import (
+    COHORT_GRID,
+    ITEM_LINES,
+    expected_rows,
+    group_columns,
+    trunc,
 )
-"""
-
-ITEM_LINES = """
-, item_lines as (
-    select
-        o.order_date,
-        o.customer__country,
-        p.category as product__category,
-        i.unit_price * i.quantity - i.discount_amount as line_net,
-        i.quantity * p.unit_cost as line_cost
-    from raw.order_items as i
-    join enriched_orders as o on o.order_id = i.order_id
-    join raw.products as p on p.product_id = i.product_id
-    where o.order_status = 'completed'
-)
-"""
 
 _AGGREGATES = {
     "revenue": ("completed_orders", "sum(net_amount)"),
@@ -107,5 +63,6 @@ def margin_by_category(raw: Any, start: str | None = None,
 
 
 def retention(raw: Any, max_period: int) -> list[dict[str, Any]]:
-    return expected_rows(raw, f"{COHORT_GRID} select * from cells "
+    return expected_rows(raw, f"{COHORT_GRID} select cohort__cohort_month__month, "
+                              "cohort__period_number, retention_rate from cells "
                               f"where cohort__period_number <= {max_period}")  # fmt: skip
