@@ -18,7 +18,8 @@ from tally.cache.data_version import DataVersion
 from tally.cache.redis_store import RedisStore
 from tally.cache.result_cache import CacheEntry
 from tally.cache.tiered import TieredCache
-from tests.support.redis import clean_prefix, free_port, machine_redis_url
+from tests.support.processes import free_port
+from tests.support.redis import clean_prefix, machine_redis_url
 
 
 @pytest.fixture

@@ -10,9 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +22,7 @@ import pytest
 from tally.core.dashboards import dashboard_requests
 from tests.support.hand_sql import expected_rows
 from tests.support.paths import TALLY
+from tests.support.processes import start_server, stop_server
 from tests.support.project_copies import Copy, make_copy
 from tests.support.receivers import WebhookReceiver, webhook_receiver
 from tests.support.transports import rest_body
@@ -31,12 +30,6 @@ from tests.support.transports import rest_body
 pytestmark = [pytest.mark.xdist_group("refresh"), pytest.mark.slow]
 ADMIN = "refresh-test-admin-token"
 SAVED = "revenue_by_country_by_month"  # marked `warm: true` in the demo's saved queries
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Setup:
@@ -99,32 +92,12 @@ def setup(warehouse, tmp_path_factory) -> Iterator[Setup]:
         env = {**os.environ, "TALLY_WEBHOOK_SECRET": receiver.secret.decode(),
                "TALLY_ADMIN_TOKEN": ADMIN, "TALLY_WEBHOOK_BACKOFF_SECONDS": "0.1"}
         env.pop("TALLY_DUCKDB_PATH", None)
-        port = free_port()
-        log = (root / "server.log").open("w+")
-        proc = subprocess.Popen([str(TALLY), "serve", "--project-dir", str(copy.project_dir),
-                                 "--port", str(port)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                pytest.fail(f"tally serve did not become ready:\n{log.read()[-3000:]}")
-            time.sleep(0.2)
+        server = start_server(root / "server.log", env, flight=False, clean_env=True,
+                              args=("--project-dir", str(copy.project_dir)), ready_timeout=90)
         try:
-            yield Setup(copy, receiver, base, env)
+            yield Setup(copy, receiver, server.http, env)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(server, check_log=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-TALLY = Path(sys.executable).parent / "tally"
+from tests.support.paths import TALLY
 
 
 def free_port() -> int:
@@ -39,32 +38,46 @@ class Server:
             f"{self.http}/health/live", timeout=5).status_code == 200
 
 
-def start_server(log: Path, env: dict[str, str], *, flight: bool = True,
-                 clean_env: bool = False, ready_timeout: float = 120.0) -> Server:
-    """`tally serve` with `env` over this process's environment (without its TALLY_ variables
-    when `clean_env`), on free ports, once it is ready."""
-    base_env = {k: v for k, v in os.environ.items() if not (clean_env and k.startswith("TALLY_"))}
-    http_port = free_port()
-    flight_port = free_port() if flight else 0
-    args = [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(http_port)]
-    if flight:
-        args += ["--flight-port", str(flight_port)]
-    process = subprocess.Popen(args, env={**base_env, **env}, stdout=log.open("w"),
-                               stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + ready_timeout
+def wait_ready(base: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    """Until `base`/health/ready answers 200; a process that exits or a timeout fails the test
+    with the end of its log."""
+    deadline = time.monotonic() + timeout
     while True:
         try:
             if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                break
+                return
         except httpx.TransportError:
             pass
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             pytest.fail(f"tally serve did not become ready:\n{log.read_text()[-3000:]}")
         time.sleep(0.2)
-    return Server(base, f"grpc://127.0.0.1:{flight_port}" if flight else "", "127.0.0.1",
-                  http_port, flight_port, process, log)
+
+
+def launch(log: Path, env: dict[str, str], *, flight: bool = True, clean_env: bool = False,
+           args: tuple[str, ...] = ()) -> Server:
+    """`tally serve` with `env` over this process's environment (without its TALLY_ variables
+    when `clean_env`), on free ports; not yet ready (see wait_ready)."""
+    base_env = {k: v for k, v in os.environ.items() if not (clean_env and k.startswith("TALLY_"))}
+    http_port = free_port()
+    flight_port = free_port() if flight else 0
+    argv = [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(http_port), *args]
+    if flight:
+        argv += ["--flight-port", str(flight_port)]
+    process = subprocess.Popen(argv, env={**base_env, **env}, stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+    return Server(f"http://127.0.0.1:{http_port}",
+                  f"grpc://127.0.0.1:{flight_port}" if flight else "", "127.0.0.1", http_port,
+                  flight_port, process, log)
+
+
+def start_server(log: Path, env: dict[str, str], *, flight: bool = True,
+                 clean_env: bool = False, ready_timeout: float = 120.0,
+                 args: tuple[str, ...] = ()) -> Server:
+    """launch(), then wait until it is ready."""
+    server = launch(log, env, flight=flight, clean_env=clean_env, args=args)
+    wait_ready(server.http, server.process, log, ready_timeout)
+    return server
 
 
 def stop_server(server: Server, *, check_log: bool = True) -> None:

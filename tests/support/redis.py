@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -14,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+from tests.support.processes import free_port
 
 
 def _missing(reason: str) -> None:
@@ -53,12 +54,6 @@ def clean_prefix(url: str) -> Iterator[str]:
         if keys:
             client.delete(*keys)
         client.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class RedisProcess:

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import httpx
-
-from tests.support.paths import TALLY
-from tests.support.redis import free_port
+from tests.support.processes import launch, wait_ready
 
 
 @dataclass
@@ -40,29 +35,15 @@ class ServerProcess:
 def start_servers(env: dict[str, str], count: int, log_dir: Path,
                   timeout: float = 90) -> list[ServerProcess]:
     """`count` servers started at once (they build their engines in parallel), each ready."""
-    servers = []
-    for i in range(count):
-        port = free_port()
-        log_path = log_dir / f"server-{i}.log"
-        log = log_path.open("w")
-        proc = subprocess.Popen(
-            [str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT)
-        servers.append(ServerProcess(proc, f"http://127.0.0.1:{port}", log_path, log))
-    deadline = time.monotonic() + timeout
-    for server in servers:
-        while True:
-            try:
-                if httpx.get(f"{server.base_url}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.proc.poll() is not None or time.monotonic() > deadline:
-                tail = server.tail()
-                for s in servers:
-                    s.stop()
-                raise RuntimeError(f"tally serve did not become ready:\n{tail}")
-            time.sleep(0.2)
+    launched = [launch(log_dir / f"server-{i}.log", env, flight=False) for i in range(count)]
+    servers = [ServerProcess(s.process, s.http, s.log, s.log.open()) for s in launched]
+    try:
+        for server in servers:
+            wait_ready(server.base_url, server.proc, server.log_path, timeout)
+    except BaseException:
+        for s in servers:
+            s.stop()
+        raise
     return servers
 
 

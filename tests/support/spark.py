@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.builds import BuiltWarehouse, run_dbt
-from tests.support.redis import free_port
+from tests.support.processes import free_port
 
 ENABLED = os.environ.get("TALLY_TEST_SPARK") == "1"
 

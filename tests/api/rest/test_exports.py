@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import time
 from decimal import Decimal
 
 import duckdb
@@ -21,6 +20,7 @@ from tests.support.builds import copy_of
 from tests.support.clients import SyncASGIClient
 from tests.support.hand_sql import expected_rows, group_columns
 from tests.support.paths import PROJECT_DIR, TALLY
+from tests.support.processes import start_server
 
 QUERY = {"metrics": ["revenue", "order_count"], "group_by": ["metric_time__day",
                                                              "customer__country"]}
@@ -122,39 +122,16 @@ def big_server(warehouse, tmp_path_factory):
         "select sum(net_amount) filter (where order_status = 'completed'), count(*) "
         "from analytics_marts.fct_orders").fetchone()
     con.close()
-    port = _free_port()
-    env = {**os.environ, "TALLY_DUCKDB_PATH": str(db),
-           "TALLY_MANIFEST_PATH": str(target / "semantic_manifest.json"),
-           "TALLY_PROJECT_DIR": str(PROJECT_DIR),
-           # DuckDB's own working memory is bounded (the profile's settings: memory_limit):
-           # what is measured is what tally holds.
-           "TALLY_DUCKDB_MEMORY_LIMIT": "256MB"}
-    log = (folder / "server.log").open("w+")
-    proc = subprocess.Popen([str(TALLY), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            log.seek(0)
-            pytest.fail(f"tally serve did not become ready:\n{log.read()[-3000:]}")
-        time.sleep(0.2)
-    yield base, proc, rows, orders
-    proc.kill()
-    proc.wait()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    server = start_server(folder / "server.log", {
+        "TALLY_DUCKDB_PATH": str(db),
+        "TALLY_MANIFEST_PATH": str(target / "semantic_manifest.json"),
+        "TALLY_PROJECT_DIR": str(PROJECT_DIR),
+        # DuckDB's own working memory is bounded (the profile's settings: memory_limit):
+        # what is measured is what tally holds.
+        "TALLY_DUCKDB_MEMORY_LIMIT": "256MB"}, flight=False, ready_timeout=60)
+    yield server.http, server.process, rows, orders
+    server.process.kill()
+    server.process.wait()
 
 
 @pytest.mark.skipif(os.environ.get("TALLY_BIG_TESTS") != "1",
