@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import httpx
+from serving import ROOT, tally_serve
 
-ROOT = Path(__file__).resolve().parent.parent
 ADMIN = "bench-admin-token"
 # performance.now() is measured from the navigation's start: the page, the script, the
 # dashboard's definition, every tile's queries and its drawing.
@@ -40,54 +35,34 @@ def main() -> int:
         print("run `make warehouse` first", file=sys.stderr)
         return 2
     size = json.loads((ROOT / "clients/dashboard/dist/bundle-size.json").read_text())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "tally"), "serve", "--port", str(port),
-         "--log-level", "warning"], cwd=ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "TALLY_ADMIN_TOKEN": ADMIN,
-             "TALLY_PROJECT_DIR": str(ROOT / "dbt_project")})  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     from playwright.sync_api import sync_playwright
 
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=["--no-sandbox"])  # fmt: skip
+    with tally_serve({"TALLY_ADMIN_TOKEN": ADMIN}) as base, \
+            httpx.Client(base_url=base, timeout=30) as client, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium",
+                                    args=["--no-sandbox"])  # fmt: skip
 
-                def load() -> tuple[float, int]:
-                    context = browser.new_context(viewport={"width": 1280, "height": 900})
-                    page = context.new_page()
-                    page.goto(f"{base}/dashboards/{args.dashboard}")
-                    ms = page.wait_for_function(SETTLED, timeout=120_000).json_value()
-                    tiles = page.evaluate("() => document.querySelectorAll('[data-tile]').length")
-                    context.close()
-                    return ms, tiles
+        def load() -> tuple[float, int]:
+            context = browser.new_context(viewport={"width": 1280, "height": 900})
+            page = context.new_page()
+            page.goto(f"{base}/dashboards/{args.dashboard}")
+            ms = page.wait_for_function(SETTLED, timeout=120_000).json_value()
+            tiles = page.evaluate("() => document.querySelectorAll('[data-tile]').length")
+            context.close()
+            return ms, tiles
 
-                load()  # the engine, the compiled SQL, the browser's own start
-                warm, cold = [], []
-                for i in range(args.repeat):
-                    ms, tiles = load()
-                    warm.append(ms)
-                    client.post("/api/v1/cache/invalidate",
-                                headers={"authorization": f"Bearer {ADMIN}"})  # fmt: skip
-                    ms, _ = load()
-                    cold.append(ms)
-                    print(f"  {i + 1}/{args.repeat}: warm {warm[-1]:.0f} ms, "
-                          f"cold {cold[-1]:.0f} ms", file=sys.stderr, flush=True)  # fmt: skip
-                browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        load()  # the engine, the compiled SQL, the browser's own start
+        warm, cold = [], []
+        for i in range(args.repeat):
+            ms, tiles = load()
+            warm.append(ms)
+            client.post("/api/v1/cache/invalidate",
+                        headers={"authorization": f"Bearer {ADMIN}"})  # fmt: skip
+            ms, _ = load()
+            cold.append(ms)
+            print(f"  {i + 1}/{args.repeat}: warm {warm[-1]:.0f} ms, "
+                  f"cold {cold[-1]:.0f} ms", file=sys.stderr, flush=True)  # fmt: skip
+        browser.close()
     w, c = statistics.median(warm), statistics.median(cold)
     print(f"dashboard '{args.dashboard}': {tiles} tiles, median of {args.repeat} loads each")
     print(f"  all tiles rendered, warm server (cache hits): {w:7.0f} ms")

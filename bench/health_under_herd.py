@@ -9,18 +9,13 @@ them), and idle again. Prints the probe's median, p95 and max per phase and the 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx
-
-ROOT = Path(__file__).resolve().parent.parent
+from serving import ROOT, tally_serve
 
 
 def heavy_query(i: int) -> dict:
@@ -57,46 +52,27 @@ def main() -> int:
     if not (ROOT / "dbt_project" / "warehouse.duckdb").exists():
         print("run `make warehouse` first", file=sys.stderr)
         return 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "tally"), "serve", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TALLY_PROJECT_DIR": str(ROOT / "dbt_project")})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            client.post("/api/v1/query", json=heavy_query(-1))  # warm the engine
-            idle = summary("idle", probe(client, None, args.probes))
-            done = threading.Event()
-            statuses: list[int] = []
+    with tally_serve() as base, httpx.Client(base_url=base, timeout=120) as client:
+        client.post("/api/v1/query", json=heavy_query(-1))  # warm the engine
+        idle = summary("idle", probe(client, None, args.probes))
+        done = threading.Event()
+        statuses: list[int] = []
 
-            def fire(i: int) -> None:
-                with httpx.Client(base_url=base, timeout=300) as c:
-                    statuses.append(c.post("/api/v1/query", json=heavy_query(i)).status_code)
+        def fire(i: int) -> None:
+            with httpx.Client(base_url=base, timeout=300) as c:
+                statuses.append(c.post("/api/v1/query", json=heavy_query(i)).status_code)
 
-            herd = [threading.Thread(target=fire, args=(i,)) for i in range(args.herd)]
-            started = time.perf_counter()
-            for t in herd:
-                t.start()
-            watcher = threading.Thread(target=lambda: ([t.join() for t in herd], done.set()))
-            watcher.start()
-            during = summary(f"herd of {args.herd}", probe(client, done, 0))
-            print(f"herd finished in {time.perf_counter() - started:.1f} s; statuses "
-                  f"{sorted(set(statuses))}", flush=True)
-            after = summary("idle again", probe(client, None, args.probes))
-            print(f"ratio herd/idle median: {during / idle:.2f}x  (idle again: {after:.2f} ms)")
-    finally:
-        proc.terminate()
-        proc.wait(30)
+        herd = [threading.Thread(target=fire, args=(i,)) for i in range(args.herd)]
+        started = time.perf_counter()
+        for t in herd:
+            t.start()
+        watcher = threading.Thread(target=lambda: ([t.join() for t in herd], done.set()))
+        watcher.start()
+        during = summary(f"herd of {args.herd}", probe(client, done, 0))
+        print(f"herd finished in {time.perf_counter() - started:.1f} s; statuses "
+              f"{sorted(set(statuses))}", flush=True)
+        after = summary("idle again", probe(client, None, args.probes))
+        print(f"ratio herd/idle median: {during / idle:.2f}x  (idle again: {after:.2f} ms)")
     return 0
 
 

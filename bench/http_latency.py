@@ -7,17 +7,13 @@ an uncached one (cache invalidated before each), interleaved so all three see th
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
+from serving import ROOT, tally_serve
 
-ROOT = Path(__file__).resolve().parent.parent
 QUERY = {"metrics": ["revenue", "order_count", "average_order_value"],
          "group_by": ["metric_time__month"]}
 
@@ -30,45 +26,26 @@ def main() -> int:
     if not (ROOT / "dbt_project" / "warehouse.duckdb").exists():
         print("run `make warehouse` first", file=sys.stderr)
         return 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "tally"), "serve", "--port", str(port),
-         "--log-level", "warning"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TALLY_PROJECT_DIR": str(ROOT / "dbt_project")})
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.1)
-            client.post("/api/v1/query", json=QUERY)  # warm: engine, compiled SQL, cache
-            live, hit = [], []
-            for i in range(args.requests):
-                t = time.perf_counter()
-                client.get("/health/live")
-                live.append(time.perf_counter() - t)
-                t = time.perf_counter()
-                r = client.post("/api/v1/query", json=QUERY)
-                hit.append(time.perf_counter() - t)
-                assert r.headers["x-tally-cache"] == "hit"
-                if (i + 1) % 100 == 0:
-                    print(f"  {i + 1}/{args.requests} live+cached pairs", file=sys.stderr)
-            miss = []
-            for _ in range(args.uncached):
-                client.post("/api/v1/cache/invalidate")
-                t = time.perf_counter()
-                r = client.post("/api/v1/query", json=QUERY)
-                miss.append(time.perf_counter() - t)
-                assert r.headers["x-tally-cache"] == "miss"
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with tally_serve() as base, httpx.Client(base_url=base, timeout=30) as client:
+        client.post("/api/v1/query", json=QUERY)  # warm: engine, compiled SQL, cache
+        live, hit = [], []
+        for i in range(args.requests):
+            t = time.perf_counter()
+            client.get("/health/live")
+            live.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            r = client.post("/api/v1/query", json=QUERY)
+            hit.append(time.perf_counter() - t)
+            assert r.headers["x-tally-cache"] == "hit"
+            if (i + 1) % 100 == 0:
+                print(f"  {i + 1}/{args.requests} live+cached pairs", file=sys.stderr)
+        miss = []
+        for _ in range(args.uncached):
+            client.post("/api/v1/cache/invalidate")
+            t = time.perf_counter()
+            r = client.post("/api/v1/query", json=QUERY)
+            miss.append(time.perf_counter() - t)
+            assert r.headers["x-tally-cache"] == "miss"
 
     def ms(xs: list[float], q: float = 0.5) -> float:
         return statistics.quantiles(xs, n=100)[int(q * 100) - 1] * 1000 if q != 0.5 \

@@ -12,17 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
+from serving import ROOT, TALLY, tally_serve
 
-ROOT = Path(__file__).resolve().parent.parent
-TALLY = ROOT / ".venv" / "bin" / "tally"
 REST = {"metrics": ["revenue", "order_count", "average_order_value"],
         "group_by": ["metric_time__month"]}
 TOOL = {"metrics": REST["metrics"],
@@ -62,26 +58,9 @@ def main() -> int:
     if not (ROOT / "dbt_project" / "warehouse.duckdb").exists():
         print("run `make warehouse` first", file=sys.stderr)
         return 2
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {**os.environ, "TALLY_PROJECT_DIR": str(ROOT / "dbt_project")}
-    proc = subprocess.Popen([str(TALLY), "serve", "--port", str(port), "--log-level", "warning"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+    with tally_serve(env) as base:
         times = asyncio.run(run(base, env, args.requests))
-    finally:
-        proc.terminate()
-        proc.wait(20)
 
     def ms(xs: list[float], q: float = 0.5) -> float:
         return (statistics.median(xs) if q == 0.5
