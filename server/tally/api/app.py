@@ -99,7 +99,7 @@ def create_app(
     app.add_middleware(
         RequestMiddleware, metrics=app.state.metrics, telemetry=service.telemetry
     )
-    for router in (query.router, queries.router, catalog.router, saved_queries.router,
+    for router in (query.hot, query.router, queries.router, catalog.router, saved_queries.router,
                    admin.router, embed.router, dashboards.router, refresh.router,
                    exports.router):  # fmt: skip
         app.include_router(router)

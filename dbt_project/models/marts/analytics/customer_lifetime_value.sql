@@ -20,7 +20,7 @@ with customer_metrics as (
 clv_inputs as (
     select
         *,
-        cast(active_days as {{ dbt.type_numeric() }}) / nullif(total_orders - 1, 0)
+        cast(active_days as {{ type_double() }}) / nullif(total_orders - 1, 0)
             as avg_days_between_orders
     from customer_metrics
 ),
@@ -36,13 +36,14 @@ clv_calculation as (
         avg_days_between_orders,
         -- Orders per year; a one-order customer (or all orders on one day) counts its orders.
         case
-            when avg_days_between_orders > 0 then 365.0 / avg_days_between_orders
+            when avg_days_between_orders > 0 then 365 / avg_days_between_orders
             else total_orders
         end as purchase_frequency,
         -- Lifespan in years, at least one day.
+        -- In doubles: a decimal division rounds to 6 digits of scale on some engines (Spark).
         case
-            when active_days > 0 then active_days / 365.0
-            else 1.0 / 365.0
+            when active_days > 0 then cast(active_days as {{ type_double() }}) / 365
+            else cast(1 as {{ type_double() }}) / 365
         end as customer_lifespan,
         total_revenue as historical_clv
     from clv_inputs

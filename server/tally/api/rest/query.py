@@ -6,10 +6,13 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from tally.api.deps import CallerDep, ServiceDep
+from tally.api.direct import DirectBodyRoute
 from tally.api.models import QueryBody, to_request
 from tally.api.negotiation import negotiate, query_response, require_json_body
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
+# POST /query, the path of every cached answer: a valid body skips FastAPI's dependency solving.
+hot = APIRouter(prefix="/api/v1", tags=["query"], route_class=DirectBodyRoute)
 
 _FORMATS_DOC = {
     200: {
@@ -25,7 +28,7 @@ _FORMATS_DOC = {
 }
 
 
-@router.post(
+@hot.post(
     "/query",
     responses=_FORMATS_DOC,
     summary="Run a metric query",
