@@ -5,8 +5,9 @@
   rollup    tally, result cache off, routing on: the same question from a rollup
   hit       tally, a result-cache hit
 
-plus the rollups' build time and size, and MetricFlow's compile time for a query of many
-metrics against tally's compiled-SQL cache for the repeat.
+plus the rollups' build time and size, and MetricFlow's compile time for one query of every
+metric against tally's compiled-SQL cache for the repeat (bench/compile_many.py measures that
+with 50+ metrics, cold and warm).
 
     make warehouse SCALE=1370            # ~100 million order items
     .venv/bin/tally rollups build        # or `tally build` (builds them after dbt)
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 import duckdb
+from compile_many import compile_every_metric
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -101,7 +103,7 @@ def main() -> int:
         print(f"{name:30}{direct:>8.1f}ms{no_rollup:>9.1f}ms{no_rollup / direct:>6.2f}x"
               f"{via:>7.1f}ms{no_rollup / via:>8.0f}x{hit:>7.2f}ms  "
               f"{(used.used if used else None) or 'none'}", flush=True)
-    _compile_many(plain)
+    compile_every_metric(plain)
     return 0
 
 
@@ -116,26 +118,6 @@ def _rollup_sizes(con: duckdb.DuckDBPyConnection) -> None:
     for name, count, seconds, relation in built:
         size = con.sql(f"select * from {relation}").to_arrow_table().nbytes
         print(f"{name:32}{count:>12,}{seconds:>9.1f}s{size / 1e6:>8.1f}MB")
-
-
-def _compile_many(service: TallyService) -> None:
-    """MetricFlow's compile time for one query of every metric that metric_time serves (the
-    saved query of a wide dashboard) vs the compiled-SQL cache for the repeat."""
-    compiler = service.compiler
-    names = [m.name for m in service.list_metrics()]
-    usable = [m for m in names
-              if compiler.index((m,)).resolve("metric_time__month") is not None]
-    request = QueryRequest.create(metrics=usable, group_by=["metric_time__month"])
-    t = time.perf_counter()
-    try:
-        compiler.compile(request)
-    except Exception as e:  # a report, not a failure
-        print(f"\ncompile of {len(usable)} metrics failed: {e}")
-        return
-    first = (time.perf_counter() - t) * 1000
-    repeat = median_ms(lambda: compiler.compile(request), 200)
-    print(f"\ncompile, {len(usable)} metrics by month: MetricFlow {first:.0f} ms; repeat from the "
-          f"compiled-SQL cache {repeat * 1000:.0f} us ({first / repeat:,.0f}x)")
 
 
 if __name__ == "__main__":
