@@ -162,9 +162,10 @@ def _dbt_run(db: BuiltPostgres) -> None:
 def test_a_stale_rollup_is_never_used_and_a_refresh_recomputes_only_changed_partitions(
     request, engines, pg_rollups, tmp_path
 ):
-    """On a clone of the module's database (its rollups built): new data, `dbt run`; the
-    rollups are stale until refreshed, then only December is recomputed."""
+    """On a clone of the module's database, its order rollups built: new data, `dbt run`;
+    the rollups are stale until refreshed, then only December is recomputed."""
     db = clone_postgres(request.config, pg_rollups.db, tmp_path)
+    first = build_postgres(db.conn(), db.target_dir, only=ORDER_ROLLUPS)
     factory = _factory(engines, db)
     try:
         before = factory.service(cache_enabled=False, shared_engine=False)
@@ -182,7 +183,7 @@ def test_a_stale_rollup_is_never_used_and_a_refresh_recomputes_only_changed_part
         assert "tally_rollups." not in fresh.sql
         counts = {r["metric_time__month"]: r["order_count"] for r in rows_of(fresh)}
         old_counts = {r["metric_time__month"]: r["order_count"] for r in rows_of(old)}
-        december = dt.datetime(2025, 12, 1)
+        december = next(k for k in counts if (k.year, k.month) == (2025, 12))
         assert counts[december] == old_counts[december] + 1
         assert {k: v for k, v in counts.items() if k != december} == {
             k: v for k, v in old_counts.items() if k != december}
@@ -192,6 +193,8 @@ def test_a_stale_rollup_is_never_used_and_a_refresh_recomputes_only_changed_part
         for name in ORDER_ROLLUPS:
             assert by_name[name].action == "refreshed"
             assert by_name[name].partitions == ["2025-12-01"]
+        assert by_name["order_kpis_daily"].rows >= {r.rollup: r for r in first}[
+            "order_kpis_daily"].rows
 
         # The running service reads the new registry (an in-place build changes no file the
         # data version sees; the rollups marker does) and routes again.
@@ -237,3 +240,37 @@ def test_cli_rollups_build_on_postgres(request, pg_rollups, tmp_path):
                       "metric_time__year,customer__country", "--explain"], env, 120)
     assert explain.returncode == 0, explain.stderr
     assert explain.stdout.splitlines()[0] == "-- rollup: revenue_by_country_by_month"
+
+
+def test_tally_build_builds_rollups_in_place_after_dbt(request, engines, pg_rollups, tmp_path):
+    """`tally build` on the postgres target: dbt builds in place, then the rollups are brought
+    up to date for the new data build before the new target folder is swapped in, and a
+    service over it routes."""
+    import shutil
+
+    from tests.support.project_copies import make_copy
+
+    db = clone_postgres(request.config, pg_rollups.db, tmp_path / "db")
+    build_postgres(db.conn(), db.target_dir, only=("order_kpis_daily",))
+    copy = make_copy(tmp_path / "project")
+    served_target = copy.project_dir / "target"
+    shutil.copytree(db.target_dir, served_target)
+    env = {**db.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for name in ("TALLY_DEBUG", "TALLY_MANIFEST_PATH", "TALLY_PROJECT_DIR", "DBT_TARGET_PATH"):
+        env.pop(name, None)
+    out = _tally(["build", "--project-dir", str(copy.project_dir), "--target", "postgres"], env,
+                 900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert "tally build: rollups..." in lines
+    assert lines.index("tally build: rollups...") < lines.index("tally build: swap in...")
+    # Same data, new data build: partitioned rollups keep their partitions (none changed).
+    assert any("order_kpis_daily: refreshed 0 partition(s)" in line for line in lines), lines
+    factory = ServiceFactory(engines, served_target / "semantic_manifest.json",
+                             lambda: PostgresWarehouse(**db.conn()), target="postgres",
+                             project_dir=copy.project_dir)  # fmt: skip
+    try:
+        got = factory.service(cache_enabled=False, shared_engine=False).query(ORDERS_BY_MONTH)
+        assert got.rollup.used == "executive_kpis_by_month", got.rollup
+    finally:
+        factory.close()

@@ -97,12 +97,15 @@ def clone_postgres(
     config: pytest.Config, source: BuiltPostgres, root: Path, prefix: str = "tally_test"
 ) -> BuiltPostgres:
     """A copy of a private database (CREATE DATABASE ... TEMPLATE: no session may be connected
-    to it meanwhile) and of its dbt target folder, in `root`."""
-    import shutil
-
+    to it meanwhile), parsed by dbt into `root`/target: MetricFlow's SQL names the database,
+    so the copy's manifest (and its rollups' versions) are its own."""
     dbname = _new_database(config, prefix, template=source.dbname)
-    shutil.copytree(source.target_dir, root / "target")
-    return BuiltPostgres(dbname, root / "target", root / "target" / "semantic_manifest.json")
+    built = BuiltPostgres(dbname, root / "target", root / "target" / "semantic_manifest.json")
+    env = {**built.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    result = run_dbt(["parse", "--log-path", str(root / "logs")], built.target_dir, env)
+    if result.returncode != 0:
+        pytest.fail(f"dbt parse on PostgreSQL failed:\n{result.stdout[-6000:]}")
+    return built
 
 
 def _new_database(config: pytest.Config, prefix: str, template: str | None = None) -> str:
