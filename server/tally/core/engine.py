@@ -50,10 +50,6 @@ class RollupWriter(Protocol):
 
     #: sqlglot dialect of the SQL it runs.
     dialect: str
-    #: Whether it writes in the served database itself (PostgreSQL) rather than in a file no
-    #: reader has open yet (the side copy of a DuckDB file): then every swap must be atomic.
-    in_place: bool
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...

@@ -18,7 +18,6 @@ from tally.errors import WarehouseError, WarehouseUnavailable
 
 class DuckDBWriter:
     dialect = "duckdb"
-    in_place = False
 
     def __init__(self, path: Path) -> None:
         try:

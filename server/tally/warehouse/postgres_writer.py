@@ -20,7 +20,6 @@ MIN_VERSION = 140000
 
 class PostgresWriter:
     dialect = "postgres"
-    in_place = True
 
     def __init__(self, conn: dict[str, Any]) -> None:
         import psycopg2
