@@ -77,10 +77,14 @@ def main() -> int:
         return 2
     target = settings.resolved_manifest_path().parent
     if args.build:
-        from tally.rollups.build import build_rollups
+        from tally.rollups.build import build_rollups, open_writer
 
-        build_rollups(plain.compiler, db, target, full=True,
-                      progress=lambda m: print(f"  build: {m}", flush=True))
+        writer = open_writer(plain.engine, output, settings.resolved_project_dir())
+        try:
+            build_rollups(plain.compiler, writer, target, full=True,
+                          progress=lambda m: print(f"  build: {m}", flush=True))
+        finally:
+            writer.close()
     con = duckdb.connect(str(db), read_only=True)
     limit = (output.get("settings") or {}).get("memory_limit")
     if limit:

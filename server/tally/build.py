@@ -5,11 +5,13 @@
 2. On a file warehouse (DuckDB), dbt builds into a side copy of the served file (same name, in
    <project>/.tally/build/), through a profile that differs from the user's only in that path;
    on other warehouses dbt builds in place (each model is replaced by dbt atomically).
-3. Only when both succeed: the new data file is renamed over the served one (one atomic step),
+3. Rollups (tally.rollups) are built for the new data and definitions: in the side copy, or on
+   other warehouses in place, after dbt, each rollup swapped in by one transaction.
+4. Only when all succeed: the new data file is renamed over the served one (one atomic step),
    then the new target folder over dbt's target path, so a running server never pairs a new
    manifest with old data. Its next query sees the new data version (the file's inode, dbt's
    run_results.json) and misses the cache.
-4. A failed build or parse changes nothing that is served: the side files are removed and the
+5. A failed build or parse changes nothing that is served: the side files are removed and the
    exit code is 1, with dbt's own summary above it.
 """
 
@@ -98,22 +100,38 @@ def run_build(
                   "--target", build.target_name, "--target-path", str(side_target)]  # fmt: skip
         _stage(say, "dbt build", lambda: _dbt(["build", *common, *vars_args, *dbt_args], say))
         _stage(say, "dbt parse", lambda: _dbt(["parse", *common, *vars_args, "--quiet"], say))
-        if side_file is not None and build.engine is not None:
-            _stage(say, "rollups", lambda: _rollups(build.engine, side_file, side_target, say))
+        if build.engine is not None:
+            engine = build.engine
+            # On a file warehouse, into the side copy; otherwise in the served database.
+            output = build.output if side_file is None else {**build.output,
+                                                             "path": str(side_file)}
+            _stage(say, "rollups", lambda: _rollups(build, engine, output, side_target, say))
         _stage(say, "swap in", lambda: _swap(build, side_file, side_target))
     finally:
         shutil.rmtree(side, ignore_errors=True)
 
 
-def _rollups(engine: EngineSpec, side_file: Path, side_target: Path, say) -> None:
-    """Rollups (saved queries with cache enabled) into the side copy, for the new data and
-    definitions, so they are swapped in with them (tally.rollups)."""
+def _rollups(build: BuildPlan, engine: EngineSpec, output: dict, side_target: Path, say) -> None:
+    """Rollups (saved queries with cache enabled) for the new data and definitions, before the
+    new target folder is swapped in (tally.rollups)."""
     from tally.core.compiler import Compiler
     from tally.core.semantic_manifest import load_manifest
-    from tally.rollups.build import build_rollups
+    from tally.rollups.build import build_rollups, open_writer, supports_rollups
+    from tally.rollups.definitions import rollups_of
 
     compiler = Compiler(load_manifest(side_target / "semantic_manifest.json"), engine)
-    build_rollups(compiler, side_file, side_target, progress=lambda m: say(f"  {m}"))
+    if not rollups_of(compiler):
+        say("  no rollups declared")
+        return
+    if not supports_rollups(engine):
+        say(f"  rollups are not built on {engine.adapter_type} (DuckDB and PostgreSQL only): "
+            "their queries run on the source tables")
+        return
+    writer = open_writer(engine, output, build.project_dir)
+    try:
+        build_rollups(compiler, writer, side_target, progress=lambda m: say(f"  {m}"))
+    finally:
+        writer.close()
 
 
 def _stage(say, name: str, fn) -> None:

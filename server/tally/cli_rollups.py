@@ -1,15 +1,16 @@
 """`tally rollups build`: materialise (or refresh) the project's rollups in the served warehouse,
 with progress, and the lines `tally query --explain` / `tally compile` print about rollups.
 
-`tally build` builds rollups itself, in the side copy before it is swapped in; this command is
-for building them alone (after a `dbt build` run directly, or a changed definition). On a
-DuckDB file it writes to the served file, so a running server must be idle (like `dbt run`).
+`tally build` builds rollups itself (in the side copy before it is swapped in, or in place on
+PostgreSQL); this command is for building them alone (after a `dbt build` run directly, or a
+changed definition). On a DuckDB file it writes to the served file, so a running server must
+be idle (like `dbt run`); on PostgreSQL each rollup is swapped in by one transaction while the
+server serves. Other engines: an error naming the engine.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections.abc import Callable
 
@@ -29,7 +30,7 @@ def register(sub, project_flags: Callable[[argparse.ArgumentParser], None]) -> N
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from tally.core.request import split_csv
-    from tally.rollups.build import build_rollups
+    from tally.rollups.build import build_rollups, open_writer
     from tally.service import TallyService
     from tally.settings import load_settings
 
@@ -37,19 +38,16 @@ def _cmd_build(args: argparse.Namespace) -> int:
         project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
     )
     service = TallyService(settings)
-    project_dir = settings.resolved_project_dir()
-    engine = service.engine
-    output = service.profile_output()
-    data_file = engine.data_file(output, project_dir) if engine.data_file else None
-    if data_file is None:
-        print(f"error: building rollups on {engine.adapter_type} is not supported yet (DuckDB "
-              "only)", file=sys.stderr)
-        return 2
+    writer = open_writer(service.engine, service.profile_output(),
+                         settings.resolved_project_dir())  # fmt: skip
     started = time.perf_counter()
-    reports = build_rollups(
-        service.compiler, data_file, settings.resolved_manifest_path().parent,
-        only=tuple(split_csv(args.select)), full=args.full, progress=_say,
-    )
+    try:
+        reports = build_rollups(
+            service.compiler, writer, settings.resolved_manifest_path().parent,
+            only=tuple(split_csv(args.select)), full=args.full, progress=_say,
+        )
+    finally:
+        writer.close()
     built = sum(r.action != "up to date" for r in reports)
     _say(f"{len(reports)} rollup(s), {built} built or refreshed, in "
          f"{time.perf_counter() - started:.1f} s")

@@ -11,9 +11,10 @@ import pytest
 
 from tally.core.compiler import Compiler
 from tally.core.semantic_manifest import load_manifest
-from tally.rollups.build import BuildReport, build_rollups
+from tally.rollups.build import BuildReport
 from tally.warehouse.duckdb import ENGINE, DuckDBWarehouse
 from tests.support.builds import BuiltWarehouse, copy_of
+from tests.support.rollups import build_duckdb
 from tests.support.services import ServiceFactory, SharedEngines
 
 
@@ -34,8 +35,7 @@ class RollupWarehouse:
 @pytest.fixture(scope="session")
 def rollup_warehouse(warehouse: BuiltWarehouse, tmp_path_factory) -> RollupWarehouse:
     db, target = copy_of(warehouse, tmp_path_factory.mktemp("rollups"))
-    compiler = Compiler(load_manifest(target / "semantic_manifest.json"), ENGINE)
-    reports = build_rollups(compiler, db, target)
+    reports = build_duckdb(db, target)
     return RollupWarehouse(db, target, reports)
 
 

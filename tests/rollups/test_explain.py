@@ -99,3 +99,14 @@ def test_cli_rollups_build_shows_progress_and_skips_what_is_current(warehouse, t
     unknown = subprocess.run([str(TALLY), "rollups", "build", "--select", "cohort_retentio"],
                              env=env, capture_output=True, text=True, timeout=120)
     assert unknown.returncode == 2 and "No rollup named cohort_retentio" in unknown.stderr
+
+
+def test_an_engine_without_rollups_is_named_in_a_clear_error(tmp_path):
+    """Rollups are built on DuckDB and PostgreSQL; any other engine is refused by name (a
+    caller's error: `tally rollups build` exits 2 with one line), before connecting."""
+    from tally.rollups.build import RollupsUnsupported, open_writer
+    from tally.warehouse.registry import engine_for
+
+    for adapter in ("spark", "snowflake"):
+        with pytest.raises(RollupsUnsupported, match=f"not supported on {adapter} "):
+            open_writer(engine_for(adapter), {"type": adapter}, tmp_path)

@@ -13,13 +13,11 @@ import datetime as dt
 import duckdb
 import pytest
 
-from tally.core.compiler import Compiler
 from tally.core.request import QueryRequest
-from tally.core.semantic_manifest import load_manifest
-from tally.rollups.build import build_rollups
-from tally.warehouse.duckdb import ENGINE, DuckDBWarehouse
+from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.support.builds import copy_of, run_dbt
 from tests.support.hand_sql import FLOAT_TOL, assert_rows_match, expected_rows, group_columns
+from tests.support.rollups import build_duckdb
 from tests.support.services import ServiceFactory
 
 NEW_ORDER_DAY = dt.date(2025, 12, 20)
@@ -55,8 +53,7 @@ def changed(warehouse, engines, tmp_path_factory):
     """A copy with rollups built, then new data: (db, target, factory, reports before)."""
     db, target = copy_of(warehouse, tmp_path_factory.mktemp("fresh"))
     manifest = target / "semantic_manifest.json"
-    first = build_rollups(Compiler(load_manifest(manifest), ENGINE), db, target,
-                          only=("order_kpis_daily", "executive_kpis_by_month"))
+    first = build_duckdb(db, target, only=("order_kpis_daily", "executive_kpis_by_month"))
     factory = ServiceFactory(engines, manifest, lambda: DuckDBWarehouse(db))
     yield db, target, factory, first
     factory.close()
@@ -102,8 +99,7 @@ def test_a_rollup_built_before_new_data_is_never_used_after(changed, warehouse):
     after.shutdown()
 
     # A refresh recomputes only the month whose source rows changed, and says so.
-    second = build_rollups(Compiler(load_manifest(target / "semantic_manifest.json"), ENGINE),
-                           db, target, only=("order_kpis_daily", "executive_kpis_by_month"))
+    second = build_duckdb(db, target, only=("order_kpis_daily", "executive_kpis_by_month"))
     by_name = {r.rollup: r for r in second}
     assert by_name["order_kpis_daily"].action == "refreshed"
     assert by_name["order_kpis_daily"].partitions == ["2025-12-01"]

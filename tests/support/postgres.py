@@ -66,28 +66,59 @@ def session_postgres(config: pytest.Config, warehouse: BuiltWarehouse) -> BuiltP
     postgres_or_skip()  # in every process: skip or fail here, not inside the shared build
 
     def build(root: Path) -> dict[str, str]:
-        from tally.datagen.postgres_load import copy_raw_to_postgres
-
-        dbname = f"tally_test_{uuid.uuid4().hex[:12]}"
-        shared.record(config, "postgres_database", dbname)  # before it exists: never leaked
-        admin = _admin()
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f'create database "{dbname}"')
-        finally:
-            admin.close()
-        copy_raw_to_postgres(warehouse.duckdb_path, {**server_args(), "dbname": dbname})
-        built = BuiltPostgres(dbname, root / "target", root / "target" / "semantic_manifest.json")
-        env = {**built.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-        for command in ("build", "parse"):
-            result = run_dbt([command, "--log-path", str(root / "logs")], built.target_dir, env)
-            if result.returncode != 0:
-                pytest.fail(f"dbt {command} on PostgreSQL failed:\n{result.stdout[-6000:]}")
-        return {"dbname": dbname, "root": str(root)}
+        built = private_postgres(config, warehouse, root)
+        return {"dbname": built.dbname, "root": str(root)}
 
     info = shared.build_once(config, "postgres", build)
     target = Path(info["root"]) / "target"
     return BuiltPostgres(info["dbname"], target, target / "semantic_manifest.json")
+
+
+def private_postgres(
+    config: pytest.Config, warehouse: BuiltWarehouse, root: Path, prefix: str = "tally_test"
+) -> BuiltPostgres:
+    """A new database with the session's raw data, built by dbt into `root`/target: for tests
+    that write to their warehouse (rollups, new data), never the shared one. Dropped at the
+    end of the run."""
+    from tally.datagen.postgres_load import copy_raw_to_postgres
+
+    dbname = _new_database(config, prefix)
+    copy_raw_to_postgres(warehouse.duckdb_path, {**server_args(), "dbname": dbname})
+    built = BuiltPostgres(dbname, root / "target", root / "target" / "semantic_manifest.json")
+    env = {**built.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    for command in ("build", "parse"):
+        result = run_dbt([command, "--log-path", str(root / "logs")], built.target_dir, env)
+        if result.returncode != 0:
+            pytest.fail(f"dbt {command} on PostgreSQL failed:\n{result.stdout[-6000:]}")
+    return built
+
+
+def clone_postgres(
+    config: pytest.Config, source: BuiltPostgres, root: Path, prefix: str = "tally_test"
+) -> BuiltPostgres:
+    """A copy of a private database (CREATE DATABASE ... TEMPLATE: no session may be connected
+    to it meanwhile), parsed by dbt into `root`/target: MetricFlow's SQL names the database,
+    so the copy's manifest (and its rollups' versions) are its own."""
+    dbname = _new_database(config, prefix, template=source.dbname)
+    built = BuiltPostgres(dbname, root / "target", root / "target" / "semantic_manifest.json")
+    env = {**built.env(), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    result = run_dbt(["parse", "--log-path", str(root / "logs")], built.target_dir, env)
+    if result.returncode != 0:
+        pytest.fail(f"dbt parse on PostgreSQL failed:\n{result.stdout[-6000:]}")
+    return built
+
+
+def _new_database(config: pytest.Config, prefix: str, template: str | None = None) -> str:
+    dbname = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    shared.record(config, "postgres_database", dbname)  # before it exists: never leaked
+    admin = _admin()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'create database "{dbname}"'
+                        + (f' template "{template}"' if template else ""))
+    finally:
+        admin.close()
+    return dbname
 
 
 def drop_recorded(config: pytest.Config) -> None:

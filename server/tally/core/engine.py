@@ -7,7 +7,8 @@ module per engine, registered in `tally.warehouse.registry`; the compiler reads 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -42,6 +43,28 @@ class Warehouse(Protocol):
     def close(self) -> None: ...
 
 
+class RollupWriter(Protocol):
+    """A connection that may write, for building rollups (tally.rollups.build) and nothing
+    else: the served `Warehouse` stays read-only. Driver errors are raised as WarehouseError.
+    Parameters are written `?` in the SQL, whatever the driver's own style."""
+
+    #: sqlglot dialect of the SQL it runs.
+    dialect: str
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Statements inside commit together, or not at all (rolled back on an exception)."""
+        ...
+
+    def relation_bytes(self, relation: str) -> int:
+        """The size of a table, as well as the engine can tell (0 when it cannot)."""
+        ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """One warehouse engine, as its module declares it."""
@@ -69,5 +92,10 @@ class EngineSpec:
     #: For a file-based engine (DuckDB): the local file a profile output serves. `tally build`
     #: builds a side copy of it and swaps it in; None: dbt builds in place.
     data_file: Callable[[Mapping[str, Any], Path], Path | None] | None = field(
+        default=None, compare=False
+    )
+    #: Open a writing connection for rollups from a rendered profile output (for a file
+    #: engine, the output's path is the file written). None: rollups are not built on it.
+    rollup_writer: Callable[[Mapping[str, Any], Path], RollupWriter] | None = field(
         default=None, compare=False
     )

@@ -7,31 +7,39 @@ coarser): each partition's source fingerprint (its rows, its sums; see partition
 in the registry, and after a data build only the partitions whose fingerprint changed are
 recomputed and replaced; a new definition rebuilds everything.
 
-Writes go to a DuckDB file opened read-write (the file `tally build` builds beside the served
-one, or the served file itself for `tally rollups build`, which then needs the server idle,
-like `dbt run` on it). Other warehouses: not yet.
+Writes go through the engine's `RollupWriter` (tally.core.engine), never the served, read-only
+Warehouse. On DuckDB that is a file opened read-write: the side copy `tally build` swaps in,
+or the served file itself for `tally rollups build` (the server must then be idle, like `dbt
+run` on it). On PostgreSQL, which dbt builds in place, it is the served database: a rebuilt
+table is built under another name and renamed over the old one, and a refresh deletes and
+inserts a partition's rows, each with its registry row in one transaction, so a concurrent
+reader sees the old rollup or the new one, never half of one.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from tally.core.compiler import Compiler
-from tally.errors import CallerError, ServerFault
-from tally.rollups.definitions import REGISTRY, SCHEMA, Rollup, rollups_of
+from tally.core.engine import EngineSpec, RollupWriter
+from tally.errors import CallerError, ServerFault, WarehouseError
+from tally.rollups.definitions import REGISTRY, SCHEMA, Rollup, partition_column, rollups_of
+from tally.rollups.dialects import RollupDialect, dialect_of
 from tally.rollups.partitions import changed_partitions, fingerprints, partition_grain
 from tally.rollups.store import MARKER, REGISTRY_DDL, source_version
 
 
 class RollupBuildFailed(ServerFault):
     code = "rollup_build_failed"
+
+
+class RollupsUnsupported(CallerError):
+    code = "rollups_unsupported"
 
 
 @dataclass
@@ -54,17 +62,33 @@ class BuildReport:
         return f"{self.rollup}: built, {what}"
 
 
+def supports_rollups(engine: EngineSpec) -> bool:
+    return engine.rollup_writer is not None and dialect_of(engine.dialect) is not None
+
+
+def open_writer(engine: EngineSpec, output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
+    """The engine's writing connection for rollups, from a rendered profile output (for
+    DuckDB, the output's `path` is the file written)."""
+    if not supports_rollups(engine):
+        raise RollupsUnsupported(
+            f"Rollups are not supported on {engine.adapter_type} (they are built on DuckDB and "
+            "PostgreSQL); queries there run on the source tables."
+        )
+    assert engine.rollup_writer is not None
+    return engine.rollup_writer(output, project_dir)
+
+
 def build_rollups(
     compiler: Compiler,
-    duckdb_path: Path,
+    writer: RollupWriter,
     target_dir: Path,
     *,
     only: tuple[str, ...] = (),
     full: bool = False,
     progress: Callable[[str], None] = lambda _m: None,
 ) -> list[BuildReport]:
-    """Build (or refresh) the project's rollups in the DuckDB file at `duckdb_path`, for the
-    data build that dbt's `target_dir` describes."""
+    """Build (or refresh) the project's rollups through `writer`, for the data build that
+    dbt's `target_dir` describes. The writer stays the caller's to close."""
     source = source_version(target_dir)
     rollups = rollups_of(compiler)
     if only:
@@ -75,131 +99,142 @@ def build_rollups(
                 f"`config: cache: enabled: true` ({', '.join(r.name for r in rollups) or 'none'})."
             )
         rollups = tuple(r for r in rollups if r.name in only)
-    if compiler.engine.adapter_type != "duckdb":
-        raise RollupBuildFailed(
-            f"Building rollups on {compiler.engine.adapter_type} is not supported yet "
-            "(DuckDB only)."
+    dialect = dialect_of(writer.dialect)
+    if dialect is None or writer.dialect != compiler.dialect:
+        raise RollupsUnsupported(
+            f"Rollups are not supported on {compiler.engine.adapter_type} (they are built on "
+            "DuckDB and PostgreSQL)."
         )
     reports = []
-    con = duckdb.connect(str(duckdb_path))
     try:
-        con.execute("SET enable_progress_bar = false")
         for ddl in REGISTRY_DDL:
-            con.execute(ddl)
+            writer.execute(dialect.transpile(ddl))
         for i, rollup in enumerate(rollups, 1):
             progress(f"[{i}/{len(rollups)}] {rollup.name} ...")
-            report = _build_one(con, rollup, source, full, compiler.loaded.manifest)
+            report = _build_one(writer, dialect, rollup, source, full, compiler.loaded.manifest)
             progress(f"[{i}/{len(rollups)}] {report.line()}")
             reports.append(report)
-        _drop_orphans(con, rollups)
-        (target_dir / MARKER).write_text(json.dumps(
-            {"source": source, "rollups": [vars(r) for r in reports]}, indent=1))
-    except duckdb.Error as e:
-        raise RollupBuildFailed(f"Building rollups failed: {e}") from e
-    finally:
-        con.close()
+        _drop_orphans(writer, rollups)
+    except WarehouseError as e:
+        raise RollupBuildFailed(f"Building rollups failed: {e.message}") from e
+    (target_dir / MARKER).write_text(json.dumps(
+        {"source": source, "rollups": [vars(r) for r in reports]}, indent=1))
     return reports
 
 
 def _build_one(
-    con: duckdb.DuckDBPyConnection, rollup: Rollup, source: str, full: bool, manifest: Any
+    writer: RollupWriter,
+    dialect: RollupDialect,
+    rollup: Rollup,
+    source: str,
+    full: bool,
+    manifest: Any,
 ) -> BuildReport:
     t0 = time.perf_counter()
-    row = con.execute(
+    rows = writer.fetchall(
         f"SELECT version, source, relation, row_count, partitions FROM {REGISTRY} WHERE rollup = ?",
         [rollup.name],
-    ).fetchone()
+    )
+    row = rows[0] if rows else None
     grain = partition_grain(rollup, manifest)
-    prints = fingerprints(con, rollup, grain, manifest) if grain else {}
-    exists = row is not None and _table_exists(con, rollup)
+    prints = fingerprints(writer, dialect, rollup, grain, manifest) if grain else {}
+    exists = row is not None and _table_exists(writer, _table_name(rollup.relation))
     if row is not None and row[0] == rollup.version and exists and not full:
         old_prints = json.loads(row[4] or "{}")
         if row[1] == source and old_prints == prints:
             return BuildReport(rollup.name, "up to date", rows=int(row[3] or 0))
         if grain and old_prints:
             changed = changed_partitions(old_prints, prints)
-            con.execute("BEGIN TRANSACTION")
-            if changed:
-                column = f'"{_partition_item(rollup)}"'
-                keys = ", ".join(f"DATE '{p}'" for p in changed)
-                con.execute(
-                    f"DELETE FROM {rollup.relation} WHERE "
-                    f"CAST(DATE_TRUNC('{grain}', {column}) AS DATE) IN ({keys})"
-                )
-                con.execute(
-                    f"INSERT INTO {rollup.relation} SELECT * FROM ({rollup.build_sql}) AS src "
-                    f"WHERE CAST(DATE_TRUNC('{grain}', src.{column}) AS DATE) IN ({keys})"
-                )
-            report = _register(con, rollup, source, prints, t0, "refreshed")
+            with writer.transaction():
+                if changed:
+                    _replace_partitions(writer, rollup, grain, changed)
+                report = _register(writer, rollup, source, prints, t0, "refreshed")
             report.partitions = changed
-            con.execute("COMMIT")
             return report
-    con.execute("BEGIN TRANSACTION")
-    con.execute(f"CREATE OR REPLACE TABLE {rollup.relation} AS {rollup.build_sql}")
-    report = _register(con, rollup, source, prints, t0, "built")
-    con.execute("COMMIT")
+    with writer.transaction():
+        _replace_table(writer, dialect, rollup)
+        report = _register(writer, rollup, source, prints, t0, "built")
     return report
 
 
+def _replace_partitions(
+    writer: RollupWriter, rollup: Rollup, grain: str, changed: list[str]
+) -> None:
+    item = partition_column(rollup)
+    assert item is not None
+    column = '"' + item.name.replace('"', '""') + '"'
+    # Partition keys are ISO dates this module computed (partitions.py), never a caller's text.
+    keys = ", ".join(f"DATE '{p}'" for p in changed)
+    writer.execute(
+        f"DELETE FROM {rollup.relation} WHERE "
+        f"CAST(DATE_TRUNC('{grain}', {column}) AS DATE) IN ({keys})"
+    )
+    writer.execute(
+        f"INSERT INTO {rollup.relation} SELECT * FROM ({rollup.build_sql}) AS src "
+        f"WHERE CAST(DATE_TRUNC('{grain}', src.{column}) AS DATE) IN ({keys})"
+    )
+
+
+def _replace_table(writer: RollupWriter, dialect: RollupDialect, rollup: Rollup) -> None:
+    if dialect.create_or_replace:
+        writer.execute(f"CREATE OR REPLACE TABLE {rollup.relation} AS {rollup.build_sql}")
+        return
+    # Built beside the old table, then renamed over it: readers wait only for the rename.
+    name = _table_name(rollup.relation)
+    new = f"{name}__new"
+    writer.execute(f'DROP TABLE IF EXISTS {SCHEMA}."{new}"')
+    writer.execute(f'CREATE TABLE {SCHEMA}."{new}" AS {rollup.build_sql}')
+    writer.execute(f"DROP TABLE IF EXISTS {rollup.relation}")
+    writer.execute(f'ALTER TABLE {SCHEMA}."{new}" RENAME TO "{name}"')
+
+
 def _register(
-    con: duckdb.DuckDBPyConnection,
+    writer: RollupWriter,
     rollup: Rollup,
     source: str,
     prints: dict[str, str],
     t0: float,
     action: str,
 ) -> BuildReport:
-    rows = con.execute(f"SELECT count(*) FROM {rollup.relation}").fetchone()[0]
+    rows = int(writer.fetchall(f"SELECT count(*) FROM {rollup.relation}")[0][0])
     seconds = time.perf_counter() - t0
-    con.execute(f"DELETE FROM {REGISTRY} WHERE rollup = ?", [rollup.name])
-    con.execute(
+    writer.execute(f"DELETE FROM {REGISTRY} WHERE rollup = ?", [rollup.name])
+    writer.execute(
         f"INSERT INTO {REGISTRY} VALUES (?, ?, ?, ?, now(), ?, ?, ?)",
         [rollup.name, rollup.version, rollup.relation, source, rows, seconds, json.dumps(prints)],
     )
-    return BuildReport(rollup.name, action, rows=rows, seconds=seconds, bytes=_bytes(con, rollup))
+    return BuildReport(rollup.name, action, rows=rows, seconds=seconds,
+                       bytes=writer.relation_bytes(rollup.relation))  # fmt: skip
 
 
-def _bytes(con: duckdb.DuckDBPyConnection, rollup: Rollup) -> int:
-    # DuckDB has no per-table size; the rows' in-memory Arrow size is a fair upper bound.
-    try:
-        return int(con.sql(f"SELECT * FROM {rollup.relation}").to_arrow_table().nbytes)
-    except duckdb.Error:
-        return 0
+def _table_name(relation: str) -> str:
+    return relation.split(".", 1)[1].strip('"')
 
 
-def _partition_item(rollup: Rollup) -> str:
-    from tally.rollups.definitions import partition_column
-
-    item = partition_column(rollup)
-    assert item is not None
-    return item.name
-
-
-def _table_exists(con: duckdb.DuckDBPyConnection, rollup: Rollup) -> bool:
-    name = rollup.relation.split(".", 1)[1].strip('"')
-    found = con.execute(
+def _table_exists(writer: RollupWriter, name: str) -> bool:
+    found = writer.fetchall(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
         [SCHEMA, name],
-    ).fetchone()[0]
-    return bool(found)
+    )
+    return bool(found[0][0])
 
 
-def _drop_orphans(con: duckdb.DuckDBPyConnection, rollups: tuple[Rollup, ...]) -> None:
+def _drop_orphans(writer: RollupWriter, rollups: tuple[Rollup, ...]) -> None:
     """Tables of older versions (or of rollups no longer declared) are dropped."""
-    keep = {r.relation.split(".", 1)[1].strip('"') for r in rollups}
-    tables = con.execute(
+    keep = {_table_name(r.relation) for r in rollups}
+    tables = writer.fetchall(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
         "AND table_name <> 'registry'",
         [SCHEMA],
-    ).fetchall()
+    )
     for (name,) in tables:
         if name not in keep and "__" in name:
             rollup = name.rsplit("__", 1)[0]
             # Rollups not rebuilt in this run (`only`) keep their current table.
-            current = con.execute(
-                f"SELECT relation FROM {REGISTRY} WHERE rollup = ?", [rollup]
-            ).fetchone()
-            if current is not None and current[0].endswith(f'"{name}"'):
+            current = writer.fetchall(f"SELECT relation FROM {REGISTRY} WHERE rollup = ?", [rollup])
+            if current and current[0][0].endswith(f'"{name}"'):
                 continue
-            con.execute(f'DROP TABLE IF EXISTS {SCHEMA}."{name}"')
-            con.execute(f"DELETE FROM {REGISTRY} WHERE relation = ?", [f'{SCHEMA}."{name}"'])
+            with writer.transaction():
+                writer.execute(f'DROP TABLE IF EXISTS {SCHEMA}."{name}"')
+                writer.execute(f"DELETE FROM {REGISTRY} WHERE relation = ?",
+                               [f'{SCHEMA}."{name}"'])  # fmt: skip

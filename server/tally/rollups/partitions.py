@@ -22,11 +22,12 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import duckdb
 import sqlglot
 from sqlglot import exp
 
+from tally.core.engine import RollupWriter
 from tally.rollups.definitions import Rollup, partition_column
+from tally.rollups.dialects import RollupDialect
 
 _ORDER = ("day", "week", "month", "quarter", "year")
 _LOOKS_ACROSS_TIME = ("cumulative", "conversion")
@@ -50,25 +51,29 @@ def partition_grain(rollup: Rollup, manifest: Any) -> str | None:
 
 
 def fingerprints(
-    con: duckdb.DuckDBPyConnection, rollup: Rollup, grain: str, manifest: Any
+    writer: RollupWriter, dialect: RollupDialect, rollup: Rollup, grain: str, manifest: Any
 ) -> dict[str, str]:
     """Partition start (ISO date) -> fingerprint of its source rows. Only the columns the
     rollup's SQL reads are hashed: audit columns (a load timestamp, dbt's invocation id) change
     on every build without changing any number."""
-    facts, others = _tables(rollup, _fact_tables(manifest, rollup))
-    read = _columns_read(rollup)
+    facts, others = _tables(rollup, dialect.name, _fact_tables(manifest, rollup))
+    read = _columns_read(rollup, dialect.name)
     shared = hashlib.sha256()
     for table in sorted(others):
-        count, digest = con.execute(
-            f"SELECT count(*), coalesce(bit_xor({_row_hash(con, table, read)}), 0) FROM {table}"
-        ).fetchone()
+        hashed = dialect.hash_of(_hashed_columns(writer, table, read))
+        ((count, digest),) = writer.fetchall(
+            f"SELECT count(*), coalesce(bit_xor({hashed}), 0) FROM {table}"
+        )
         shared.update(f"{table}:{count}:{digest};".encode())
     per: dict[str, Any] = {}
     for table, column in sorted(facts.items()):
-        rows = con.execute(
+        hashed = dialect.hash_of(_hashed_columns(writer, table, read))
+        # `column` is the semantic model's own time expression (the project's SQL, as
+        # MetricFlow reads it too); `grain` one of _ORDER.
+        rows = writer.fetchall(
             f"SELECT CAST(DATE_TRUNC('{grain}', CAST({column} AS DATE)) AS DATE) AS p, count(*), "
-            f"coalesce(bit_xor({_row_hash(con, table, read)}), 0) FROM {table} GROUP BY 1"
-        ).fetchall()
+            f"coalesce(bit_xor({hashed}), 0) FROM {table} GROUP BY 1"
+        )
         for p, count, digest in rows:
             per.setdefault(str(p), hashlib.sha256()).update(f"{table}:{count}:{digest};".encode())
     base = shared.hexdigest()
@@ -76,20 +81,25 @@ def fingerprints(
             for k, h in sorted(per.items())}
 
 
-def _columns_read(rollup: Rollup) -> set[str]:
-    tree = sqlglot.parse_one(rollup.build_sql, read="duckdb")
+def _columns_read(rollup: Rollup, dialect: str) -> set[str]:
+    tree = sqlglot.parse_one(rollup.build_sql, read=dialect)
     return {c.name.lower() for c in tree.find_all(exp.Column)}
 
 
-def _row_hash(con: duckdb.DuckDBPyConnection, table: str, read: set[str]) -> str:
-    catalog, schema, name = (p.strip('"') for p in table.split("."))
-    columns = [r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_catalog = ? AND "
-        "table_schema = ? AND table_name = ? ORDER BY ordinal_position", [catalog, schema, name],
-    ).fetchall() if r[0].lower() in read]
-    if not columns:
-        return "0"
-    return "hash(" + ", ".join(f'"{c}"' for c in columns) + ")"
+def _hashed_columns(writer: RollupWriter, table: str, read: set[str]) -> list[str]:
+    """The table's columns that the rollup's SQL reads, in the table's order. `table` is
+    [catalog.]schema.name as the SQL names it (PostgreSQL's SQL: schema.name)."""
+    *catalog, schema, name = (p.strip('"') for p in table.split("."))
+    where = "table_schema = ? AND table_name = ?"
+    params = [schema, name]
+    if catalog:
+        where += " AND table_catalog = ?"
+        params.append(catalog[0])
+    rows = writer.fetchall(
+        f"SELECT column_name FROM information_schema.columns WHERE {where} "
+        "ORDER BY ordinal_position", params,
+    )
+    return [r[0] for r in rows if r[0].lower() in read]
 
 
 def changed_partitions(old: dict[str, str], new: dict[str, str]) -> list[str]:
@@ -123,10 +133,12 @@ def _fact_tables(manifest: Any, rollup: Rollup) -> dict[str, str]:
     return out
 
 
-def _tables(rollup: Rollup, fact_tables: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+def _tables(
+    rollup: Rollup, dialect: str, fact_tables: dict[str, str]
+) -> tuple[dict[str, str], set[str]]:
     facts: dict[str, str] = {}
     others: set[str] = set()
-    for table in sqlglot.parse_one(rollup.build_sql, read="duckdb").find_all(exp.Table):
+    for table in sqlglot.parse_one(rollup.build_sql, read=dialect).find_all(exp.Table):
         if not table.name or not table.db:  # a CTE, not a table
             continue
         key = f"{table.db}.{table.name}".lower()

@@ -45,7 +45,9 @@ class NotCombinable(Exception):
 class MetricParts:
     """Decomposition of a manifest's metrics into combinable stored parts."""
 
-    def __init__(self, manifest: Any) -> None:
+    def __init__(self, manifest: Any, double: str = "DOUBLE") -> None:
+        # The SQL type of a ratio's operands in the engine's dialect, as MetricFlow casts them.
+        self._double = double
         self._metrics = {m.name: m for m in manifest.metrics}
         self._measures = {
             measure.name: measure
@@ -77,7 +79,8 @@ class MetricParts:
             num = self._input(params.numerator, depth)
             den = self._input(params.denominator, depth)
             return Formula(
-                _ratio(num.sql, den.sql), _ratio(num.row_sql, den.row_sql), num.parts + den.parts
+                self._ratio(num.sql, den.sql), self._ratio(num.row_sql, den.row_sql),
+                num.parts + den.parts,
             )
         if kind == "derived":
             subs: dict[str, Formula] = {}
@@ -91,6 +94,10 @@ class MetricParts:
             )
         raise NotCombinable(f"metric '{metric}' is {kind}: its value over a group is not "
                             "combined from the values over its parts")
+
+    def _ratio(self, num: str, den: str) -> str:
+        # MetricFlow's ratio: CAST(num AS DOUBLE) / CAST(NULLIF(den, 0) AS DOUBLE).
+        return f"CAST({num} AS {self._double}) / CAST(NULLIF({den}, 0) AS {self._double})"
 
     def _input(self, item: Any, depth: int) -> Formula:
         if item.filter is not None:
@@ -127,11 +134,6 @@ class MetricParts:
         if fill is not None:  # MetricFlow writes COALESCE(value, fill) on the metric
             sql = f"COALESCE({sql}, {fill!r})"
         return Formula(sql, col, (m.name,))
-
-
-def _ratio(num: str, den: str) -> str:
-    # MetricFlow's ratio: CAST(num AS DOUBLE) / CAST(NULLIF(den, 0) AS DOUBLE).
-    return f"CAST({num} AS DOUBLE) / CAST(NULLIF({den}, 0) AS DOUBLE)"
 
 
 def _substitute(expr: str, subs: dict[str, str]) -> str:

@@ -52,7 +52,7 @@ class Router:
             return route(compiler, request, {}, "", limit)
         source = source_version(self._target_dir)
         key = (
-            id(compiler), compiler.loaded.version, data_version, source,
+            id(compiler), compiler.loaded.version, self._built.version(data_version), source,
             request.normalized(), request.row_order, limit,
         )
         with self._lock:

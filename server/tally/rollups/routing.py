@@ -24,6 +24,7 @@ from tally.core.request import QueryRequest
 from tally.core.resolve import check_request
 from tally.core.results import RollupStatus
 from tally.rollups.definitions import Rollup, parts_of, rollups_of
+from tally.rollups.dialects import RollupDialect, dialect_of
 from tally.rollups.parts import NotCombinable
 from tally.rollups.store import BuiltRollup
 
@@ -60,6 +61,11 @@ def route(
     rollups = rollups_of(compiler)
     if not rollups:
         return Route(RollupStatus(None, ()))
+    dialect = dialect_of(compiler.dialect)
+    if dialect is None:
+        return Route(RollupStatus(None, tuple(
+            (r.name, f"rollups are not built on {compiler.engine.adapter_type}")
+            for r in rollups)))
     if not built:  # nothing built here: say so without checking the query against each
         return Route(RollupStatus(None, tuple(
             (r.name, "not built (run `tally rollups build`)") for r in rollups)))
@@ -69,7 +75,7 @@ def route(
     fits: list[tuple[int, Rollup, str]] = []
     for rollup in rollups:
         try:
-            sql = _fit(compiler, rollup, query, checked.group_by, built, source, limit)
+            sql = _fit(compiler, dialect, rollup, query, checked.group_by, built, source, limit)
         except Miss as e:
             misses.append((rollup.name, str(e)))
             continue
@@ -86,6 +92,7 @@ def route(
 
 def _fit(
     compiler: Compiler,
+    dialect: RollupDialect,
     rollup: Rollup,
     query: QueryRequest,
     items: tuple[GroupByItem, ...],
@@ -108,7 +115,7 @@ def _fit(
     if missing:
         raise Miss(f"the rollup is filtered ({missing[0]}) and the query is not")
     by_name = {item.name: item for item in rollup.group_by}
-    selects = [(_column(by_name, rollup, item), item) for item in items]
+    selects = [(_column(dialect, by_name, rollup, item), item) for item in items]
     exact = {i.name for i in items} == set(by_name) and len(items) == len(rollup.group_by)
     wheres = []
     time_filtered = False
@@ -121,7 +128,7 @@ def _fit(
             if ref.kind == "Metric":
                 raise Miss("a filter on a metric")
             target = _reference_item(compiler, ref, rollup)
-            exprs.append(_column(by_name, rollup, target))
+            exprs.append(_column(dialect, by_name, rollup, target))
             time_filtered |= target.kind == "time_dimension"
         wheres.append(checked.render(exprs))
     parts = parts_of(compiler)
@@ -163,7 +170,9 @@ def _reference_item(compiler: Compiler, ref, rollup: Rollup) -> GroupByItem:
     raise Miss(f"lacks dimension '{name}' (in a filter)")
 
 
-def _column(by_name: dict[str, GroupByItem], rollup: Rollup, item: GroupByItem) -> str:
+def _column(
+    dialect: RollupDialect, by_name: dict[str, GroupByItem], rollup: Rollup, item: GroupByItem
+) -> str:
     """The rollup's column for a query's group-by item (truncated to a coarser grain)."""
     if item.name in by_name:
         return _quote(item.name)
@@ -175,7 +184,7 @@ def _column(by_name: dict[str, GroupByItem], rollup: Rollup, item: GroupByItem) 
         raise Miss(f"lacks '{item.name}' (has {have.name})")
     if not have.grain or item.grain not in _ROLLS_INTO.get(have.grain, ()):
         raise Miss(f"grain: '{item.name}' is not a roll-up of {have.name}")
-    return f"CAST(DATE_TRUNC('{item.grain}', {_quote(have.name)}) AS DATE)"
+    return dialect.period(item.grain, _quote(have.name))
 
 
 def _sql(

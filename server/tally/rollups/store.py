@@ -73,17 +73,27 @@ _SOURCES: dict[str, tuple[tuple[str, int, int], str]] = {}
 
 
 class BuiltRollups:
-    """The registry as the service reads it: once per data version (building rollups changes
-    the warehouse, and so the data version)."""
+    """The registry as the service reads it: once per data version and build of the rollups.
+    (Building rollups in a DuckDB file changes the file, and so the data version; in place on
+    PostgreSQL it changes nothing the data version sees, but rewrites the marker.)"""
 
     def __init__(self, target_dir: Path) -> None:
         self._marker = target_dir / MARKER
         self._lock = threading.Lock()
         self._cached: tuple[str, dict[str, BuiltRollup]] | None = None
 
+    def version(self, data_version: str) -> str:
+        """The data version and the marker's stamp (one stat)."""
+        try:
+            st = os.stat(self._marker)
+        except FileNotFoundError:
+            return f"{data_version}|none"
+        return f"{data_version}|{st.st_mtime_ns}-{st.st_size}"
+
     def read(self, warehouse: Warehouse, data_version: str) -> dict[str, BuiltRollup]:
+        version = self.version(data_version)
         with self._lock:
-            if self._cached is not None and self._cached[0] == data_version:
+            if self._cached is not None and self._cached[0] == version:
                 return self._cached[1]
         if not self._marker.exists():
             return {}
@@ -102,5 +112,5 @@ class BuiltRollups:
             for r in rows
         }
         with self._lock:
-            self._cached = (data_version, built)
+            self._cached = (version, built)
         return built

@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec
+from tally.core.engine import EngineSpec, RollupWriter
 from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import (
     ConfigurationError,
@@ -285,6 +285,19 @@ def connect(output: Mapping[str, Any], project_dir: Path) -> DuckDBWarehouse:
     return DuckDBWarehouse(path, memory_limit=settings.get("memory_limit"))
 
 
+def rollup_writer(output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
+    """The output's file, opened read-write for building rollups (tally.rollups.build)."""
+    from tally.warehouse.duckdb_writer import DuckDBWriter
+
+    path = data_file(output, project_dir)
+    if path is None:
+        raise ConfigurationError(
+            f"DuckDB path {output.get('path')!r} is not a local file: rollups are built in the "
+            "DuckDB file tally serves."
+        )
+    return DuckDBWriter(path)
+
+
 ENGINE = EngineSpec(
     adapter_type="duckdb",
     dialect="duckdb",
@@ -294,4 +307,5 @@ ENGINE = EngineSpec(
     reserved_words=STANDARD_RESERVED,
     data_errors=_DATA_ERRORS,
     data_file=data_file,
+    rollup_writer=rollup_writer,
 )

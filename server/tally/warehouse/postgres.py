@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec
+from tally.core.engine import EngineSpec, RollupWriter
 from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import (
     QueryDataError,
@@ -130,6 +130,13 @@ def connect(output: Mapping[str, Any], project_dir: Path) -> PostgresWarehouse:
     )
 
 
+def rollup_writer(output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
+    """A connection that may write, for building rollups (tally.rollups.build)."""
+    from tally.warehouse.postgres_writer import PostgresWriter
+
+    return PostgresWriter(connect(output, project_dir).conn)
+
+
 ENGINE = EngineSpec(
     adapter_type="postgres",
     dialect="postgres",
@@ -138,4 +145,5 @@ ENGINE = EngineSpec(
     connect=connect,
     reserved_words=STANDARD_RESERVED,
     data_errors=_data_errors(),
+    rollup_writer=rollup_writer,
 )
