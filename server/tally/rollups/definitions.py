@@ -39,11 +39,26 @@ class Rollup:
 
     @property
     def relation(self) -> str:
-        return f'{SCHEMA}."{self.name}__{self.version}"'
+        return f'{SCHEMA}."{table_name(self.name, self.version)}"'
 
     @property
     def columns(self) -> tuple[str, ...]:
         return tuple(item.name for item in self.group_by)
+
+
+# PostgreSQL cuts identifiers past 63 bytes, and a build adds "__new" to a table it swaps in.
+MAX_TABLE_NAME = 63 - len("__new")
+
+
+def table_name(name: str, version: str) -> str:
+    """The rollup's table: `<saved query>__<version>`; a name too long for every engine is cut
+    and made unique again by a hash of the whole name."""
+    table = f"{name}__{version}"
+    if len(table.encode()) <= MAX_TABLE_NAME:
+        return table
+    digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+    keep = MAX_TABLE_NAME - len(version.encode()) - len("__") - len(digest) - len("_")
+    return f"{name.encode()[:keep].decode(errors='ignore')}_{digest}__{version}"
 
 
 def cache_enabled_saved_queries(manifest_path: Path) -> tuple[str, ...]:
