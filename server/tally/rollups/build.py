@@ -90,7 +90,7 @@ def build_rollups(
     """Build (or refresh) the project's rollups through `writer`, for the data build that
     dbt's `target_dir` describes. The writer stays the caller's to close."""
     source = source_version(target_dir)
-    rollups = rollups_of(compiler)
+    rollups = declared = rollups_of(compiler)
     if only:
         unknown = sorted(set(only) - {r.name for r in rollups})
         if unknown:
@@ -109,12 +109,12 @@ def build_rollups(
     try:
         for ddl in REGISTRY_DDL:
             writer.execute(dialect.transpile(ddl))
+        _drop_superseded(writer, declared)
         for i, rollup in enumerate(rollups, 1):
             progress(f"[{i}/{len(rollups)}] {rollup.name} ...")
             report = _build_one(writer, dialect, rollup, source, full, compiler.loaded.manifest)
             progress(f"[{i}/{len(rollups)}] {report.line()}")
             reports.append(report)
-        _drop_orphans(writer, rollups)
     except WarehouseError as e:
         raise RollupBuildFailed(f"Building rollups failed: {e.message}") from e
     (target_dir / MARKER).write_text(json.dumps(
@@ -219,22 +219,24 @@ def _table_exists(writer: RollupWriter, name: str) -> bool:
     return bool(found[0][0])
 
 
-def _drop_orphans(writer: RollupWriter, rollups: tuple[Rollup, ...]) -> None:
-    """Tables of older versions (or of rollups no longer declared) are dropped."""
-    keep = {_table_name(r.relation) for r in rollups}
+def _drop_superseded(writer: RollupWriter, declared: tuple[Rollup, ...]) -> None:
+    """Before a build: drop the tables no registry row points to (superseded by an earlier
+    build, or left by one that failed) and the rollups no longer declared. A table superseded
+    by this build lives until the next: a server that read the registry just before this build
+    wrote it may still be reading the old table (PostgreSQL builds in place)."""
+    names = {r.name for r in declared}
+    for rollup, relation in writer.fetchall(f"SELECT rollup, relation FROM {REGISTRY}"):
+        if rollup not in names:
+            with writer.transaction():
+                writer.execute(f"DELETE FROM {REGISTRY} WHERE rollup = ?", [rollup])
+                writer.execute(f"DROP TABLE IF EXISTS {relation}")
+    current = {relation for (relation,) in writer.fetchall(f"SELECT relation FROM {REGISTRY}")}
     tables = writer.fetchall(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = ? "
         "AND table_name <> 'registry'",
         [SCHEMA],
     )
     for (name,) in tables:
-        if name not in keep and "__" in name:
-            rollup = name.rsplit("__", 1)[0]
-            # Rollups not rebuilt in this run (`only`) keep their current table.
-            current = writer.fetchall(f"SELECT relation FROM {REGISTRY} WHERE rollup = ?", [rollup])
-            if current and current[0][0].endswith(f'"{name}"'):
-                continue
-            with writer.transaction():
-                writer.execute(f'DROP TABLE IF EXISTS {SCHEMA}."{name}"')
-                writer.execute(f"DELETE FROM {REGISTRY} WHERE relation = ?",
-                               [f'{SCHEMA}."{name}"'])  # fmt: skip
+        relation = f'{SCHEMA}."{name}"'
+        if relation not in current:
+            writer.execute(f"DROP TABLE IF EXISTS {relation}")
