@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             postgres = postgres_args(output)
             ping(postgres)  # before generating: fail fast
         elif output.get("type") == "spark":
-            spark = output
+            from tally.warehouse.spark import session_paths
+
+            spark = session_paths(output, args.project_dir)
         else:
             raise ValueError(f"cannot write raw data into a {output.get('type')!r} warehouse")
     with tempfile.TemporaryDirectory() as tmp:
