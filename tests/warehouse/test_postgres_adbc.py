@@ -61,11 +61,14 @@ def scratch_table(psycopg):
     import psycopg2
 
     name = f"tally_adbc_{uuid.uuid4().hex[:8]}"
-    with psycopg2.connect(**PG) as con, con.cursor() as cur:
+    admin = psycopg2.connect(**PG)
+    admin.autocommit = True
+    with admin.cursor() as cur:
         cur.execute(f"create table {name} (x int)")
     yield name
-    with psycopg2.connect(**PG) as con, con.cursor() as cur:
+    with admin.cursor() as cur:
         cur.execute(f"drop table {name}")
+    admin.close()
 
 
 def assert_same_table(adbc_table: pa.Table, psycopg_table: pa.Table) -> None:
@@ -97,6 +100,8 @@ SAME_AS_PSYCOPG2 = {
                3::smallint as small, 1.5::real as single, 2.5::float8 as double,
                'US'::text as country, 'x'::varchar(3) as code, null::bigint as sometimes
         union all select date '2024-02-29', false, -1, 0, 0, -0.25, 1e300, '', 'yz', 5""",
+    "uuids, as text": """
+        select 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid as id union all select null""",
     "timestamps, zoned and not": """
         select timestamptz '2025-03-30 01:30:00+02' as zoned,
                timestamp '2025-03-30 01:30:00' as plain,

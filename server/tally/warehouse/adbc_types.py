@@ -40,7 +40,7 @@ def _column(field: pa.Field, column: pa.ChunkedArray) -> pa.ChunkedArray:
         if isinstance(t, pa.UuidType):  # psycopg2 reads uuid as text
             return pa.chunked_array([pa.array([None if u is None else str(u) for u in
                                                column.to_pylist()], pa.string())])
-        return storage  # json and types the driver does not know: their text, as psycopg2's
+        return storage  # json and types the driver does not know: their text
     if pa.types.is_integer(t) and t != pa.int64():
         return column.cast(pa.int64())
     if pa.types.is_floating(t) and t != pa.float64():
