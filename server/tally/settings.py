@@ -47,10 +47,12 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(
         300.0, ge=0, description="Default time a result is served from cache."
     )
-    execution_path: Literal["auto", "dbt-adapter"] = Field(
+    execution_path: Literal["auto", "native", "adbc", "dbt-adapter"] = Field(
         "auto",
-        description="How queries reach the warehouse: auto (the engine's own driver when tally "
-        "has one, else the installed dbt adapter) or dbt-adapter (always the dbt adapter).",
+        description="How queries reach the warehouse: auto (the engine's ADBC driver when tally "
+        "has an ADBC path and the driver is installed, else its own driver, else the installed "
+        "dbt adapter), native (the engine's own driver: psycopg2 for PostgreSQL), adbc (the "
+        "ADBC driver; PostgreSQL only) or dbt-adapter (always the dbt adapter).",
     )
     cache_url: str | None = Field(
         None,

@@ -50,6 +50,22 @@ def postgres_services(engines: SharedEngines, pg_warehouse) -> Iterator[ServiceF
 
 
 @pytest.fixture(scope="session")
+def postgres_adbc_services(engines: SharedEngines, pg_warehouse) -> Iterator[ServiceFactory]:
+    """Services over the same PostgreSQL database through the ADBC driver (Arrow from the wire,
+    NUMERIC converted from its text): the other execution path of the same engine."""
+    from tally.warehouse.postgres_adbc import PostgresAdbcWarehouse
+
+    factory = ServiceFactory(
+        engines,
+        pg_warehouse.manifest_path,
+        lambda: PostgresAdbcWarehouse(**pg_warehouse.conn()),
+        target="postgres",
+    )
+    yield factory
+    factory.close()
+
+
+@pytest.fixture(scope="session")
 def spark_warehouse(warehouse, tmp_path_factory):
     """The Spark build of the session's raw data on a master and two workers (one process, -n 0:
     make test-spark)."""
@@ -78,23 +94,27 @@ def spark_services(engines: SharedEngines, spark_warehouse) -> Iterator[ServiceF
 
 # The Spark build joins the transports with `make test-spark` (TALLY_TEST_SPARK=1) only.
 @pytest.fixture(scope="session",
-                params=["core", "rest", "graphql", "postgres", *(["spark"] if SPARK else [])])
+                params=["core", "rest", "graphql", "postgres", "postgres-adbc",
+                        *(["spark"] if SPARK else [])])
 def service(request: pytest.FixtureRequest, session_services: ServiceFactory) -> Iterator:
     """One service per transport, each with its own cache: REST and GraphQL results are
     computed through them, never served from another transport's cached rows. "postgres" is
     the core service on the second warehouse, the PostgreSQL build of the same raw data: the
-    same hand SQL (over the DuckDB copy of raw.*) must give its numbers too."""
+    same hand SQL (over the DuckDB copy of raw.*) must give its numbers too; "postgres-adbc"
+    the same database through the ADBC execution path."""
     from tally.api.app import create_app
     from tests.support.clients import SyncASGIClient
     from tests.support.transports import GraphQLAdapter, RestAdapter
 
     if request.param == "postgres":
         core = request.getfixturevalue("postgres_services").service()
+    elif request.param == "postgres-adbc":
+        core = request.getfixturevalue("postgres_adbc_services").service()
     elif request.param == "spark":
         core = request.getfixturevalue("spark_services").service()
     else:
         core = session_services.service()
-    if request.param in ("core", "postgres", "spark"):
+    if request.param in ("core", "postgres", "postgres-adbc", "spark"):
         yield core
     else:
         client = SyncASGIClient(create_app(core.settings, service=core))

@@ -26,14 +26,16 @@ from tests.support.paths import PROJECT_DIR
 
 
 class SharedEngines:
-    """One compiler (MetricFlow engine and compiled-SQL cache) per manifest file and engine."""
+    """One compiler (MetricFlow engine and compiled-SQL cache) per manifest file and engine
+    spec: a service accepts only a compiler of its own spec, execution path included (the
+    psycopg2 and ADBC engines of PostgreSQL are two)."""
 
     def __init__(self) -> None:
-        self._compilers: dict[tuple[Path, str], Compiler] = {}
+        self._compilers: dict[tuple[Path, EngineSpec], Compiler] = {}
         self._lock = threading.Lock()
 
     def compiler(self, manifest_path: Path, engine: EngineSpec) -> Compiler:
-        key = (manifest_path, engine.adapter_type)
+        key = (manifest_path, engine)
         with self._lock:
             if key not in self._compilers:
                 self._compilers[key] = Compiler(load_manifest(manifest_path), engine)

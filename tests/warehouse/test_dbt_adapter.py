@@ -93,7 +93,7 @@ def test_timeouts_and_faults(adapter_service):
 
 def test_paths_by_engine_and_missing_adapters():
     paths = {row["adapter"]: row["path"] for row in registry.execution_paths()}
-    assert paths["duckdb"] == "native" and paths["postgres"] == "native"
+    assert paths["duckdb"] == "native" and paths["postgres"] == "adbc"
     assert {paths[a] for a in ("snowflake", "bigquery", "databricks", "trino",
                                "redshift")} == {"dbt-adapter"}
     assert paths["spark"] == "dbt-adapter (session: Arrow)"

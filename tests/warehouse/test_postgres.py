@@ -70,8 +70,8 @@ def test_unreachable_server_is_unavailable():
 def test_profile_target_postgres_builds_this_warehouse(monkeypatch, pg):
     monkeypatch.setenv("TALLY_PG_DATABASE", PG["dbname"])
     output = read_profile_target(PROJECT_DIR, PROJECT_DIR, target="postgres")
-    engine, warehouse = connect(output, PROJECT_DIR)
-    assert engine.adapter_type == "postgres"
+    engine, warehouse = connect(output, PROJECT_DIR, "native")  # auto prefers ADBC
+    assert engine.adapter_type == "postgres" and engine.execution_path == "native"
     assert isinstance(warehouse, PostgresWarehouse) and warehouse.dialect == "postgres"
     assert warehouse.execute("select 1 as one").column("one").to_pylist() == [1]
 

@@ -113,8 +113,8 @@ class TallyService:
             if compiler.loaded.path != self._manifest_path or compiler.engine != engine:
                 raise ValueError(
                     f"The compiler given was built from {compiler.loaded.path} for "
-                    f"{compiler.engine.adapter_type}, not {self._manifest_path} for "
-                    f"{engine.adapter_type}."
+                    f"{compiler.engine.adapter_type} ({compiler.engine.execution_path}), not "
+                    f"{self._manifest_path} for {engine.adapter_type} ({engine.execution_path})."
                 )
             self._compiler, self._manifest_stamp = compiler, _stamp(self._manifest_path)
         self._reload_lock = threading.Lock()

@@ -5,18 +5,21 @@ of its errors are the caller's) and one line below.
 
 An adapter type without an engine module of its own runs through its installed dbt adapter
 (tally.warehouse.dbt_adapter: Snowflake, BigQuery, Databricks, Spark, Trino, Redshift, ...).
-`TALLY_EXECUTION_PATH=dbt-adapter` forces that path for any engine (to compare, or when a
-native driver misbehaves); each spec's `execution_path` says which path it takes."""
+`TALLY_EXECUTION_PATH` chooses among an engine's paths: "auto" (default) its ADBC engine when
+tally has one and the driver is installed (PostgreSQL), else its own module, else its dbt
+adapter; "native" its own module (psycopg2 for PostgreSQL); "adbc" its ADBC engine;
+"dbt-adapter" its dbt adapter (to compare, or when a driver misbehaves). Each spec's
+`execution_path` says which path it takes; `execution_paths()` lists them."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tally.core.engine import EngineSpec, Warehouse
 from tally.errors import ConfigurationError
-from tally.warehouse import dbt_adapter, duckdb, postgres, spark
+from tally.warehouse import dbt_adapter, duckdb, postgres, postgres_adbc, spark
 
 ENGINES: dict[str, EngineSpec] = {}
 
@@ -30,13 +33,39 @@ register(duckdb.ENGINE)
 register(postgres.ENGINE)
 register(spark.ENGINE)
 
+# Engines reached through an ADBC driver, each with the check that its driver is installed.
+# "auto" prefers them: README, "Warehouses", gives the measurements behind that.
+ADBC_ENGINES: dict[str, tuple[EngineSpec, Callable[[], bool]]] = {
+    "postgres": (postgres_adbc.ENGINE, postgres_adbc.installed),
+}
+PATHS = ("auto", "native", "adbc", "dbt-adapter")
+
 
 def engine_for(adapter_type: str | None, path: str = "auto") -> EngineSpec:
-    """The engine of a dbt adapter type: its own module's, else (or with path="dbt-adapter")
-    execution through the dbt adapter."""
-    spec = ENGINES.get(str(adapter_type))
-    if path == "dbt-adapter" or (spec is None and adapter_type in dbt_adapter.DIALECTS):
-        return dbt_adapter.engine(str(adapter_type))
+    """The engine of a dbt adapter type on an execution path (PATHS; the module docstring)."""
+    if path not in PATHS:
+        raise ConfigurationError(
+            f"Unknown execution path {path!r} (TALLY_EXECUTION_PATH: {', '.join(PATHS)})."
+        )
+    adapter = str(adapter_type)
+    spec = ENGINES.get(adapter)
+    adbc = ADBC_ENGINES.get(adapter)
+    if path == "adbc":
+        if adbc is None:
+            raise ConfigurationError(
+                f"TALLY_EXECUTION_PATH=adbc: tally has no ADBC path for dbt adapter type "
+                f"{adapter_type!r} (ADBC paths: {', '.join(sorted(ADBC_ENGINES))}); use auto."
+            )
+        return adbc[0]  # a missing driver is reported when it connects, naming the package
+    if path == "auto" and adbc is not None and adbc[1]():
+        return adbc[0]
+    if path == "native" and spec is None:
+        raise ConfigurationError(
+            f"TALLY_EXECUTION_PATH=native: tally has no engine module for dbt adapter type "
+            f"{adapter_type!r} (native: {', '.join(sorted(ENGINES))}); use auto."
+        )
+    if path == "dbt-adapter" or (spec is None and adapter in dbt_adapter.DIALECTS):
+        return dbt_adapter.engine(adapter)
     if spec is None:
         raise ConfigurationError(
             f"tally has no warehouse engine for dbt adapter type {adapter_type!r} (engines: "
@@ -66,8 +95,22 @@ def engine_of(warehouse: Warehouse) -> EngineSpec:
 
 
 def execution_paths() -> list[dict[str, str]]:
-    """Which path each known adapter type executes through (for docs and `tally` users)."""
-    rows = [{"adapter": t, "path": s.execution_path} for t, s in sorted(ENGINES.items())]
-    rows += [{"adapter": t, "path": "dbt-adapter"} for t in sorted(dbt_adapter.DIALECTS)
-             if t not in ENGINES]  # fmt: skip
+    """For each known adapter type, the path "auto" takes here ("path": the spec's
+    execution_path) and the other paths TALLY_EXECUTION_PATH can choose for it ("also")."""
+    rows = []
+    for adapter in sorted({*ENGINES, *ADBC_ENGINES, *dbt_adapter.DIALECTS}):
+        choices = [name for name, present in (("native", adapter in ENGINES),
+                                              ("adbc", adapter in ADBC_ENGINES),
+                                              ("dbt-adapter", adapter in dbt_adapter.DIALECTS))
+                   if present]  # fmt: skip
+        chosen = engine_for(adapter)
+        rows.append({"adapter": adapter, "path": chosen.execution_path,
+                     "also": ", ".join(c for c in choices if c != _path_name(chosen))})
     return rows
+
+
+def _path_name(spec: EngineSpec) -> str:
+    """The TALLY_EXECUTION_PATH value that selects `spec` ("native" for an engine module's)."""
+    if spec is ENGINES.get(spec.adapter_type):
+        return "native"
+    return spec.execution_path
