@@ -75,9 +75,9 @@ def main(argv: list[str] | None = None) -> int:
             postgres = postgres_args(output)
             ping(postgres)  # before generating: fail fast
         elif output.get("type") == "spark":
-            from tally.warehouse.spark import session_paths
+            from tally.project import spark_session_paths
 
-            spark = session_paths(output, args.project_dir)
+            spark = spark_session_paths(output, args.project_dir)
         else:
             raise ValueError(f"cannot write raw data into a {output.get('type')!r} warehouse")
     with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,6 @@ and Spark SQL differ for what MetricFlow writes, it is handled here:
 
 from __future__ import annotations
 
-import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -34,6 +33,7 @@ import pyarrow as pa
 from tally.core.engine import EngineSpec
 from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import QueryDataError, QueryTimeout, WarehouseError, WarehouseUnavailable
+from tally.project import spark_session_paths
 from tally.warehouse.dbt_adapter import DIALECTS, DbtAdapterWarehouse, naive_utc, to_arrow
 
 # Spark error classes that mean a value in the query does not fit (ANSI casts, overflow).
@@ -153,28 +153,8 @@ def float_division(sql: str) -> str:
     return tree.transform(to_double).sql(dialect="spark")
 
 
-_DERBY_PATH = re.compile(r"(databaseName=)([^;]+)")
-
-
-def session_paths(output: Mapping[str, Any], project_dir: Path) -> dict[str, Any]:
-    """The output with a relative Spark warehouse folder and Derby metastore made absolute from
-    the project folder, where dbt runs and reads them: tally (and `tally generate`) may run
-    from anywhere and must open the same tables."""
-
-    def absolute(path: str) -> str:
-        return path if Path(path).is_absolute() else str((project_dir / path).resolve())
-
-    params = dict(output.get("server_side_parameters") or {})
-    if "spark.sql.warehouse.dir" in params:
-        params["spark.sql.warehouse.dir"] = absolute(str(params["spark.sql.warehouse.dir"]))
-    key = "spark.hadoop.javax.jdo.option.ConnectionURL"
-    if key in params:
-        params[key] = _DERBY_PATH.sub(lambda m: m[1] + absolute(m[2]), str(params[key]))
-    return {**output, "server_side_parameters": params}
-
-
 def connect(output: Mapping[str, Any], project_dir: Path) -> SparkWarehouse:
-    return SparkWarehouse(ENGINE, session_paths(output, project_dir))
+    return SparkWarehouse(ENGINE, spark_session_paths(output, project_dir))
 
 
 _dialect, _mf_engine, _renderer = DIALECTS["spark"]
