@@ -90,6 +90,7 @@ EXACT = [
     (["retention_rate", "retained_customers"], ["cohort__cohort_month__month",
                                                 "cohort__period_number"], [], "cohort_retention"),
     (["new_customers", "active_customers"], ["metric_time__month"], [], "executive_kpis_by_month"),
+    (["repeat_purchase_rate_90d"], ["metric_time__month"], [], "repeat_purchase_by_month"),
 ]
 
 
@@ -99,7 +100,8 @@ NOT_ROUTED = [
     (["active_customers"], ["metric_time__quarter"], "non-additive"),
     (["cumulative_revenue"], ["metric_time__year", "customer__country"], "non-additive"),
     (["cumulative_revenue"], ["metric_time__month"], "non-additive"),
-    (["repeat_purchase_rate_90d"], ["metric_time__month"], "lacks metric"),
+    (["repeat_purchase_rate_90d"], ["metric_time__quarter"], "non-additive"),
+    (["average_predicted_clv"], ["metric_time__month"], "lacks metric"),
     (["revenue"], ["customer__customer_status", "metric_time__week"], "grain"),
 ]
 
