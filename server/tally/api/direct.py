@@ -51,5 +51,5 @@ async def valid_body(request: Request, model: type[BaseModel]) -> BaseModel | No
         # As FastAPI reads a body: json.loads, then the model's Python-mode validation.
         data = json.loads(await request.body())
         return model.model_validate(data) if isinstance(data, dict) else None
-    except (ValueError, ValidationError):  # JSONDecodeError and UnicodeDecodeError included
-        return None
+    except (ValueError, ValidationError, RecursionError):  # JSONDecodeError, UnicodeDecodeError
+        return None  # and JSON nested too deep to decode: FastAPI's own handler answers 400

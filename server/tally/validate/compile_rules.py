@@ -2,8 +2,8 @@
 metric_time, and every saved query, through tally's own compiler - the path every query takes.
 
 One root cause, one finding: a metric whose input metric does not compile, or whose name is
-already reported as invalid, is not reported again here; the warehouse checks skip whatever
-did not compile (dw.py)."""
+already reported as invalid, and a saved query with such a metric are not reported again here;
+the warehouse checks skip whatever did not compile (dw.py)."""
 
 from __future__ import annotations
 
@@ -168,6 +168,11 @@ def _report_metric(ctx: Context, name: str, metric: dict[str, Any], error: Tally
 def _saved_queries(ctx: Context) -> None:
     for q in ctx.semantic.get("saved_queries", []):
         ctx.report.count(SAVED_QUERY_COMPILES.id)
+        metrics = (q.get("query_params") or {}).get("metrics") or []
+        if any(("metric", m) in ctx.uncompiled for m in metrics):
+            # A metric of it was reported already (or did not compile): the root cause.
+            ctx.uncompiled.add(("saved_query", q["name"]))
+            continue
         try:
             ctx.compiled[("saved_query", q["name"])] = ctx.compiler.compile(
                 QueryRequest.create(saved_query=q["name"]), limit=1
