@@ -22,6 +22,7 @@ from tally.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
+from tally.warehouse.dbt_adapter import to_arrow
 
 
 class PostgresWarehouse:
@@ -73,10 +74,7 @@ class PostgresWarehouse:
                     ) from e
                 names = [d.name for d in cur.description]
                 rows = cur.fetchall()
-            columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-            return _naive_utc(
-                pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)})
-            )
+            return to_arrow(names, rows)
         finally:
             with self._lock:
                 self._running.discard(con)
@@ -99,14 +97,6 @@ class PostgresWarehouse:
 
     def close(self) -> None:
         pass
-
-
-def _naive_utc(table: pa.Table) -> pa.Table:
-    """timestamptz columns as naive UTC timestamps, the way DuckDB returns them."""
-    for i, f in enumerate(table.schema):
-        if pa.types.is_timestamp(f.type) and f.type.tz is not None:
-            table = table.set_column(i, f.name, table.column(i).cast(pa.timestamp(f.type.unit)))
-    return table
 
 
 def _data_errors() -> tuple[type[BaseException], ...]:
