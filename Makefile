@@ -139,6 +139,8 @@ demo: warehouse dashboard-build
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
 TEST_WORKERS ?= 2
+# Which tests `make test` runs: all by default; a path, a node id or @file of ids narrows it.
+TESTS ?=
 
 # Slow on purpose (about 3 minutes): a multi-million row export through a real server, its
 # peak memory measured. Not part of `make test`; CI runs it as a job of its own.
@@ -146,7 +148,7 @@ test-big: $(STAMP)
 	TALLY_BIG_TESTS=1 $(BIN)/python -m pytest tests/api/rest/test_exports.py -k multi_million -n 0 -s
 
 test: $(STAMP) $(SDK_STAMP) dashboard-build browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh $(TESTS)
 
 # The refresh pipeline end to end (a real server, `tally build` and POST /api/v1/refresh with
 # real dbt builds: two to three minutes on its own), kept out of `make test`'s time; .ci/run
