@@ -42,6 +42,24 @@ def test_project_validates_clean_with_warehouse_checks(on_warehouse, tmp_path):
     assert root.get("failures") == "0" and int(root.get("tests")) >= 40
 
 
+@pytest.mark.parametrize("path", ["native", "adbc"])
+def test_project_validates_clean_on_postgres_through_either_path(pg_warehouse, monkeypatch, path):
+    """The warehouse stage on PostgreSQL: every table, column, time type, metric and saved
+    query checked, and no finding, through psycopg2 (native) as through ADBC. A time column
+    with no rows in a check's sample must still read as a date, not as a column of no type."""
+    monkeypatch.setenv("TALLY_TARGET", "postgres")
+    monkeypatch.setenv("TALLY_PG_DATABASE", pg_warehouse.dbname)
+    monkeypatch.setenv("TALLY_EXECUTION_PATH", path)
+    run = tally("validate", "--project-dir", PROJECT_DIR, "--target-path",
+                pg_warehouse.target_dir, "--format", "json")  # fmt: skip
+    assert run.code == 0, run.out + run.err
+    report = run.json()
+    assert report["ok"] and report["findings"] == [], report["findings"]
+    assert {s["stage"]: s["status"] for s in report["stages"]}["warehouse"] == "ran"
+    for rule in ("dw_table", "dw_column", "dw_time_type", "dw_metric", "dw_saved_query"):
+        assert report["checked"].get(rule, 0) > 0, rule
+
+
 def test_project_text_report_is_clean(on_warehouse):
     run = tally("validate", "--project-dir", PROJECT_DIR, "--target-path",
                 on_warehouse.target_dir, "--skip-dw")  # fmt: skip

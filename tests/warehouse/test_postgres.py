@@ -49,6 +49,26 @@ def test_empty_result_keeps_its_columns(pg):
     assert table.column_names == ["a", "b"] and table.num_rows == 0
 
 
+@pytest.mark.parametrize("value", [
+    "date '2025-01-01'", "timestamp '2025-01-01 10:00'", "timestamptz '2025-01-01 10:00+02'",
+    "1::smallint", "1::int", "1::bigint", "1.5::real", "1.5::float8", "1.5::numeric(12, 2)",
+    "true", "'x'::text", "'x'::varchar(5)", "'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid",
+    "'1 day'::interval", "'ab'::bytea", "time '10:00'",
+])  # fmt: skip
+def test_a_column_without_values_has_the_type_of_its_values(pg, value):
+    """No rows, or nulls only: the column takes PostgreSQL's declared type, the one its values
+    would give, not Arrow's null type (a time column must look like one to `tally validate`)."""
+    with_values = pg.execute(f"select {value} as v").schema.field("v").type
+    assert not pa.types.is_null(with_values)
+    nulls_only = f"select (select {value} where false) as v from generate_series(1, 3)"
+    for sql in (f"select {value} as v where false", nulls_only):
+        without = pg.execute(sql).schema.field("v").type
+        if pa.types.is_decimal(with_values):  # values are sized to fit; the declared type is
+            assert pa.types.is_decimal(without) and without.scale == with_values.scale, sql
+        else:
+            assert without == with_values, sql
+
+
 def test_queries_cannot_write(pg):
     with pytest.raises(WarehouseError, match="read-only"):
         pg.execute("create table tally_should_not_exist (x int)")

@@ -78,6 +78,12 @@ def assert_same_table(adbc_table: pa.Table, psycopg_table: pa.Table) -> None:
 
 # The same answer as psycopg2 -------------------------------------------------------------------
 
+_EVERY_TYPE = """null::date as d, null::timestamp as ts, null::timestamptz as tz,
+    null::smallint as i2, null::int as i4, null::bigint as i8, null::real as f4,
+    null::float8 as f8, null::numeric as n, null::numeric(12, 2) as n2, null::numeric(50, 3) as n3,
+    null::boolean as b, null::text as t, null::varchar(5) as v, null::char(2) as c,
+    null::uuid as u, null::bytea as by, null::time as tm"""
+
 SAME_AS_PSYCOPG2 = {
     "numeric, declared and not": """
         select 12345.67::numeric(12, 2) as revenue, 0.10::numeric(5, 2) as small,
@@ -102,6 +108,9 @@ SAME_AS_PSYCOPG2 = {
         union all select date '2024-02-29', false, -1, 0, 0, -0.25, 1e300, '', 'yz', 5""",
     "uuids, as text": """
         select 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'::uuid as id union all select null""",
+    # No value to infer a type from: psycopg2's columns take PostgreSQL's declared types.
+    "no rows, every common type": f"select {_EVERY_TYPE} where false",
+    "nulls only, every common type": f"select {_EVERY_TYPE} from generate_series(1, 3)",
     "timestamps, zoned and not": """
         select timestamptz '2025-03-30 01:30:00+02' as zoned,
                timestamp '2025-03-30 01:30:00' as plain,

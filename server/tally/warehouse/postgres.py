@@ -24,6 +24,40 @@ from tally.errors import (
 )
 from tally.warehouse.dbt_adapter import to_arrow
 
+# PostgreSQL type OIDs -> the Arrow type psycopg2's values of that type become (and the ADBC
+# path gives), for a column with no value to infer it from: no rows, or nulls only. Without it
+# such a column is Arrow's null type, and a caller (`tally validate`'s time-type check, a JSON
+# encoder, a cached Arrow stream) sees a different type than when the same column has values.
+_OID_TYPES = {
+    16: pa.bool_(), 17: pa.binary(), 18: pa.string(), 19: pa.string(), 20: pa.int64(),
+    21: pa.int64(), 23: pa.int64(), 25: pa.string(), 26: pa.int64(), 114: pa.string(),
+    700: pa.float64(), 701: pa.float64(), 1042: pa.string(), 1043: pa.string(),
+    1082: pa.date32(), 1083: pa.time64("us"), 1114: pa.timestamp("us"),
+    1184: pa.timestamp("us"), 1186: pa.duration("us"), 2950: pa.string(), 3802: pa.string(),
+}  # fmt: skip
+_NUMERIC = 1700
+
+
+def declared_types(table: pa.Table, description: Any) -> pa.Table:
+    """Null-typed columns given the type PostgreSQL declared for them (cursor.description)."""
+    for i, (field, column) in enumerate(zip(table.schema, description, strict=True)):
+        if not pa.types.is_null(field.type):
+            continue
+        if column.type_code == _NUMERIC:  # numeric(p, s), or unconstrained: as ADBC sizes it
+            declared = _decimal(column.precision, column.scale)
+        else:
+            declared = _OID_TYPES.get(column.type_code)
+        if declared is not None:
+            table = table.set_column(i, field.name, table.column(i).cast(declared))
+    return table
+
+
+def _decimal(precision: int | None, scale: int | None) -> pa.DataType:
+    if precision is None or not 1 <= precision <= 76:  # unconstrained numeric
+        return pa.decimal128(38, 0)
+    make = pa.decimal128 if precision <= 38 else pa.decimal256
+    return make(precision, scale or 0)
+
 
 class PostgresWarehouse:
     dialect = "postgres"
@@ -72,9 +106,9 @@ class PostgresWarehouse:
                     raise WarehouseError(
                         f"PostgreSQL failed to run the query: {str(e).strip().splitlines()[0]}"
                     ) from e
-                names = [d.name for d in cur.description]
+                description = cur.description
                 rows = cur.fetchall()
-            return to_arrow(names, rows)
+            return declared_types(to_arrow([d.name for d in description], rows), description)
         finally:
             with self._lock:
                 self._running.discard(con)
