@@ -34,6 +34,9 @@ def effective_order(request: QueryRequest) -> tuple[str, ...]:
     return request.row_order
 
 
+# A cache hit computes its key again for every request; the same question under the same
+# versions has the same key, so the hashing is remembered (requests are frozen and hashable).
+@functools.lru_cache(maxsize=4096)
 def result_key(
     request: QueryRequest,
     manifest_version: str,

@@ -394,10 +394,11 @@ class TallyService:
             compiler, versions = self._versions()
             request = authorize(compiler, request, caller)
             key = result_key(request, *versions, caller.access)
-            stale_key = result_key(request, versions[0], "", caller.access)
             if use_cache and self.settings.cache_enabled:
                 entry, outcome = self._lookup(key), "hit"
                 if entry is None:
+                    # Only a miss needs the key of the last answer on any data (stale-if-error).
+                    stale_key = result_key(request, versions[0], "", caller.access)
                     (entry, outcome), shared = self._flight.do(
                         key,
                         lambda: self._compute(compiler, request, key, stale_key, caller),
