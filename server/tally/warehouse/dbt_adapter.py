@@ -33,6 +33,7 @@ from tally.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
+from tally.warehouse.deadlines import WATCHDOG
 
 _R = "metricflow.sql.render"
 # dbt adapter type -> (sqlglot dialect, MetricFlow SqlEngine, MetricFlow plan renderer).
@@ -142,52 +143,42 @@ class DbtAdapterWarehouse:
         handle = self._take()
         with self._lock:
             self._running.add(handle)
-        timed_out = threading.Event()
-        timer = None
-        if timeout_seconds and hasattr(handle, "cancel"):
-
-            def cancel() -> None:
-                timed_out.set()
-                handle.cancel()
-
-            timer = threading.Timer(timeout_seconds, cancel)
-            timer.daemon = True
-            timer.start()
-        healthy = False
+        limit = timeout_seconds if hasattr(handle, "cancel") else None
+        healthy = timed_out = False
         try:
-            cursor = handle.cursor()
-            try:
-                cursor.execute(sql)
-                names = [d[0] for d in cursor.description]
-                rows = cursor.fetchall()
-            finally:
-                _close(cursor)
-            healthy = True
-        except Exception as e:
-            if self._stopping.is_set():
-                raise WarehouseUnavailable("The server is shutting down.") from e
-            if timed_out.is_set():
-                raise QueryTimeout(
-                    f"The query ran longer than {timeout_seconds:g} s and was stopped."
-                ) from e
-            if _is(e, handle, "DataError") or _data_state(e):
-                raise QueryDataError(
-                    f"{self.adapter_type} refused a value: {_first_line(e)}"
-                ) from e
-            if _is(e, handle, "OperationalError") and "connect" in str(e).lower():
-                raise WarehouseUnavailable(
-                    f"{self.adapter_type} is unavailable: {_first_line(e)}"
-                ) from e
-            raise WarehouseError(
-                f"{self.adapter_type} failed to run the query: {_first_line(e)}"
-            ) from e
+            with WATCHDOG.limit(limit, lambda: handle.cancel()) as fired:
+                try:
+                    cursor = handle.cursor()
+                    try:
+                        cursor.execute(sql)
+                        names = [d[0] for d in cursor.description]
+                        rows = cursor.fetchall()
+                    finally:
+                        _close(cursor)
+                    healthy = True
+                except Exception as e:
+                    raise self._driver_error(e, handle, fired.is_set(), timeout_seconds) from e
+            # After the block a cancel has either been sent or never will be: only a
+            # connection no cancel can reach goes back to the pool.
+            timed_out = fired.is_set()
         finally:
-            if timer is not None:
-                timer.cancel()
             with self._lock:
                 self._running.discard(handle)
-            self._give_back(handle, healthy and not timed_out.is_set())
+            self._give_back(handle, healthy and not timed_out)
         return to_arrow(names, rows)
+
+    def _driver_error(
+        self, e: Exception, handle: Any, timed_out: bool, timeout: float | None
+    ) -> Exception:
+        if self._stopping.is_set():
+            return WarehouseUnavailable("The server is shutting down.")
+        if timed_out:
+            return QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.")
+        if _is(e, handle, "DataError") or _data_state(e):
+            return QueryDataError(f"{self.adapter_type} refused a value: {_first_line(e)}")
+        if _is(e, handle, "OperationalError") and "connect" in str(e).lower():
+            return WarehouseUnavailable(f"{self.adapter_type} is unavailable: {_first_line(e)}")
+        return WarehouseError(f"{self.adapter_type} failed to run the query: {_first_line(e)}")
 
     def ping(self) -> None:
         self.execute("select 1")

@@ -35,6 +35,7 @@ from tally.core.reserved import STANDARD_RESERVED
 from tally.errors import QueryDataError, QueryTimeout, WarehouseError, WarehouseUnavailable
 from tally.project import spark_session_paths
 from tally.warehouse.dbt_adapter import DIALECTS, DbtAdapterWarehouse, naive_utc, to_arrow
+from tally.warehouse.deadlines import WATCHDOG
 
 # Spark error classes that mean a value in the query does not fit (ANSI casts, overflow).
 _DATA_ERRORS = ("CAST_INVALID_INPUT", "DATETIME", "ARITHMETIC_OVERFLOW", "INVALID_FORMAT",
@@ -72,28 +73,18 @@ class SparkWarehouse(DbtAdapterWarehouse):
             raise WarehouseUnavailable("The server is shutting down.")
         spark = self._spark()
         group = f"tally-{uuid.uuid4().hex}"
-        timed_out = threading.Event()
-
-        def cancel() -> None:
-            timed_out.set()
-            spark.sparkContext.cancelJobGroup(group)
-
-        timer = threading.Timer(timeout_seconds, cancel) if timeout_seconds else None
         with self._lock:
             self._groups.add(group)
         try:
             # Pinned threads (PySpark's default): the group applies to this thread's jobs.
             spark.sparkContext.setJobGroup(group, "tally query", interruptOnCancel=True)
-            if timer is not None:
-                timer.daemon = True
-                timer.start()
-            try:
-                table = spark.sql(float_division(sql)).toArrow()
-            except Exception as e:
-                raise self._error(e, timed_out, timeout_seconds) from e
+            cancel = lambda: spark.sparkContext.cancelJobGroup(group)  # noqa: E731
+            with WATCHDOG.limit(timeout_seconds, cancel) as timed_out:
+                try:
+                    table = spark.sql(float_division(sql)).toArrow()
+                except Exception as e:
+                    raise self._error(e, timed_out, timeout_seconds) from e
         finally:
-            if timer is not None:
-                timer.cancel()
             with self._lock:
                 self._groups.discard(group)
         # Arrow's own types are kept (decimals stay exact); Spark's timestamps are zoned (UTC).
