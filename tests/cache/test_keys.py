@@ -139,3 +139,18 @@ def test_canonical_where_spellings():
         "{{ TimeDimension('metric_time', 'month') }} >= '2024-01-01'"
     # A clause that does not parse is kept, white space squeezed (compiling rejects it later).
     assert canonical_where("not   a  (valid") == "not a (valid"
+
+
+@pytest.mark.parametrize("op", ["=", "contains", "in"])
+def test_filter_values_equal_in_python_but_not_in_sql_never_share_a_key(op):
+    """True == 1 == 1.0 in Python, but `= TRUE`, `= 1` and `= 1.0` (and contains '%true%' vs
+    '%1%') are different questions: whichever came first must not answer the others."""
+    values = [True, 1, 1.0, "1"]
+    filters = [{"dimension": "customer__is_vip", "op": op, "values": [v]} for v in values]
+    keys = {key(metrics=["revenue"], where=[f]) for f in filters}
+    sql = {StructuredFilter.parse(f).to_where() for f in filters}
+    assert len(sql) >= 3  # contains 1 and contains '1' are the same question
+    assert len(keys) == len(sql)
+    assert len({canonical_where(StructuredFilter.parse(f)) for f in filters}) == len(sql)
+    again = {key(metrics=["revenue"], where=[f]) for f in filters}  # memoized: the same keys
+    assert again == keys

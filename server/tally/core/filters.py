@@ -371,6 +371,21 @@ class StructuredFilter:
     values: tuple[str | int | float | bool, ...] = ()
     grain: str | None = None
 
+    # Python holds True == 1 == 1.0, but they are different filters (`= TRUE`, `= 1`, `= 1.0`;
+    # contains '%true%' vs '%1%'): equality and hash see each value's type, so no cache keyed
+    # on a request (compiled SQL, result keys) can mistake one for another.
+    def _identity(self) -> tuple[Any, ...]:
+        typed = tuple((type(v).__name__, v) for v in self.values)
+        return (self.dimension, self.op, typed, self.grain)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, StructuredFilter):
+            return NotImplemented
+        return self._identity() == other._identity()
+
+    def __hash__(self) -> int:
+        return hash(self._identity())
+
     @classmethod
     def parse(cls, item: Mapping[str, Any]) -> StructuredFilter:
         if not isinstance(item, Mapping):
