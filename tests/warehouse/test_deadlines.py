@@ -3,8 +3,10 @@ after its block has ended, in deadline order whatever order they were set in."""
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 
 from tally.warehouse.deadlines import Watchdog
 
@@ -91,3 +93,39 @@ def _wait_for(condition, seconds: float = 5) -> bool:
             return False
         time.sleep(0.005)
     return True
+
+
+def test_a_cancel_that_blocks_does_not_delay_another_querys_limit():
+    """A driver's cancel may block (it opens a connection to send it): it runs on a thread of
+    its own, and the next deadline still fires on time."""
+    dog = Watchdog()
+    release = threading.Event()
+    with dog.limit(0.01, lambda: release.wait(10)) as first:
+        assert _wait_for(first.is_set)
+    fired = threading.Event()
+    started = time.monotonic()
+    with dog.limit(0.05, fired.set):
+        assert fired.wait(5)
+    assert time.monotonic() - started < 2
+    release.set()
+
+
+def test_an_ended_limit_lets_go_of_what_its_action_holds():
+    """A cancelled deadline waits in the heap until its time (a minute, say): it must not keep
+    the cursor or connection its action refers to alive meanwhile."""
+
+    class Cursor:
+        def interrupt(self) -> None:
+            raise AssertionError("never called")
+
+    dog = Watchdog()
+    cursor = Cursor()
+    ref = weakref.ref(cursor)
+    with dog.limit(60, cursor.interrupt):
+        pass
+    del cursor
+    gc.collect()
+    assert ref() is None
+    for _ in range(500):  # many ended limits: still nothing fires and nothing is held
+        with dog.limit(60, Cursor().interrupt):
+            pass

@@ -69,6 +69,13 @@ def test_a_column_without_values_has_the_type_of_its_values(pg, value):
             assert without == with_values, sql
 
 
+def test_repeated_column_names_are_kept_by_position(pg):
+    table = pg.execute("select 1 as a, 'x' as a, null::date as a")
+    assert table.column_names == ["a", "a", "a"]
+    assert [c[0].as_py() for c in table.columns] == [1, "x", None]
+    assert pa.types.is_date(table.schema.field(2).type)
+
+
 def test_queries_cannot_write(pg):
     with pytest.raises(WarehouseError, match="read-only"):
         pg.execute("create table tally_should_not_exist (x int)")

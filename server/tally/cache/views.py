@@ -22,7 +22,7 @@ def shape(table: pa.Table, request: QueryRequest, resort: bool) -> pa.Table:
     if ordered != names:
         table = table.select(list(ordered))
     if resort and request.limit is None and table.num_rows > 1:
-        keys = _sort_keys(ordered, request.row_order)
+        keys = _sort_keys(names, request.row_order)
         if keys:
             table = table.sort_by(list(keys))  # arrow puts nulls at the end by default
     return table

@@ -208,7 +208,9 @@ def to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
     """DB-API rows as Arrow, types inferred from the values (decimals stay decimals); zoned
     timestamps as naive UTC, the way DuckDB returns them."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    return naive_utc(pa.table({n: pa.array(list(c)) for n, c in zip(names, columns, strict=True)}))
+    # By position: a result may repeat a column name (`select max(a), max(b)` on some engines).
+    arrays = [pa.array(list(c)) for c in columns]
+    return naive_utc(pa.Table.from_arrays(arrays, names=list(names)))
 
 
 def naive_utc(table: pa.Table) -> pa.Table:

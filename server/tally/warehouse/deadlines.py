@@ -1,8 +1,10 @@
 """Query time limits without a thread per query.
 
-A `threading.Timer` per query starts and joins an OS thread every time (about 0.2 ms, and a
-thread per running query under load). One daemon thread per process instead keeps a heap of
-deadlines and calls each one's action when it passes, unless the query ended first.
+A `threading.Timer` per query starts an OS thread every time (about 0.2 ms, and a thread per
+running query under load). One daemon thread per process instead keeps a heap of deadlines;
+when one passes before its query ended, its action (an interrupt or a cancel) runs on a thread
+of its own, so a cancel that blocks (a driver opening a connection to send it, an unreachable
+warehouse) never delays another query's limit. Timeouts are rare; queries are not.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ log = logging.getLogger("tally.warehouse")
 class _Deadline:
     __slots__ = ("action", "at", "cancelled", "fired")
 
-    def __init__(self, at: float, action: Callable[[], None]) -> None:
+    def __init__(self, at: float, action: Callable[[], None] | None) -> None:
         self.at = at
         self.action = action
         self.cancelled = False
@@ -34,6 +36,7 @@ class Watchdog:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._cancelled = 0  # cancelled deadlines still in the heap, about
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -51,13 +54,14 @@ class Watchdog:
                     self._wake.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-                if deadline.cancelled:
+                if deadline.cancelled or deadline.action is None:
+                    self._cancelled = max(0, self._cancelled - 1)
                     continue
                 deadline.fired.set()
-            try:
-                deadline.action()
-            except Exception:  # the query goes on to its end; the watchdog must not stop
-                log.warning("a query's time limit could not interrupt it", exc_info=True)
+                action, deadline.action = deadline.action, None
+            threading.Thread(
+                target=_call, args=(action,), name="tally-deadline-action", daemon=True
+            ).start()
 
     @contextmanager
     def limit(self, seconds: float | None, action: Callable[[], None]) -> Iterator[threading.Event]:
@@ -75,11 +79,25 @@ class Watchdog:
         try:
             yield deadline.fired
         finally:
-            # Under the lock: once the block has ended, the action has either been started
-            # (`fired` is set) or never will be. A cancelled deadline stays in the heap until
-            # its time and is skipped then.
+            # Under the lock: once the block has ended, either `fired` is set (the action is
+            # due and may still run: the caller must not reuse what it acts on) or the action
+            # never runs. A cancelled deadline drops its action (and what the action holds: a
+            # cursor, a connection) at once; the heap is compacted when most of it is such.
             with self._wake:
                 deadline.cancelled = True
+                deadline.action = None
+                self._cancelled += 1
+                if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+                    self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                    heapq.heapify(self._heap)
+                    self._cancelled = 0
+
+
+def _call(action: Callable[[], None]) -> None:
+    try:
+        action()
+    except Exception:  # the query runs on to its end: nothing else to do but say so
+        log.warning("a query's time limit could not interrupt it", exc_info=True)
 
 
 WATCHDOG = Watchdog()

@@ -196,12 +196,17 @@ class DuckDBWarehouse:
                             f"DuckDB failed to run the query: {_first_line(e)}"
                         ) from e
                 # Only a cursor no interrupt can still reach goes back to the pool.
-                reusable = not timed_out.is_set() and not self._stopping.is_set()
+                reusable = not timed_out.is_set()
                 return table
             finally:
                 with self._lock:
                     self._running.discard(cursor)
-                    if reusable and not handle.retired and len(handle.idle) < _IDLE_CURSORS:
+                    if (
+                        reusable
+                        and not self._stopping.is_set()
+                        and not handle.retired
+                        and len(handle.idle) < _IDLE_CURSORS
+                    ):
                         handle.idle.append(cursor)
                         cursor = None
                 if cursor is not None:
