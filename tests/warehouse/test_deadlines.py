@@ -9,6 +9,7 @@ import time
 import weakref
 
 from tally.warehouse.deadlines import Watchdog
+from tests.support.waiting import wait_until
 
 
 def test_the_action_runs_when_the_time_passes_and_the_event_says_so():
@@ -79,20 +80,11 @@ def test_an_action_that_fails_does_not_stop_the_watchdog(caplog):
         raise RuntimeError("cursor already closed")
 
     with dog.limit(0.02, broken) as timed_out:
-        assert _wait_for(timed_out.is_set)
+        wait_until(timed_out.is_set, timeout=5)
     fired = threading.Event()
     with dog.limit(0.02, fired.set):
         assert fired.wait(5)
     assert "could not interrupt" in caplog.text
-
-
-def _wait_for(condition, seconds: float = 5) -> bool:
-    end = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > end:
-            return False
-        time.sleep(0.005)
-    return True
 
 
 def test_a_cancel_that_blocks_does_not_delay_another_querys_limit():
@@ -101,7 +93,7 @@ def test_a_cancel_that_blocks_does_not_delay_another_querys_limit():
     dog = Watchdog()
     release = threading.Event()
     with dog.limit(0.01, lambda: release.wait(10)) as first:
-        assert _wait_for(first.is_set)
+        wait_until(first.is_set, timeout=5)
     fired = threading.Event()
     started = time.monotonic()
     with dog.limit(0.05, fired.set):

@@ -158,8 +158,8 @@ class DbtAdapterWarehouse:
                     healthy = True
                 except Exception as e:
                     raise self._driver_error(e, handle, fired.is_set(), timeout_seconds) from e
-            # After the block a cancel has either been sent or never will be: only a
-            # connection no cancel can reach goes back to the pool.
+            # After the block a cancel is either due (`fired`: it may still be on its way)
+            # or will never come: only a connection no cancel can reach goes back to the pool.
             timed_out = fired.is_set()
         finally:
             with self._lock:

@@ -36,7 +36,7 @@ class Watchdog:
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._thread: threading.Thread | None = None
-        self._cancelled = 0  # cancelled deadlines still in the heap, about
+        self._cancelled = 0  # cancelled deadlines still in the heap
 
     def _start(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -54,8 +54,8 @@ class Watchdog:
                     self._wake.wait(wait)
                     continue
                 heapq.heappop(self._heap)
-                if deadline.cancelled or deadline.action is None:
-                    self._cancelled = max(0, self._cancelled - 1)
+                if deadline.cancelled:
+                    self._cancelled -= 1
                     continue
                 deadline.fired.set()
                 action, deadline.action = deadline.action, None
@@ -84,9 +84,10 @@ class Watchdog:
             # never runs. A cancelled deadline drops its action (and what the action holds: a
             # cursor, a connection) at once; the heap is compacted when most of it is such.
             with self._wake:
+                if not deadline.fired.is_set():  # a fired deadline has left the heap already
+                    self._cancelled += 1
                 deadline.cancelled = True
                 deadline.action = None
-                self._cancelled += 1
                 if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
                     self._heap = [entry for entry in self._heap if not entry[2].cancelled]
                     heapq.heapify(self._heap)

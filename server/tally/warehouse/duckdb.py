@@ -165,54 +165,20 @@ class DuckDBWarehouse:
 
     def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
         handle = self._acquire()
+        cursor = None
+        reusable = False
         try:
-            with self._lock:
-                cursor = handle.idle.pop() if handle.idle else None
-                if cursor is not None:
-                    self._running.add(cursor)
-            if cursor is None:
-                cursor = handle.con.cursor()
-                # A cursor starts in the in-memory catalog: without this, SQL naming relations
-                # without a database (a manifest written by hand or another tool) finds nothing.
-                cursor.execute(self._use)
-                with self._lock:
-                    self._running.add(cursor)
-            reusable = False
-            try:
-                with WATCHDOG.limit(timeout_seconds, cursor.interrupt) as timed_out:
-                    try:
-                        table = cursor.sql(sql).to_arrow_table()
-                    except duckdb.Error as e:
-                        if self._stopping.is_set():
-                            raise WarehouseUnavailable("The server is shutting down.") from e
-                        if timed_out.is_set():
-                            raise QueryTimeout(
-                                f"The query ran longer than {timeout_seconds:g} s and was "
-                                "stopped."
-                            ) from e
-                        if isinstance(e, _DATA_ERRORS):
-                            raise QueryDataError(f"DuckDB refused a value: {_first_line(e)}") from e
-                        raise WarehouseError(
-                            f"DuckDB failed to run the query: {_first_line(e)}"
-                        ) from e
-                # Only a cursor no interrupt can still reach goes back to the pool.
-                reusable = not timed_out.is_set()
-                return table
-            finally:
-                with self._lock:
-                    self._running.discard(cursor)
-                    if (
-                        reusable
-                        and not self._stopping.is_set()
-                        and not handle.retired
-                        and len(handle.idle) < _IDLE_CURSORS
-                    ):
-                        handle.idle.append(cursor)
-                        cursor = None
-                if cursor is not None:
-                    cursor.close()
+            cursor = self._take_cursor(handle)
+            with WATCHDOG.limit(timeout_seconds, cursor.interrupt) as timed_out:
+                try:
+                    table = cursor.sql(sql).to_arrow_table()
+                except duckdb.Error as e:
+                    raise self._error(e, timed_out.is_set(), timeout_seconds) from e
+            # Only a cursor no interrupt can still reach goes back to the pool.
+            reusable = not timed_out.is_set()
+            return table
         finally:
-            self._release(handle)
+            self._put_back(handle, cursor, reusable)
 
     def stream(self, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The rows of one read-only query as record batches of at most `batch_rows`, fetched
@@ -221,27 +187,62 @@ class DuckDBWarehouse:
         handle = self._acquire()
         cursor = None
         try:
-            cursor = handle.con.cursor()
-            cursor.execute(self._use)
-            with self._lock:
-                self._running.add(cursor)
+            cursor = self._take_cursor(handle)
             try:
                 # A relation's reader hands DuckDB's result over chunk by chunk (measured: an
                 # execute()'d connection's reader held 3x the memory).
                 reader = cursor.sql(sql).to_arrow_reader(batch_rows)
                 yield from reader
             except duckdb.Error as e:
-                if self._stopping.is_set():
-                    raise WarehouseUnavailable("The server is shutting down.") from e
-                if isinstance(e, _DATA_ERRORS):
-                    raise QueryDataError(f"DuckDB refused a value: {_first_line(e)}") from e
-                raise WarehouseError(f"DuckDB failed to run the query: {_first_line(e)}") from e
+                raise self._error(e) from e
         finally:
+            # Never pooled: a reader closed half-way may leave its result pending on the cursor.
+            self._put_back(handle, cursor, reusable=False)
+
+    def _take_cursor(self, handle: _Handle) -> duckdb.DuckDBPyConnection:
+        """An idle cursor of the handle, else a new one; registered as running (interrupt())."""
+        with self._lock:
+            cursor = handle.idle.pop() if handle.idle else None
+        if cursor is None:
+            cursor = handle.con.cursor()
+            # A cursor starts in the in-memory catalog: without this, SQL naming relations
+            # without a database (a manifest written by hand or another tool) finds nothing.
+            cursor.execute(self._use)
+        with self._lock:
+            self._running.add(cursor)
+        return cursor
+
+    def _put_back(
+        self, handle: _Handle, cursor: duckdb.DuckDBPyConnection | None, reusable: bool
+    ) -> None:
+        """The cursor back to the handle's idle ones, or closed; then the handle released."""
+        try:
             if cursor is not None:
                 with self._lock:
                     self._running.discard(cursor)
-                cursor.close()
+                    keep = (
+                        reusable
+                        and not self._stopping.is_set()
+                        and not handle.retired
+                        and len(handle.idle) < _IDLE_CURSORS
+                    )
+                    if keep:
+                        handle.idle.append(cursor)
+                if not keep:
+                    cursor.close()
+        finally:
             self._release(handle)
+
+    def _error(
+        self, e: duckdb.Error, timed_out: bool = False, timeout: float | None = None
+    ) -> Exception:
+        if self._stopping.is_set():
+            return WarehouseUnavailable("The server is shutting down.")
+        if timed_out:
+            return QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.")
+        if isinstance(e, _DATA_ERRORS):
+            return QueryDataError(f"DuckDB refused a value: {_first_line(e)}")
+        return WarehouseError(f"DuckDB failed to run the query: {_first_line(e)}")
 
     def ping(self) -> None:
         self.execute("select 1")
