@@ -90,8 +90,9 @@ def secured(warehouse, tmp_path_factory) -> Secured:
     project = _project(tmp_path_factory.mktemp("secured"), private_key)
 
     def settings(**overrides) -> Settings:
-        return Settings(project_dir=project, manifest_path=warehouse.manifest_path,
-                        jwt_secret=SECRET, admin_token="admin-secret-token", **overrides)
+        base = {"project_dir": project, "manifest_path": warehouse.manifest_path,
+                "jwt_secret": SECRET, "admin_token": "admin-secret-token"}
+        return Settings(**{**base, **overrides})
 
     def app_factory(**overrides):
         s = settings(**overrides)

@@ -8,21 +8,40 @@ import functools
 import hashlib
 import json
 
-from tally.core.filters import StructuredFilter, check_where
+from tally.core.filters import StructuredFilter, check_where, literal_spellings
 from tally.core.request import QueryRequest, Where
 from tally.errors import InvalidFilter
 
 
 @functools.lru_cache(maxsize=4096)
 def canonical_where(clause: Where) -> str:
-    """One spelling per filter: keyword case, spaces and quoting style do not matter, nor
-    whether it was written as SQL or as a structured filter. A clause that does not parse is
-    left as is (it is rejected when the query is compiled)."""
+    """One spelling per filter: keyword case, spaces between tokens and the quotes around a
+    reference's name do not matter, nor whether it was written as SQL or as a structured
+    filter. Values are never rewritten (sqlglot keeps each literal's text). A clause that
+    does not parse is kept exactly (it is rejected when the query is compiled)."""
+    text = _text(clause)
+    if text is None:
+        return repr(clause)
     try:
-        text = clause.to_where() if isinstance(clause, StructuredFilter) else clause
         return check_where(text).sql
     except InvalidFilter:
-        return " ".join(clause.split()) if isinstance(clause, str) else repr(clause)
+        return text
+
+
+@functools.lru_cache(maxsize=4096)
+def where_key(clause: Where) -> tuple[str, tuple[str, ...]]:
+    """A filter as key material: its canonical SQL and each value exactly as written."""
+    text = _text(clause)
+    return canonical_where(clause), literal_spellings(text) if text is not None else ()
+
+
+def _text(clause: Where) -> str | None:
+    if isinstance(clause, StructuredFilter):
+        try:
+            return clause.to_where()
+        except InvalidFilter:
+            return None
+    return clause
 
 
 def effective_order(request: QueryRequest) -> tuple[str, ...]:
@@ -48,7 +67,7 @@ def result_key(
     payload = {
         "metrics": n.metrics,
         "group_by": n.group_by,
-        "where": sorted(canonical_where(w) for w in n.where),
+        "where": sorted(where_key(w) for w in n.where),
         "order": effective_order(request),
         "limit": n.limit,
         "saved_query": n.saved_query,

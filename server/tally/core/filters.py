@@ -23,7 +23,9 @@ from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from tally.core.grains import split_date_part, split_grain
 from tally.errors import InvalidFilter, shorten
@@ -493,3 +495,22 @@ def _lit(value: Any) -> exp.Expression:
     if isinstance(value, int | float):
         return exp.Literal.number(value)
     return exp.Literal.string(str(value))
+
+
+# Token types whose text is a value the caller wrote (strings of every kind, numbers).
+_VALUE_TOKENS = frozenset(
+    t for t in TokenType if t is TokenType.NUMBER or t.name.endswith("STRING")
+)
+
+
+def literal_spellings(clause: str, dialect: str = "duckdb") -> tuple[str, ...]:
+    """Each value of a where clause exactly as written, quotes and escapes included, in order
+    (the references' own arguments left out). Cache keys add these to the parsed clause, so two
+    clauses that differ in any value never share a key, whatever a dialect's parser makes of
+    an escape (`'It''s'` is one string in DuckDB and two concatenated ones in Spark)."""
+    body = _REF.sub(" ", clause)
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(body)
+    except (TokenError, RecursionError, MemoryError):
+        return (body,)
+    return tuple(body[t.start : t.end + 1] for t in tokens if t.token_type in _VALUE_TOKENS)

@@ -89,18 +89,17 @@ class QueryRequest:
         return self.order_by or self.group_by
 
     def normalized(self) -> QueryRequest:
-        """The same question in one canonical spelling: order of metrics and group-bys does not
-        matter, nor does white space in filters. (Order of order_by does matter.)"""
+        """The same question in one canonical spelling: the order of metrics, group-bys and
+        filters does not matter. (The order of order_by does.) Filters are kept exactly as
+        written: text rewritten around literals could make two different filters one key
+        (`'At Risk'` and `'At  Risk'`); spellings that mean the same are found by
+        `tally.cache.keys.canonical_where`, which parses them."""
         return replace(
             self,
             metrics=tuple(sorted(self.metrics)),
             group_by=tuple(sorted(self.group_by)),
-            where=tuple(sorted((_squeeze(w) for w in self.where), key=repr)),
+            where=tuple(sorted(self.where, key=repr)),
         )
-
-
-def _squeeze(clause: Where) -> Where:
-    return " ".join(clause.split()) if isinstance(clause, str) else clause
 
 
 def _strings(value: Iterable[str] | str | None, what: str) -> tuple[str, ...]:
