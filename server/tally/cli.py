@@ -378,6 +378,7 @@ def _check_exposure(service, host: str, insecure: bool) -> None:
     import logging
 
     log = logging.getLogger("tally.auth")
+    service.security.check_at_start()
     if service.security.configured:
         log.info("authentication is on: every protocol needs a bearer token")
         return

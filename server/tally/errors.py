@@ -175,6 +175,14 @@ class QueryTimeout(ServerFault):
     status = 504
 
 
+class AuthUnavailable(ServerFault):
+    """The server cannot check credentials (its API key store is missing or unreadable): it
+    refuses rather than serve openly. The message names no path; the log does."""
+
+    code = "auth_unavailable"
+    status = 503
+
+
 class ConfigurationError(ServerFault):
     """The project, profile or target tally was pointed at is wrong (no dbt_project.yml, an
     unknown target, a missing environment variable). A fault of the server's set-up over HTTP;

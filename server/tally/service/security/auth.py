@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tally.core.caller import Caller
-from tally.errors import Unauthorized
+from tally.errors import AuthUnavailable, ConfigurationError, Unauthorized
 from tally.service.security.config import SecurityConfig
 from tally.service.security.keys import KeyStore
 from tally.service.security.policies import grant_for, roles_of
@@ -37,16 +37,61 @@ class Authenticator:
         self.tokens = Tokens(config.jwt, jwt_secret, embed_secret)
         self._admin = admin_token.encode() if admin_token else None
 
+        # Once on, authentication stays on until the process restarts: whether a server is
+        # open is decided once (at start, where `tally serve` refuses to serve openly off
+        # loopback), never again from what the key store holds at a later request. Revoking
+        # the last key then refuses everyone, rather than opening the server to everyone.
+        try:
+            self._required = self._configured_now(quiet=True)
+        except AuthUnavailable:  # an unreadable key store: fail closed (reported at its use)
+            self._required = True
+        self._refusing_all = False
+
+    def check_at_start(self) -> None:
+        """ConfigurationError, naming the file and the fix, when the key store cannot be read
+        (for `tally serve` at start; a request instead gets 503 naming no path)."""
+        if self.keys is None or not self.config.api_keys:
+            return
+        try:
+            self.keys.check()
+        except ConfigurationError as e:
+            raise ConfigurationError(
+                f"{e.message.rstrip('.')}. Restore it, or move it away and create keys again "
+                "with `tally keys create`."
+            ) from None
+
     @property
     def configured(self) -> bool:
-        """Whether callers must authenticate (a JWT setup, or at least one active key)."""
+        """Whether callers must authenticate: a JWT setup, or an active key now or at any
+        earlier point of this process."""
+        if self._required:
+            return True
+        if self._configured_now():
+            log.warning("authentication is on from now on: an API key was created")
+            self._required = True
+        return self._required
+
+    def _configured_now(self, *, quiet: bool = False) -> bool:
         return self.tokens.enabled or bool(
-            self.config.api_keys and self.keys is not None and self.keys.any_active()
+            self.config.api_keys and self.keys is not None and self.keys.any_active(quiet=quiet)
         )
+
+    def _check_anyone_can_get_in(self) -> None:
+        """Log loudly, once per change, when authentication is on but no credential exists."""
+        try:
+            empty = not self._configured_now()
+        except AuthUnavailable:  # logged by the key store
+            return
+        if empty and not self._refusing_all:
+            log.error("AUTHENTICATION IS ON BUT NO API KEY IS ACTIVE AND NO JWT IS CONFIGURED: "
+                      "every request is refused (401) until a key is created with `tally keys "
+                      "create` or the server is restarted")  # fmt: skip
+        self._refusing_all = empty
 
     def authenticate(self, token: str | None, transport: str, request_id: str) -> Caller:
         if not token:
             if self.configured:
+                self._check_anyone_can_get_in()
                 raise Unauthorized(
                     "This server needs a bearer token (Authorization: Bearer <API key or JWT>)."
                 )

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -21,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tally.errors import CallerError, ConfigurationError
+from tally.errors import AuthUnavailable, CallerError, ConfigurationError
 
+log = logging.getLogger("tally.auth")
 SCOPES = ("meta", "query", "sql", "admin", "embed")
 _KEY = re.compile(r"^tk_(?P<id>[0-9a-f]{12})_(?P<secret>[A-Za-z0-9_-]{20,100})$")
 
@@ -50,21 +52,38 @@ class KeyStore:
         self._lock = threading.Lock()
         self._stamp: tuple[int, int] | None = None
         self._keys: dict[str, ApiKey] = {}
+        self._seen = False  # the file existed at some point in this process
 
-    def keys(self) -> dict[str, ApiKey]:
+    def keys(self, *, quiet: bool = False) -> dict[str, ApiKey]:
+        """The keys as the file holds them now. AuthUnavailable (503) when the file is
+        unreadable or corrupt, or gone after this process has seen it: a server must never
+        take a lost key store for "no keys" and serve openly. Logged as an error unless
+        `quiet` (a caller that reports it another way)."""
         try:
             st = os.stat(self.path)
             stamp: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
         except FileNotFoundError:
             stamp = None
         with self._lock:
+            if stamp is None and self._seen:
+                raise _unavailable(self.path, "is gone", quiet)
             if stamp != self._stamp:
-                self._keys = self._read() if stamp else {}
+                try:
+                    self._keys = self._read() if stamp else {}
+                except ConfigurationError as e:
+                    self._stamp = None  # read again on the next request
+                    raise _unavailable(self.path, e.message, quiet) from None
                 self._stamp = stamp
+                self._seen = self._seen or stamp is not None
             return self._keys
 
-    def any_active(self) -> bool:
-        return any(k.revoked_at is None for k in self.keys().values())
+    def check(self) -> None:
+        """ConfigurationError (naming the file) when the store exists but cannot be read."""
+        if self.path.exists():
+            self._read()
+
+    def any_active(self, *, quiet: bool = False) -> bool:
+        return any(k.revoked_at is None for k in self.keys(quiet=quiet).values())
 
     def verify(self, token: str) -> ApiKey | None:
         """The key `token` is, or None when it is not shaped like a key. Raises for a key
@@ -128,6 +147,16 @@ class KeyStore:
         with os.fdopen(fd, "w") as f:
             f.write(body)
         os.replace(tmp, self.path)
+
+
+def _unavailable(path: Path, problem: str, quiet: bool) -> AuthUnavailable:
+    if not quiet:
+        log.error("API KEY STORE UNAVAILABLE: %s: %s; every request with an API key is "
+                  "refused (503) until it is restored", path, problem.rstrip("."))  # fmt: skip
+    return AuthUnavailable(
+        "The server cannot check API keys right now (its key store is unavailable); it refuses "
+        "requests until an operator restores it."
+    )
 
 
 class BadKey(CallerError):
