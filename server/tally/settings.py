@@ -150,7 +150,34 @@ class Settings(BaseSettings):
     )
     job_max_held: int = Field(
         1000, ge=1, description="Most asynchronous queries held at once (running, waiting or "
-        "finished and kept); more are refused with 429 too_many_queries."
+        "finished and kept); beyond it, finished ones of the caller holding the most are "
+        "forgotten first, and a query is refused (429 too_many_queries) only when none is."
+    )
+    job_max_per_caller: int = Field(
+        100, ge=1, description="Most asynchronous queries one key or token subject may hold "
+        "at once (429 too_many_queries beyond), so that no caller fills the server's table."
+    )
+    job_max_running_per_caller: int = Field(
+        2, ge=1, description="Asynchronous queries of one caller running at once; its others "
+        "wait, PENDING, behind other callers' queries."
+    )
+    job_results_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="Bytes of finished asynchronous results held in "
+        "memory, all callers together; beyond it, the oldest results of the caller holding the "
+        "most are forgotten (their ids then answer query_expired)."
+    )
+    job_results_max_bytes_per_caller: int = Field(
+        64 * 1024 * 1024, ge=0, description="Bytes of finished asynchronous results one caller "
+        "may hold; its oldest results are forgotten to make room, and a single larger result "
+        "fails with result_too_large (export it instead)."
+    )
+    max_filter_values: int = Field(
+        1000, ge=1, description="Most values in one structured filter (an `in` list); more "
+        "are refused with 400 invalid_filter."
+    )
+    max_filter_bytes: int = Field(
+        64 * 1024, ge=1, description="Largest total size of a request's filters (their text "
+        "and values); larger is refused with 400 invalid_filter."
     )
     dbt_environment_id: int | None = Field(
         None, description="The dbt Semantic Layer environment id this server answers to "

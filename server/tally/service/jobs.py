@@ -25,6 +25,7 @@ from tally.core.results import QueryResult
 from tally.errors import (
     QueryCancelled,
     QueryExpired,
+    ResultTooLarge,
     ServerFault,
     TallyError,
     TooManyQueries,
@@ -71,7 +72,26 @@ class Job:
 Work = Callable[[Job], Awaitable[QueryResult]]
 
 
+Owner = tuple[str | None, tuple[tuple[str, str], ...]]
+
+
+def owner_of(caller: Caller) -> Owner:
+    """Whose a job is: the same subject with the same access context."""
+    return (caller.subject, caller.access)
+
+
 class JobManager:
+    """The jobs of one server, bounded so that no caller can crowd out the others:
+    * count: at most `max_per_caller` held per caller and `max_jobs` in all; when the table is
+      full, a finished job of the caller holding the most is forgotten to make room for a
+      caller holding fewer, and a query is refused only when nothing can be forgotten fairly;
+    * bytes: finished results are counted (Arrow bytes) against a per-caller and a global
+      budget; the oldest results of the caller over budget (or, globally, of the caller
+      holding the most) are forgotten first; a single result over the caller's budget fails;
+    * running: at most `max_running` in all and `max_running_per_caller` per caller, so one
+      caller's backlog waits behind the others' queries rather than in front of them.
+    A forgotten job's id answers query_expired, saying why."""
+
     def __init__(
         self,
         *,
@@ -79,19 +99,37 @@ class JobManager:
         retention_seconds: float,
         max_jobs: int,
         clock: Callable[[], float] = time.monotonic,
+        max_per_caller: int | None = None,
+        max_running_per_caller: int | None = None,
+        max_bytes: int = 0,
+        max_bytes_per_caller: int = 0,
     ) -> None:
         self.max_running = max_running
         self.retention_seconds = retention_seconds
         self.max_jobs = max_jobs
+        self.max_per_caller = min(max_per_caller or max_jobs, max_jobs)
+        self.max_running_per_caller = min(max_running_per_caller or max_running, max_running)
+        self.max_bytes = max_bytes  # 0: not bounded
+        self.max_bytes_per_caller = max_bytes_per_caller
         self.clock = clock
         self._jobs: dict[str, Job] = {}
-        self._expired: OrderedDict[str, None] = OrderedDict()
+        self._expired: OrderedDict[str, str] = OrderedDict()  # id -> why it is gone
         self._slots: asyncio.Semaphore | None = None
+        self._own_slots: dict[Owner, asyncio.Semaphore] = {}
+        self._own_users: dict[Owner, int] = {}  # jobs running or waiting, per caller
+        self._bytes: dict[str, int] = {}  # finished job id -> its result's bytes
 
     def submit(self, caller: Caller, kind: str, work: Work) -> Job:
         """Start `work` in the background (on the running loop) and return its job at once."""
         self.sweep()
-        if len(self._jobs) >= self.max_jobs:
+        owner = owner_of(caller)
+        held = self._held_by(owner)
+        if len(held) >= self.max_per_caller:
+            raise TooManyQueries(
+                f"You hold {len(held)} asynchronous queries, the most one caller may "
+                "(TALLY_JOB_MAX_PER_CALLER); read or cancel some, or retry once they expire."
+            )
+        if len(self._jobs) >= self.max_jobs and not self._make_room_for(owner):
             raise TooManyQueries(
                 f"The server holds {len(self._jobs)} asynchronous queries (its maximum, "
                 "TALLY_JOB_MAX_HELD); retry once some have finished or expired."
@@ -106,11 +144,9 @@ class JobManager:
         self.sweep()
         job = self._jobs.get(job_id)
         if job is None or not _same_caller(job.caller, caller):
-            if job_id in self._expired:
-                raise QueryExpired(
-                    f"Query {shorten(job_id)} has expired: results are kept "
-                    f"{self.retention_seconds:g} s after the query finishes. Run it again."
-                )
+            why = self._expired.get(job_id)
+            if why is not None:
+                raise QueryExpired(f"Query {shorten(job_id)} has expired: {why} Run it again.")
             raise UnknownQuery(
                 f"No query with id {shorten(job_id)}: it was never created on this server "
                 "(or by another caller)."
@@ -136,19 +172,105 @@ class JobManager:
         now = self.clock()
         for job in list(self._jobs.values()):
             if job.finished_at is not None and now - job.finished_at >= self.retention_seconds:
-                del self._jobs[job.id]
-                self._expired[job.id] = None
+                self._forget(job, f"results are kept {self.retention_seconds:g} s after the "
+                             "query finishes.")  # fmt: skip
         while len(self._expired) > _EXPIRED_IDS_KEPT:
             self._expired.popitem(last=False)
+
+    @property
+    def result_bytes(self) -> int:
+        """Bytes of the finished results held now."""
+        return sum(self._bytes.values())
 
     def __len__(self) -> int:
         return len(self._jobs)
 
+    # Fair shares -------------------------------------------------------------------------
+
+    def _held_by(self, owner: Owner) -> list[Job]:
+        return [j for j in self._jobs.values() if owner_of(j.caller) == owner]
+
+    def _make_room_for(self, owner: Owner) -> bool:
+        """Forget the oldest finished job of the caller holding the most, if that caller holds
+        more than `owner` does: a full table then costs the largest holder, never a caller
+        with fewer queries."""
+        counts: dict[Owner, int] = {}
+        for job in self._jobs.values():
+            counts[owner_of(job.caller)] = counts.get(owner_of(job.caller), 0) + 1
+        mine = counts.get(owner, 0)
+        for other, count in sorted(counts.items(), key=lambda kv: -kv[1]):
+            if count <= mine:
+                return False
+            finished = [j for j in self._held_by(other) if j.done]
+            if finished:
+                oldest = min(finished, key=lambda j: j.finished_at or 0.0)
+                self._forget(oldest, "the server's table of asynchronous queries was full "
+                             "and this caller held the most.")  # fmt: skip
+                return True
+        return False
+
+    def _hold_bytes(self, job: Job, nbytes: int) -> TallyError | None:
+        """Count a finished result against the budgets, forgetting older results to make
+        room; the error the job fails with when it cannot be held at all."""
+        if self.max_bytes_per_caller and nbytes > self.max_bytes_per_caller:
+            return ResultTooLarge(
+                f"The result holds {_mib(nbytes)}, more than the {_mib(self.max_bytes_per_caller)}"
+                " one caller's asynchronous results may hold (TALLY_JOB_RESULTS_MAX_BYTES_PER_"
+                "CALLER): add filters or a coarser grain, or export it whole with POST "
+                "/api/v1/exports."
+            )
+        owner = owner_of(job.caller)
+        if self.max_bytes_per_caller:
+            self._trim(lambda j: owner_of(j.caller) == owner, self.max_bytes_per_caller - nbytes,
+                       "this caller's asynchronous results exceeded its memory budget.")
+        if self.max_bytes:
+            while self.result_bytes + nbytes > self.max_bytes and self._bytes:
+                largest = self._largest_holder()
+                self._trim(lambda j: owner_of(j.caller) == largest,
+                           self._owner_bytes(largest) - 1,
+                           "the server's memory for asynchronous results was full and this "
+                           "caller held the most.")  # fmt: skip
+        self._bytes[job.id] = nbytes
+        return None
+
+    def _trim(self, mine: Callable[[Job], bool], budget: int, why: str) -> None:
+        """Forget the oldest finished results among `mine` until they hold <= budget."""
+        held = sorted((self._jobs[i] for i in self._bytes if mine(self._jobs[i])),
+                      key=lambda j: j.finished_at or 0.0)
+        total = sum(self._bytes[j.id] for j in held)
+        for job in held:
+            if total <= budget:
+                return
+            total -= self._bytes[job.id]
+            self._forget(job, why)
+
+    def _owner_bytes(self, owner: Owner) -> int:
+        return sum(n for i, n in self._bytes.items() if owner_of(self._jobs[i].caller) == owner)
+
+    def _largest_holder(self) -> Owner:
+        totals: dict[Owner, int] = {}
+        for job_id, n in self._bytes.items():
+            owner = owner_of(self._jobs[job_id].caller)
+            totals[owner] = totals.get(owner, 0) + n
+        return max(totals, key=lambda o: totals[o])
+
+    def _forget(self, job: Job, why: str) -> None:
+        self._jobs.pop(job.id, None)
+        self._bytes.pop(job.id, None)
+        self._expired[job.id] = why
+
+    # Running -----------------------------------------------------------------------------
+
     async def _run(self, job: Job, work: Work) -> None:
         if self._slots is None:  # created on the loop that runs the jobs
             self._slots = asyncio.Semaphore(self.max_running)
+        owner = owner_of(job.caller)
+        own = self._own_slots.get(owner)
+        if own is None:
+            own = self._own_slots[owner] = asyncio.Semaphore(self.max_running_per_caller)
+        self._own_users[owner] = self._own_users.get(owner, 0) + 1
         try:
-            async with self._slots:
+            async with own, self._slots:
                 if job.done:  # cancelled while it waited
                     return
                 job.status = JobStatus.RUNNING
@@ -164,12 +286,20 @@ class JobManager:
             self._finish(
                 job, error=ServerFault("Internal server error; the server log has the details.")
             )
+        finally:
+            self._own_users[owner] -= 1
+            if not self._own_users[owner]:  # no job of this caller runs or waits: forget it
+                del self._own_users[owner], self._own_slots[owner]
 
     def _finish(
         self, job: Job, *, result: QueryResult | None = None, error: TallyError | None = None
     ) -> None:
         if job.done:
             return
+        if result is not None and job.id in self._jobs:
+            refused = self._hold_bytes(job, _nbytes(result))
+            if refused is not None:
+                result, error = None, refused
         job.result, job.error = result, error
         if result is not None and job.sql is None:
             job.sql = result.sql
@@ -177,5 +307,14 @@ class JobManager:
         job.finished_at = self.clock()
 
 
+def _nbytes(result: object) -> int:
+    table = getattr(result, "table", None)
+    return max(int(table.nbytes), 1) if table is not None else 0
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1024 * 1024):.1f} MiB"
+
+
 def _same_caller(a: Caller, b: Caller) -> bool:
-    return a.subject == b.subject and a.access == b.access
+    return owner_of(a) == owner_of(b)

@@ -143,6 +143,10 @@ class TallyService:
             retention_seconds=settings.job_retention_seconds,
             max_jobs=settings.job_max_held,
             clock=clock,
+            max_per_caller=settings.job_max_per_caller,
+            max_running_per_caller=settings.job_max_running_per_caller,
+            max_bytes=settings.job_results_max_bytes,
+            max_bytes_per_caller=settings.job_results_max_bytes_per_caller,
         )
 
     # Wiring ------------------------------------------------------------------------------
