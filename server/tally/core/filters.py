@@ -15,6 +15,7 @@ values quoted by sqlglot, so callers never write SQL at all.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import secrets
 from collections.abc import Mapping
@@ -154,6 +155,14 @@ class CheckedFilter:
 
 
 def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
+    """The clause checked (InvalidFilter says why not), with its references."""
+    return _checked_where(clause, dialect)
+
+
+# Parsed once: one request's filter is checked by access control, rollup routing (once per
+# candidate rollup), the compiler and the cache key; a large `in` list costs a parse each time.
+@functools.lru_cache(maxsize=256)
+def _checked_where(clause: str, dialect: str) -> CheckedFilter:
     references: list[FilterReference] = []
     placeholder = _placeholder_format(clause)
     placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))
@@ -427,6 +436,9 @@ class StructuredFilter:
         )
 
     def to_where(self, dialect: str = "duckdb") -> str:
+        return _structured_where(self, dialect)
+
+    def write_where(self, dialect: str) -> str:
         name, op, values = self.dimension, self.op, self.values
         if name == "metric_time" or name.endswith("__metric_time") or self.grain:
             ref = FilterReference("TimeDimension", name, self.grain or "day")
@@ -456,6 +468,11 @@ class StructuredFilter:
                    "<=": exp.LTE}
             condition = cls[op](this=col, expression=_lit(values[0]))
         return condition.sql(dialect=dialect, comments=False).replace(placeholder, ref.template())
+
+
+@functools.lru_cache(maxsize=256)
+def _structured_where(structured: StructuredFilter, dialect: str) -> str:
+    return structured.write_where(dialect)
 
 
 def structured_to_where(item: Mapping[str, Any], dialect: str = "duckdb") -> str:

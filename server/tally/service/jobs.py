@@ -221,22 +221,26 @@ class JobManager:
             )
         owner = owner_of(job.caller)
         if self.max_bytes_per_caller:
-            self._trim(lambda j: owner_of(j.caller) == owner, self.max_bytes_per_caller - nbytes,
-                       "this caller's asynchronous results exceeded its memory budget.")
+            self._trim(
+                owner,
+                self.max_bytes_per_caller - nbytes,
+                "this caller's asynchronous results exceeded its memory budget.",
+            )
         if self.max_bytes:
             while self.result_bytes + nbytes > self.max_bytes and self._bytes:
                 largest = self._largest_holder()
-                self._trim(lambda j: owner_of(j.caller) == largest,
-                           self._owner_bytes(largest) - 1,
+                self._trim(largest, self._owner_bytes(largest) - 1,
                            "the server's memory for asynchronous results was full and this "
                            "caller held the most.")  # fmt: skip
         self._bytes[job.id] = nbytes
         return None
 
-    def _trim(self, mine: Callable[[Job], bool], budget: int, why: str) -> None:
-        """Forget the oldest finished results among `mine` until they hold <= budget."""
-        held = sorted((self._jobs[i] for i in self._bytes if mine(self._jobs[i])),
-                      key=lambda j: j.finished_at or 0.0)
+    def _trim(self, owner: Owner, budget: int, why: str) -> None:
+        """Forget the owner's oldest finished results until they hold <= budget."""
+        held = sorted(
+            (self._jobs[i] for i in self._bytes if owner_of(self._jobs[i].caller) == owner),
+            key=lambda j: j.finished_at or 0.0,
+        )
         total = sum(self._bytes[j.id] for j in held)
         for job in held:
             if total <= budget:
