@@ -10,7 +10,7 @@ result is fetched and cut into batches (bounded by the warehouse's own result, n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -31,10 +31,12 @@ BATCH_ROWS = 65_536
 class Export:
     compiled: CompiledQuery
     batches: Iterator[pa.RecordBatch]  # every batch in one schema (see _conform)
+    release: Callable[[], None] = lambda: None  # the caller's running-query slot
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.batches.close()  # type: ignore[attr-defined]
+        self.release()
 
 
 def check_format(fmt: str) -> str:

@@ -1,6 +1,11 @@
 """Per-caller limits: a request rate (a token bucket per key or token subject) and a number of
 warehouse queries running at once. Both answer 429 `too_many_requests` with the seconds to wait
-(Retry-After over HTTP). Anonymous callers of an open (loopback) server are not limited."""
+(Retry-After over HTTP). Anonymous callers of an open (loopback) server are not limited.
+
+A caller's queries may never take the whole query pool: a quarter of it (at least one thread)
+is kept for the others, whatever `max_concurrent` says. And a request's filters are bounded in
+values and bytes before anything parses them (`check_filter_size`): parsing is linear, but a
+100,000-value `in` list still cost seconds of a shared thread."""
 
 from __future__ import annotations
 
@@ -11,7 +16,9 @@ from contextlib import contextmanager
 from cachetools import LRUCache
 
 from tally.core.caller import Caller
-from tally.errors import CallerError
+from tally.core.filters import StructuredFilter
+from tally.core.request import QueryRequest
+from tally.errors import CallerError, InvalidFilter
 
 
 class TooManyRequests(CallerError):
@@ -21,10 +28,17 @@ class TooManyRequests(CallerError):
 
 class Limits:
     def __init__(
-        self, rate_per_minute: int, max_concurrent: int, clock: Callable[[], float]
+        self,
+        rate_per_minute: int,
+        max_concurrent: int,
+        clock: Callable[[], float],
+        pool_size: int | None = None,
     ) -> None:
         self.rate = rate_per_minute
         self.burst = max(1, rate_per_minute // 6) if rate_per_minute else 0  # ten seconds' worth
+        if pool_size is not None:
+            share = max(1, pool_size - max(1, pool_size // 4))  # the rest is kept for others
+            max_concurrent = min(max_concurrent, share) if max_concurrent else share
         self.max_concurrent = max_concurrent
         self.clock = clock
         self._lock = threading.Lock()
@@ -53,10 +67,19 @@ class Limits:
     @contextmanager
     def running(self, caller: Caller | None) -> Iterator[None]:
         """A slot for one warehouse query of the caller, or TooManyRequests."""
+        release = self.acquire(caller)
+        try:
+            yield
+        finally:
+            release()
+
+    def acquire(self, caller: Caller | None) -> Callable[[], None]:
+        """A slot held until the returned function is called (any number of times: it
+        releases once), or TooManyRequests. For work that outlives a block (a streamed
+        export)."""
         subject = caller.subject if caller is not None else None
         if not self.max_concurrent or subject is None:
-            yield
-            return
+            return lambda: None
         with self._lock:
             count = self._running.get(subject, 0)
             if count >= self.max_concurrent:
@@ -66,12 +89,46 @@ class Limits:
                     retry_after_seconds=1,
                 )
             self._running[subject] = count + 1
-        try:
-            yield
-        finally:
+        released = threading.Event()
+
+        def release() -> None:
             with self._lock:
+                if released.is_set():
+                    return
+                released.set()
                 left = self._running[subject] - 1
                 if left:
                     self._running[subject] = left
                 else:
                     del self._running[subject]
+
+        return release
+
+
+def filter_bytes(request: QueryRequest) -> int:
+    """The size of a request's filters: their text, or a structured filter's values."""
+    total = 0
+    for clause in request.where:
+        if isinstance(clause, StructuredFilter):
+            total += len(clause.dimension) + sum(len(str(v)) + 3 for v in clause.values)
+        else:
+            total += len(clause)
+    return total
+
+
+def check_filter_size(request: QueryRequest, max_values: int, max_bytes: int) -> None:
+    """InvalidFilter (400) for a filter with more values, or filters of more bytes, than the
+    server takes; checked before any filter is parsed."""
+    for clause in request.where:
+        if isinstance(clause, StructuredFilter) and len(clause.values) > max_values:
+            raise InvalidFilter(
+                f"The filter on {clause.dimension} has {len(clause.values):,} values; at most "
+                f"{max_values:,} are allowed (TALLY_MAX_FILTER_VALUES). Filter on a coarser "
+                "dimension, or split the question."
+            )
+    size = filter_bytes(request)
+    if size > max_bytes:
+        raise InvalidFilter(
+            f"The filters take {size:,} bytes; at most {max_bytes:,} are allowed "
+            "(TALLY_MAX_FILTER_BYTES)."
+        )

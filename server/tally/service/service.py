@@ -21,7 +21,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -74,7 +75,7 @@ from tally.service.access import (
 from tally.service.exports import Export
 from tally.service.exports import batches as export_batches
 from tally.service.jobs import Job, JobManager
-from tally.service.limits import Limits
+from tally.service.limits import Limits, check_filter_size, filter_bytes
 from tally.service.security.auth import Authenticator
 from tally.service.security.config import load_security
 from tally.service.telemetry import ServiceCounters, Telemetry
@@ -83,6 +84,8 @@ from tally.warehouse import registry
 
 log = logging.getLogger("tally")
 T = TypeVar("T")
+# Filters up to this size are checked on the event loop (microseconds); larger in the pool.
+_LOOP_FILTER_BYTES = 2048
 Versioned = tuple[Compiler, tuple[str, str]]
 
 
@@ -136,7 +139,10 @@ class TallyService:
         self._security: Authenticator | None = None
         self._router = Router(self._manifest_path.parent)
         self.limits = Limits(
-            settings.rate_limit_per_minute, settings.max_concurrent_per_caller, clock
+            settings.rate_limit_per_minute,
+            settings.max_concurrent_per_caller,
+            clock,
+            pool_size=settings.query_workers,
         )
         self.jobs = JobManager(
             max_running=settings.job_workers,
@@ -360,7 +366,7 @@ class TallyService:
         """The SQL of a request, as this caller would run it (its row filters included)."""
         require(caller, "sql")
         compiler = self.compiler
-        return self._compile(compiler, authorize(compiler, request, caller), None)
+        return self._compile(compiler, self._authorize(compiler, request, caller), None)
 
     def _compile(
         self, compiler: Compiler, request: QueryRequest, limit: int | None
@@ -374,18 +380,32 @@ class TallyService:
         )
 
     def export(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> Export:
-        """The whole result as a stream of record batches, any size (service/exports.py)."""
+        """The whole result as a stream of record batches, any size (service/exports.py); it
+        holds one of the caller's running-query slots until it ends or is closed."""
         compiler = self.compiler
-        allowed = authorize(compiler, request, caller)
+        allowed = self._authorize(compiler, request, caller)
         compiled = self._compile(compiler, allowed, None)
+        release = self.limits.acquire(caller)  # 429 now, before any byte is sent
         self.counters.executed()
-        return Export(compiled, export_batches(self.warehouse, compiled))
+        batches = _releasing(release, export_batches(self.warehouse, compiled))
+        export = Export(compiled, batches, release)
+        weakref.finalize(export, release)  # an export dropped unread (client gone) too
+        return export
+
+    def _authorize(
+        self, compiler: Compiler, request: QueryRequest, caller: Caller
+    ) -> QueryRequest:
+        """The request as this caller may run it (access.authorize), its filters' size checked
+        first, before anything parses them."""
+        settings = self.settings
+        check_filter_size(request, settings.max_filter_values, settings.max_filter_bytes)
+        return authorize(compiler, request, caller)
 
     def check(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> None:
         """Raise the error this caller's request would meet (an unknown name, a metric it may not
         see), without running it and without the `sql` scope: a prepared statement's check."""
         compiler = self.compiler
-        compiler.compile(authorize(compiler, request, caller))
+        compiler.compile(self._authorize(compiler, request, caller))
 
     def query(
         self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
@@ -396,7 +416,7 @@ class TallyService:
         asked = request
         try:
             compiler, versions = self._versions()
-            request = authorize(compiler, request, caller)
+            request = self._authorize(compiler, request, caller)
             key = result_key(request, *versions, caller.access)
             if use_cache and self.settings.cache_enabled:
                 entry, outcome = self._lookup(key), "hit"
@@ -410,7 +430,8 @@ class TallyService:
                     )
                     outcome = "shared" if shared else outcome
             else:
-                entry, outcome = self._run(compiler, request, key, store=False), "miss"
+                with self.limits.running(caller):
+                    entry, outcome = self._run(compiler, request, key, store=False), "miss"
             result = self._result(
                 compiler, entry, outcome, request, key, versions[0], started, caller
             )
@@ -446,9 +467,10 @@ class TallyService:
 
                 def uncached() -> tuple[QueryResult, T | None]:
                     compiler, versions = self._versions()
-                    allowed = authorize(compiler, request, caller)
+                    allowed = self._authorize(compiler, request, caller)
                     key = result_key(allowed, *versions, caller.access)
-                    entry = self._run(compiler, allowed, key, store=False)
+                    with self.limits.running(caller):
+                        entry = self._run(compiler, allowed, key, store=False)
                     result = self._result(
                         compiler, entry, "miss", allowed, key, versions[0], started, caller
                     )
@@ -480,8 +502,15 @@ class TallyService:
             versioned, _ = await self._async_reload.do("versions", reload)
             assert versioned is not None
         compiler, versions = versioned
-        request = authorize(compiler, request, caller)
-        key = result_key(request, *versions, caller.access)
+
+        def admit() -> tuple[QueryRequest, str]:
+            allowed = self._authorize(compiler, request, caller)
+            return allowed, result_key(allowed, *versions, caller.access)
+
+        if filter_bytes(request) <= _LOOP_FILTER_BYTES:
+            request, key = admit()
+        else:  # parsing large filters would hold the event loop, and every caller behind it
+            request, key = await loop.run_in_executor(self.executor, admit)
         entry, outcome = self._lookup(key), "hit"
         if entry is None:
             # The key of this shape's last answer under any data version (stale-if-error):
@@ -789,7 +818,7 @@ class TallyService:
     def _job_sql(self, request: QueryRequest, caller: Caller) -> str:
         """A job's SQL, as its caller will run it: shown only with the `sql` scope."""
         compiler = self.compiler
-        sql = compiler.compile(authorize(compiler, request, caller)).sql
+        sql = compiler.compile(self._authorize(compiler, request, caller)).sql
         return sql if caller.has("sql") else ""
 
     # Catalog -----------------------------------------------------------------------------
@@ -871,6 +900,15 @@ class TallyService:
         if caller.grant is not None:
             authorize(self.compiler, QueryRequest(saved_query=saved.name), caller)
         return saved
+
+
+def _releasing(release: Callable[[], None], batches: Iterator[T]) -> Iterator[T]:
+    """The batches, calling `release` when they end or are closed once started (Export.close
+    releases too, for an export closed before its first batch)."""
+    try:
+        yield from batches
+    finally:
+        release()
 
 
 def _may_run(compiler: Compiler, saved_query: str, caller: Caller) -> bool:
