@@ -325,10 +325,13 @@ class TallyService:
         metrics: list[str] | None,
         ttl_seconds: float,
         scopes: list[str] | None = None,
+        subject: str | None = None,
     ) -> tuple[str, Any]:
         """A short-lived signed token pinning `claims` (and, optionally, the only metrics it may
         query) for a browser. Admins mint any; a key with the `embed` scope only tokens with
-        its own claims and metrics it may see itself, so nobody can widen their own access."""
+        its own claims and metrics it may see itself, so nobody can widen their own access.
+        `subject`: whom it is for in the minter's app; tokens of different subjects (by
+        default, of different claims) have their own rate limits and jobs."""
         if not caller.has("admin"):
             require(caller, "embed")
             own = dict(caller.claims)
@@ -352,7 +355,7 @@ class TallyService:
                 f"Embed tokens carry only the meta and query scopes, not {unknown}."
             )
         return self.security.tokens.mint_embed(
-            caller.subject or "anonymous", claims, names, ttl_seconds, wanted
+            caller.subject or "anonymous", claims, names, ttl_seconds, wanted, subject
         )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

@@ -27,6 +27,12 @@ class EmbedTokenBody(BaseModel):
     metrics: list[str] | None = Field(None, description="the only metrics it may query")
     ttl_seconds: float = Field(900, description="lifetime, at most one day")
     scopes: list[str] | None = Field(None, description="meta and/or query (default both)")
+    subject: str | None = Field(
+        None,
+        max_length=128,
+        description="whom the token is for in your app (a user or tenant id): each subject has "
+        "its own rate limit and asynchronous queries; default: one per set of pinned claims",
+    )
 
 
 async def _minter(request: Request) -> Caller:
@@ -41,6 +47,7 @@ async def _minter(request: Request) -> Caller:
 )
 async def mint(body: EmbedTokenBody, svc: ServiceDep, caller: Caller = Depends(_minter)) -> dict:
     token, expires = await svc.run(
-        svc.mint_embed_token, caller, body.claims, body.metrics, body.ttl_seconds, body.scopes
+        svc.mint_embed_token, caller, body.claims, body.metrics, body.ttl_seconds, body.scopes,
+        body.subject,
     )
     return {"token": token, "token_type": "Bearer", "expires_at": expires.isoformat()}

@@ -148,15 +148,25 @@ class Tokens:
         metrics: list[str] | None,
         ttl_seconds: float,
         scopes: list[str],
+        for_subject: str | None = None,
     ) -> tuple[str, dt.datetime]:
+        """`subject` is the minter; the token's own subject adds whom it is for (`for_subject`,
+        else a digest of the pinned claims), so that the tenants of one minting key never
+        share a rate limit or each other's jobs."""
         if not 0 < ttl_seconds <= MAX_EMBED_TTL:
             raise CallerError(f"ttl_seconds must be between 1 and {MAX_EMBED_TTL}.")
+        if for_subject is not None and (
+            not for_subject.strip() or not for_subject.isprintable() or len(for_subject) > 128
+        ):
+            raise CallerError("subject must be 1 to 128 printable characters.")
+        pinned = json.dumps(dict(claims), sort_keys=True, default=str)
+        whom = for_subject or "claims-" + hashlib.sha256(pinned.encode()).hexdigest()[:16]
         now = int(time.time())
         expires = now + int(ttl_seconds)
         payload = {
             "iss": EMBED_ISSUER,
             "aud": EMBED_AUDIENCE,
-            "sub": subject,
+            "sub": f"{subject}/{whom}",
             "iat": now,
             "exp": expires,
             "tally": {"claims": dict(claims), "metrics": metrics, "scopes": scopes},
