@@ -8,7 +8,7 @@ The public API is small: build a `TallyService` over a dbt project and ask it qu
     result = service.query(tally.QueryRequest.create(
         metrics=["revenue"], group_by=["metric_time__month"],
         where=[{"dimension": "customer__country", "op": "in", "values": ["US", "DE"]}],
-    ))
+    ), tally.Caller.local("python"))
     result.table            # a pyarrow.Table
     result.cache.outcome    # "hit", "miss" or "shared"
 

@@ -16,9 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from tally.core.caller import Caller
 from tally.errors import CallerError, ConfigurationError, TallyError
 
 FORMATS = ("table", "json", "csv", "arrow")
+
+_CLI = Caller.local("cli")  # the CLI runs beside the project, with its files
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -239,11 +242,10 @@ def _request(args: argparse.Namespace):
 
 def _cmd_query(args: argparse.Namespace) -> int:
     from tally.core import encoding
-    from tally.core.caller import Caller
 
     request = _request(args)
     service = _service(args)
-    caller = Caller(transport="cli")
+    caller = _CLI
     if args.explain:
         print(_explained(service.compile(request, caller)))
         return 0
@@ -277,7 +279,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
 
 
 def _cmd_compile(args: argparse.Namespace) -> int:
-    print(_explained(_service(args).compile(_request(args))))
+    print(_explained(_service(args).compile(_request(args), _CLI)))
     return 0
 
 
@@ -295,16 +297,16 @@ def _cmd_list(args: argparse.Namespace) -> int:
     metrics = tuple(split_csv(args.metrics))
     items: Sequence[object]
     if args.what == "metrics":
-        items = service.list_metrics()
+        items = service.list_metrics(_CLI)
         columns = ("name", "type", "label", "description")
     elif args.what == "dimensions":
-        items = service.list_dimensions(metrics)
+        items = service.list_dimensions(metrics, _CLI)
         columns = ("name", "type", "grains", "label", "description")
     elif args.what == "entities":
-        items = service.list_entities(metrics)
+        items = service.list_entities(metrics, _CLI)
         columns = ("name", "type", "label", "description")
     else:
-        items = service.list_saved_queries()
+        items = service.list_saved_queries(_CLI)
         columns = ("name", "metrics", "group_by", "description")
     rows = [asdict(i) for i in items]  # type: ignore[call-overload]
     if args.format == "json":

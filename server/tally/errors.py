@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar
 
 
@@ -38,16 +38,50 @@ class InvalidRequest(CallerError):
     code = "invalid_request"
 
 
-class UnknownMetric(CallerError):
+class UnknownName(CallerError):
+    """A name the catalog does not have, with a suggestion among `candidates`. A caller who
+    may not see every candidate reads the error `narrowed` to what it may see: a suggestion
+    must never name a metric or dimension the caller is denied."""
+
+    noun: ClassVar[str] = "name"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        asked: str | None = None,
+        candidates: Iterable[str] = (),
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.asked = asked
+        self.candidates = tuple(candidates)
+
+    def narrowed(self, visible: Callable[[str], bool]) -> UnknownName:
+        named = [self.details.get("suggestion"), *self.details.get("available", ())]
+        if all(visible(n) for n in named if n):
+            return self
+        candidates = [c for c in self.candidates if visible(c)]
+        if self.asked is None:
+            return type(self)(f"Unknown {self.noun}.")
+        hint, best = suggestion_suffix(self.asked, candidates)
+        return type(self)(f"Unknown {self.noun} {shorten(self.asked)}.{hint}",
+                          asked=self.asked, candidates=candidates, suggestion=best)  # fmt: skip
+
+
+class UnknownMetric(UnknownName):
     code = "unknown_metric"
+    noun = "metric"
 
 
-class UnknownDimension(CallerError):
+class UnknownDimension(UnknownName):
     code = "unknown_dimension"
+    noun = "dimension"
 
 
-class UnknownSavedQuery(CallerError):
+class UnknownSavedQuery(UnknownName):
     code = "unknown_saved_query"
+    noun = "saved query"
 
 
 class NotFound(CallerError):

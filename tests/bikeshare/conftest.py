@@ -15,6 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tally.core.caller import ANONYMOUS
+
 FIXTURE = Path(__file__).resolve().parent.parent / "fixtures" / "bikeshare"
 TALLY = Path(sys.executable).parent / "tally"
 RAW = "main_raw_bikes"  # dbt-duckdb's schema for the seeds' +schema: raw_bikes
@@ -138,7 +140,7 @@ def served(request, bikeshare: Bikeshare):
     def query(**kw) -> list[tuple]:
         if request.param == "core":
             return [tuple(r.values()) for r in
-                    service.query(QueryRequest.create(**kw)).table.to_pylist()]
+                    service.query(QueryRequest.create(**kw), ANONYMOUS).table.to_pylist()]
         if request.param == "rest":
             r = post("/api/v1/query", kw)
             assert r.status_code == 200, r.text

@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tally.core.caller import ANONYMOUS
+
 
 def test_cli_finds_the_project_and_profile_the_way_dbt_does(bikeshare, hand):
     listed = bikeshare.tally("list", "metrics", "--format", "json")
@@ -55,14 +57,14 @@ def test_a_bad_setting_is_one_line_naming_it(bikeshare):
 
 
 def test_catalog_lists_every_name_that_works(bike_service):
-    dims = {d.name: d for d in bike_service.list_dimensions(("revenue",))}
+    dims = {d.name: d for d in bike_service.list_dimensions(("revenue",), ANONYMOUS)}
     assert "bike__station__city_name" in dims
     assert {"fiscal_quarter", "fiscal_year"} <= set(dims["metric_time"].grains)
     assert "metric_time__extract_year" in dims["metric_time"].group_by_names()
-    rentals = {d.name: d for d in bike_service.list_dimensions(("rentals",))}
+    rentals = {d.name: d for d in bike_service.list_dimensions(("rentals",), ANONYMOUS)}
     assert "hour" in rentals["metric_time"].grains  # rentals are timed to the minute
     assert "hour" not in dims["metric_time"].grains  # revenue is booked by day
-    entities = {e.name for e in bike_service.list_entities(("revenue",))}
+    entities = {e.name for e in bike_service.list_entities(("revenue",), ANONYMOUS)}
     assert "bike__station" in entities
 
 
@@ -72,7 +74,7 @@ def test_an_unknown_dimension_of_a_multi_metric_query_names_the_metric(bike_serv
 
     with pytest.raises(UnknownDimension) as e:
         bike_service.query(QueryRequest.create(metrics=["revenue", "signups"],
-                                               group_by=["bike__model_name"]))
+                                               group_by=["bike__model_name"]), ANONYMOUS)
     assert "signups cannot" in e.value.message and "revenue can" in e.value.message
     assert "user__group" in e.value.details["available"]
 
@@ -89,12 +91,12 @@ def test_messages_name_the_metric_and_no_demo_command(bike_service):
     ]
     for ask in asks:
         with pytest.raises(TallyError) as e:
-            bike_service.query(QueryRequest.create(**ask))
+            bike_service.query(QueryRequest.create(**ask), ANONYMOUS)
         message = e.value.message
         assert "make " not in message and "Traceback" not in message, message
         assert "order" not in message.lower(), message  # the demo's vocabulary
     with pytest.raises(TallyError, match="rentals_growth_mom"):
-        bike_service.query(QueryRequest.create(metrics=["rentals_growth_mom"]))
+        bike_service.query(QueryRequest.create(metrics=["rentals_growth_mom"]), ANONYMOUS)
 
 
 @pytest.fixture
@@ -144,15 +146,15 @@ def test_every_name_the_catalog_lists_works_in_group_by_filter_and_order(bike_se
     """A name in the catalog (or offered as a suggestion) never fails in any position."""
     from tally.core.request import QueryRequest
 
-    dims = bike_service.list_dimensions((metric,))
+    dims = bike_service.list_dimensions((metric,), ANONYMOUS)
     names = [n for d in dims for n in d.group_by_names()]
-    names += [e.name for e in bike_service.list_entities((metric,))]
+    names += [e.name for e in bike_service.list_entities((metric,), ANONYMOUS)]
     assert len(names) > 20
     for name in names:
-        kind = "Entity" if name in {e.name for e in bike_service.list_entities((metric,))} \
-            else "Dimension"
+        entities = {e.name for e in bike_service.list_entities((metric,), ANONYMOUS)}
+        kind = "Entity" if name in entities else "Dimension"
         grouped = bike_service.query(QueryRequest.create(
-            metrics=[metric], group_by=[name], order_by=[f"-{name}"], limit=3))
+            metrics=[metric], group_by=[name], order_by=[f"-{name}"], limit=3), ANONYMOUS)
         assert grouped.table.column_names[0].startswith(name)  # a bare time name: its grain
         bike_service.query(QueryRequest.create(
-            metrics=[metric], where=[f"{{{{ {kind}('{name}') }}}} is not null"]))
+            metrics=[metric], where=[f"{{{{ {kind}('{name}') }}}} is not null"]), ANONYMOUS)

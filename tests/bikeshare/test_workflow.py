@@ -15,6 +15,8 @@ import time
 import httpx
 import pytest
 
+from tally.core.caller import ANONYMOUS
+
 
 def test_validate_is_green_on_a_project_metricflow_accepts(bikeshare):
     out = bikeshare.tally("validate", "--skip-dw", "--format", "json")
@@ -136,8 +138,9 @@ def test_a_manifest_without_database_names_works(bikeshare, bike_service, tmp_pa
     service = TallyService(Settings(project_dir=bikeshare.root,
                                     profiles_dir=bikeshare.profiles_dir, manifest_path=path))
     request = QueryRequest.create(metrics=["revenue"], group_by=["bike__station__city_name"])
-    assert '"bikeshare".' not in service.compile(request).sql
-    assert service.query(request).table.to_pylist() == bike_service.query(request).table.to_pylist()
+    assert '"bikeshare".' not in service.compile(request, ANONYMOUS).sql
+    assert service.query(request, ANONYMOUS).table.to_pylist() == \
+        bike_service.query(request, ANONYMOUS).table.to_pylist()
 
 
 
@@ -155,14 +158,14 @@ def test_dbt_build_run_directly_on_the_served_file(bikeshare_copy):
                                     profiles_dir=bikeshare_copy.profiles_dir),
                            warehouse=warehouse)
     rentals = QueryRequest.create(metrics=["rentals"])
-    [[before]] = [list(r.values()) for r in service.query(rentals).table.to_pylist()]
+    [[before]] = [list(r.values()) for r in service.query(rentals, ANONYMOUS).table.to_pylist()]
     time.sleep(0.6)  # idle: the server has let the file go
     seed = bikeshare_copy.root / "seeds" / "raw_rentals.csv"
     seed.write_text(seed.read_text() + "26,18,109,2025-06-29 09:00:00,10,2.00,completed\n")
     dbt = subprocess.run([str(bikeshare_copy.dbt), "build"], cwd=bikeshare_copy.root,
                          env=bikeshare_copy.env(), capture_output=True, text=True, timeout=600)
     assert dbt.returncode == 0, dbt.stdout[-3000:]
-    [[after]] = [list(r.values()) for r in service.query(rentals).table.to_pylist()]
+    [[after]] = [list(r.values()) for r in service.query(rentals, ANONYMOUS).table.to_pylist()]
     assert after == before + 1
     # A writer in another process, as dbt is while it builds (once the server let go).
     time.sleep(0.6)
@@ -173,7 +176,7 @@ def test_dbt_build_run_directly_on_the_served_file(bikeshare_copy):
     try:
         assert writer.stdout is not None and writer.stdout.readline().strip() == "locked"
         with pytest.raises(WarehouseUnavailable, match="tally build"):
-            service.query(QueryRequest.create(metrics=["revenue"]))
+            service.query(QueryRequest.create(metrics=["revenue"]), ANONYMOUS)
     finally:
         writer.kill()
         writer.wait()

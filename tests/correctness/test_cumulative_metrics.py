@@ -9,6 +9,7 @@ import datetime as dt
 
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tests.support.hand_sql import (
     GRAINS,
     assert_rows_match,
@@ -138,7 +139,7 @@ def test_cumulative_metric_by_country_at_an_inexact_grain_is_refused(service, me
 
     with pytest.raises(InvalidQuery, match="filter instead of grouping"):
         service.query(QueryRequest.create(
-            metrics=[metric], group_by=[f"metric_time__{grain}", "customer__country"]))
+            metrics=[metric], group_by=[f"metric_time__{grain}", "customer__country"]), ANONYMOUS)
 
 
 @pytest.mark.parametrize("metric", ["revenue_mtd", "revenue_trailing_30d"])
@@ -170,7 +171,8 @@ def test_cumulative_metric_by_country_alone_is_refused(service, metric):
     from tally.errors import InvalidQuery
 
     with pytest.raises(InvalidQuery, match="metric_time"):
-        service.query(QueryRequest.create(metrics=[metric], group_by=["customer__country"]))
+        service.query(QueryRequest.create(metrics=[metric], group_by=["customer__country"]),
+                      ANONYMOUS)
 
 
 def test_cumulative_revenue_by_country_alone_is_the_revenue_to_date(service, raw):

@@ -9,6 +9,7 @@ from metricflow_semantic_interfaces.validations.semantic_manifest_validator impo
     SemanticManifestValidator,
 )
 
+from tally.core.caller import ANONYMOUS
 from tally.core.semantic_manifest import load_manifest
 
 
@@ -90,11 +91,11 @@ def test_every_glossary_metric_is_defined_with_label_and_description(service):
         "average_predicted_clv",
         "repeat_purchase_rate_90d",
     }
-    metrics = {m.name: m for m in service.list_metrics()}
+    metrics = {m.name: m for m in service.list_metrics(ANONYMOUS)}
     assert glossary <= set(metrics), glossary - set(metrics)
     types = {m.type for m in metrics.values()}
     assert {"simple", "ratio", "cumulative", "derived", "conversion"} <= types
     for m in metrics.values():
         assert m.label and m.description, m.name
-    for d in service.list_dimensions():
+    for d in service.list_dimensions((), ANONYMOUS):
         assert d.label and d.description, d.name

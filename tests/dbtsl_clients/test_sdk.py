@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tests.support.hand_sql import assert_rows_match, expected_rows, scalar
 
 COMPLETED = "order_status = 'completed'"
@@ -60,7 +61,7 @@ def error(sdk, name: str) -> dict:
 
 def test_metrics_with_their_dimensions_measures_and_entities(sdk, service):
     metrics = {m["name"]: m for m in value(sdk, "metrics")}
-    assert set(metrics) == {m.name for m in service.list_metrics()}
+    assert set(metrics) == {m.name for m in service.list_metrics(ANONYMOUS)}
     revenue = metrics["revenue"]
     assert revenue["type"] == "SIMPLE" and revenue["label"]
     assert revenue["queryable_time_granularities"][:5] == ["day", "week", "month", "quarter",

@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tests.support.rollup_cases import (
     CASES,
@@ -43,7 +44,8 @@ def test_not_routed_where_it_would_be_wrong(routed, unrouted, metrics, group_by,
 
 
 def test_decimals_stay_exact_through_a_rollup(routed):
-    got = routed.query(QueryRequest.create(metrics=["revenue"], group_by=["metric_time__year"]))
+    got = routed.query(QueryRequest.create(metrics=["revenue"], group_by=["metric_time__year"]),
+                       ANONYMOUS)
     assert got.rollup.used
     assert all(isinstance(r["revenue"], Decimal) for r in rows_of(got))
 
@@ -53,7 +55,7 @@ def test_the_smallest_fitting_rollup_answers(routed, rollup_warehouse):
     order status): the one with fewer rows answers, the other is named with the reason."""
     rows = {r.rollup: r.rows for r in rollup_warehouse.reports}
     got = routed.query(QueryRequest.create(
-        metrics=["revenue"], group_by=["metric_time__year", "order__order_status"]))
+        metrics=["revenue"], group_by=["metric_time__year", "order__order_status"]), ANONYMOUS)
     fitting = ("order_kpis_daily", "order_kpis_by_segment")
     smallest = min(fitting, key=rows.__getitem__)
     other = max(fitting, key=rows.__getitem__)

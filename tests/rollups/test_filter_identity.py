@@ -1,14 +1,17 @@
 """Rollup routing never answers one filter with another's route (security: filter identity, see
-tests/security/test_filter_identity.py). Routes are remembered per query shape; two filters
-that differ in any value, however alike (white space, case, look-alikes, quotes, type), are two
-shapes: each gets SQL over the rollup that carries its own value."""
+tests/security/test_filter_identity.py). Routes are remembered per query shape; two filters that
+differ in any value, however alike (white space, case, look-alikes, quotes, type), are two
+shapes: each gets SQL over the rollup that carries its own value. And why other rollups could
+not answer is shown only with the `sql` scope (security: name leaks, test_name_leaks.py)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tally.core.caller import ANONYMOUS
+from tally.core.caller import ANONYMOUS, Caller
 from tally.core.filters import StructuredFilter
 from tally.core.request import QueryRequest
 
@@ -48,3 +51,13 @@ def test_alike_filters_never_share_a_route(routed, rollup_services, pair):
         assert first.sql != second.sql
         # The second, routed after the first, is what a router that never saw the first gives.
         assert fresh.compile(second_request, ANONYMOUS).sql == second.sql
+
+
+def test_rollup_misses_only_with_the_sql_scope(routed):
+    request = QueryRequest.create(metrics=["revenue"], group_by=["metric_time__year"])
+    full = routed.query(request, ANONYMOUS)
+    assert full.rollup.used and full.rollup.misses  # other rollups, each with its reason
+    reader = replace(Caller.of("rest", subject="reader"), scopes=frozenset({"meta", "query"}))
+    plain = routed.query(request, reader)
+    assert plain.rollup.used == full.rollup.used and plain.rollup.misses == ()
+    assert plain.sql == ""

@@ -13,6 +13,7 @@ import datetime as dt
 import duckdb
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tally.warehouse.duckdb import DuckDBWarehouse
 from tests.support.builds import copy_of, run_dbt
@@ -62,7 +63,7 @@ def changed(warehouse, engines, tmp_path_factory):
 def test_a_rollup_built_before_new_data_is_never_used_after(changed, warehouse):
     db, target, factory, first = changed
     before = factory.service(cache_enabled=False, shared_engine=False)
-    old = before.query(QUERY)
+    old = before.query(QUERY, ANONYMOUS)
     assert old.rollup.used == "executive_kpis_by_month"
     before.shutdown()
 
@@ -85,7 +86,7 @@ def test_a_rollup_built_before_new_data_is_never_used_after(changed, warehouse):
     assert run.returncode == 0, run.stdout[-3000:]
 
     after = factory.service(cache_enabled=False, shared_engine=False)
-    fresh = after.query(QUERY)
+    fresh = after.query(QUERY, ANONYMOUS)
     # The rollups hold the old data: none may answer, and each says why.
     assert fresh.rollup.used is None
     reasons = dict(fresh.rollup.misses)
@@ -109,18 +110,18 @@ def test_a_rollup_built_before_new_data_is_never_used_after(changed, warehouse):
         "order_kpis_daily"].rows
 
     served = factory.service(cache_enabled=False, shared_engine=False)
-    routed = served.query(QUERY)
+    routed = served.query(QUERY, ANONYMOUS)
     assert routed.rollup.used == "executive_kpis_by_month"
     _check(routed, db)
     # The refreshed daily rollup equals a rollup built whole from the new data.
     daily = served.query(QueryRequest.create(
         metrics=["order_count", "cancellation_rate"],
-        group_by=["metric_time__day", "order__order_status"]))
+        group_by=["metric_time__day", "order__order_status"]), ANONYMOUS)
     assert daily.rollup.used == "order_kpis_daily"
     unrouted = factory.service(cache_enabled=False, rollups_enabled=False, shared_engine=False)
-    whole = unrouted.query(QUERY)
+    whole = unrouted.query(QUERY, ANONYMOUS)
     assert whole.table.sort_by("metric_time__month").equals(routed.table.sort_by(
         "metric_time__month"))
-    source = unrouted.query(daily.request)
+    source = unrouted.query(daily.request, ANONYMOUS)
     keys = [("metric_time__day", "ascending"), ("order__order_status", "ascending")]
     assert source.table.sort_by(keys).equals(daily.table.sort_by(keys))

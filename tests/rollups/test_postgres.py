@@ -17,6 +17,7 @@ from decimal import Decimal
 import psycopg2
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tally.rollups.build import BuildReport
 from tally.warehouse.postgres import PostgresWarehouse
@@ -123,7 +124,8 @@ def test_not_routed_where_it_would_be_wrong(routed, unrouted, metrics, group_by,
 
 
 def test_decimals_stay_exact_through_a_rollup(routed):
-    got = routed.query(QueryRequest.create(metrics=["revenue"], group_by=["metric_time__year"]))
+    got = routed.query(QueryRequest.create(metrics=["revenue"], group_by=["metric_time__year"]),
+                       ANONYMOUS)
     assert got.rollup.used
     assert all(isinstance(r["revenue"], Decimal) for r in rows_of(got))
 
@@ -169,13 +171,13 @@ def test_a_stale_rollup_is_never_used_and_a_refresh_recomputes_only_changed_part
     factory = _factory(engines, db)
     try:
         before = factory.service(cache_enabled=False, shared_engine=False)
-        old = before.query(ORDERS_BY_MONTH)
+        old = before.query(ORDERS_BY_MONTH, ANONYMOUS)
         assert old.rollup.used == "executive_kpis_by_month"
 
         _add_cancelled_order(db)
         _dbt_run(db)
         # The same service, still running: a new data build makes its rollups stale.
-        fresh = before.query(ORDERS_BY_MONTH)
+        fresh = before.query(ORDERS_BY_MONTH, ANONYMOUS)
         assert fresh.rollup.used is None
         reasons = dict(fresh.rollup.misses)
         for name in ORDER_ROLLUPS:
@@ -198,20 +200,20 @@ def test_a_stale_rollup_is_never_used_and_a_refresh_recomputes_only_changed_part
 
         # The running service reads the new registry (an in-place build changes no file the
         # data version sees; the rollups marker does) and routes again.
-        routed = before.query(ORDERS_BY_MONTH)
+        routed = before.query(ORDERS_BY_MONTH, ANONYMOUS)
         assert routed.rollup.used == "executive_kpis_by_month"
         unrouted = factory.service(cache_enabled=False, rollups_enabled=False,
                                    shared_engine=False)  # fmt: skip
-        whole = unrouted.query(ORDERS_BY_MONTH)
+        whole = unrouted.query(ORDERS_BY_MONTH, ANONYMOUS)
         assert whole.table.sort_by("metric_time__month").equals(
             routed.table.sort_by("metric_time__month"))
         # The refreshed daily rollup equals MetricFlow's SQL over the new data.
         daily = before.query(QueryRequest.create(
             metrics=["order_count", "cancellation_rate"],
-            group_by=["metric_time__day", "order__order_status"]))
+            group_by=["metric_time__day", "order__order_status"]), ANONYMOUS)
         assert daily.rollup.used == "order_kpis_daily"
         keys = [("metric_time__day", "ascending"), ("order__order_status", "ascending")]
-        assert unrouted.query(daily.request).table.sort_by(keys).equals(
+        assert unrouted.query(daily.request, ANONYMOUS).table.sort_by(keys).equals(
             daily.table.sort_by(keys))
     finally:
         factory.close()
@@ -270,7 +272,8 @@ def test_tally_build_builds_rollups_in_place_after_dbt(request, engines, pg_roll
                              lambda: PostgresWarehouse(**db.conn()), target="postgres",
                              project_dir=copy.project_dir)  # fmt: skip
     try:
-        got = factory.service(cache_enabled=False, shared_engine=False).query(ORDERS_BY_MONTH)
+        service = factory.service(cache_enabled=False, shared_engine=False)
+        got = service.query(ORDERS_BY_MONTH, ANONYMOUS)
         assert got.rollup.used == "executive_kpis_by_month", got.rollup
     finally:
         factory.close()

@@ -72,6 +72,8 @@ def _project(root: Path, private_key: rsa.RSAPrivateKey) -> Path:
     project.mkdir()
     for name in ("dbt_project.yml", "profiles.yml"):
         shutil.copy(DEMO / name, project / name)
+    # The demo's dashboards, where its model paths put them (../semantic/dashboards).
+    shutil.copytree(ROOT / "semantic" / "dashboards", root / "semantic" / "dashboards")
     (project / "keys").mkdir()
     (project / "keys" / "jwt.pub.pem").write_bytes(private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))

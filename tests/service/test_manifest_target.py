@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.errors import ManifestMismatch
 from tally.warehouse.postgres import PostgresWarehouse
 
@@ -15,6 +16,6 @@ def test_a_duckdb_manifest_with_a_postgres_warehouse_is_refused_with_the_fix(ser
     service = services.service(PostgresWarehouse(host="127.0.0.1", port=1),
                                shared_engine=False)
     with pytest.raises(ManifestMismatch) as e:
-        service.list_metrics()
+        service.list_metrics(ANONYMOUS)
     assert "parsed by dbt for a duckdb target" in e.value.message
     assert "TALLY_TARGET" in e.value.message

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 
 GRAINS = ("day", "week", "month", "quarter", "year")
@@ -202,7 +203,7 @@ def served_rows(
         metrics=list(metrics), group_by=list(group_by), where=list(where),
         order_by=None, limit=None, start=start, end=end,
     )
-    result = service.query(request)
+    result = service.query(request, ANONYMOUS)
     names = result.table.column_names
     expected_names = [*group_by, *metrics]
     assert names == expected_names, f"served columns {names}, expected {expected_names}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tests.support.hand_sql import (
     FLOAT_TOL,
@@ -145,11 +146,11 @@ def _hand(raw, metric: str, group_by: list[str], where_sql: str):
 def check_routed(routed, unrouted, raw, metrics, group_by, where, rollup) -> None:
     """Routed == unrouted (rows, values, schema) == the hand SQL, and the rollup used."""
     request = QueryRequest.create(metrics=metrics, group_by=group_by, where=where[0])
-    got = routed.query(request)
+    got = routed.query(request, ANONYMOUS)
     allowed = rollup if isinstance(rollup, tuple) else (rollup,)
     assert got.rollup is not None and got.rollup.used in allowed, got.rollup
     assert "tally_rollups." in got.sql
-    base = unrouted.query(request)
+    base = unrouted.query(request, ANONYMOUS)
     assert base.rollup is None and "tally_rollups." not in base.sql
     assert got.table.schema == base.table.schema
     assert_same_answer(rows_of(got), rows_of(base), group_by)
@@ -166,9 +167,9 @@ def check_routed(routed, unrouted, raw, metrics, group_by, where, rollup) -> Non
 def check_exact(routed, unrouted, metrics, group_by, where, rollup) -> None:
     """Read at exactly a rollup's group-by and grain: the same rows as MetricFlow's SQL."""
     request = QueryRequest.create(metrics=metrics, group_by=group_by, where=where)
-    got = routed.query(request)
+    got = routed.query(request, ANONYMOUS)
     assert got.rollup is not None and got.rollup.used == rollup, got.rollup
-    base = unrouted.query(request)
+    base = unrouted.query(request, ANONYMOUS)
     assert got.table.schema == base.table.schema
     assert got.table.num_rows == base.table.num_rows > 0
     assert_same_answer(rows_of(got), rows_of(base), group_by)
@@ -178,8 +179,8 @@ def check_not_routed(routed, unrouted, metrics, group_by, reason) -> None:
     """A distinct count, a cumulative or conversion metric at another group-by or grain, or a
     week from months: the answer comes from the source tables, and the reasons say why."""
     request = QueryRequest.create(metrics=metrics, group_by=group_by)
-    got = routed.query(request)
+    got = routed.query(request, ANONYMOUS)
     assert got.rollup is not None and got.rollup.used is None
     assert any(reason in why for _, why in got.rollup.misses), got.rollup.misses
     assert "tally_rollups." not in got.sql
-    assert_same_answer(rows_of(got), rows_of(unrouted.query(request)), group_by)
+    assert_same_answer(rows_of(got), rows_of(unrouted.query(request, ANONYMOUS)), group_by)

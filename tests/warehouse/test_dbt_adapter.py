@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tally.errors import ConfigurationError, InvalidFilter, QueryTimeout, WarehouseError
 from tally.service import TallyService
@@ -48,7 +49,7 @@ def adapter_service(pg_warehouse):
 def check(service, raw, metric, group_by, where_served=(), where_sql="true"):
     request = QueryRequest.create(metrics=[metric], group_by=list(group_by),
                                   where=list(where_served))
-    served = service.query(request).table.to_pylist()
+    served = service.query(request, ANONYMOUS).table.to_pylist()
     select = f"{group_columns(group_by, 'order_date')}, " if group_by else ""
     expected = expected_rows(raw, f"select {select}{HAND[metric]} as {metric} "
                                   f"from enriched_orders where {where_sql} group by all")
@@ -79,7 +80,7 @@ def test_a_value_the_warehouse_refuses_is_the_callers_mistake(adapter_service):
     request = QueryRequest.create(metrics=["revenue"], where=[
         "{{ TimeDimension('metric_time', 'day') }} > 'not a date'"])
     with pytest.raises(InvalidFilter):
-        adapter_service.query(request)
+        adapter_service.query(request, ANONYMOUS)
 
 
 def test_timeouts_and_faults(adapter_service):

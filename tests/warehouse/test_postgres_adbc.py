@@ -16,6 +16,7 @@ import uuid
 import pyarrow as pa
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tally.errors import (
     ConfigurationError,
@@ -372,12 +373,12 @@ def test_the_adbc_path_serves_the_psycopg2_numbers(monkeypatch, pg_warehouse):
         request = QueryRequest.create(
             metrics=["revenue", "order_count", "average_order_value"],
             group_by=["metric_time__month", "customer__country"])
-        served = through_adbc.query(request).table
+        served = through_adbc.query(request, ANONYMOUS).table
         assert served.num_rows > 0
-        assert_same_table(served, through_psycopg2.query(request).table)
+        assert_same_table(served, through_psycopg2.query(request, ANONYMOUS).table)
         with pytest.raises(InvalidFilter):
             through_adbc.query(QueryRequest.create(metrics=["revenue"], where=[
-                "{{ TimeDimension('metric_time', 'day') }} > 'not a date'"]))
+                "{{ TimeDimension('metric_time', 'day') }} > 'not a date'"]), ANONYMOUS)
     finally:
         through_adbc.shutdown()
         through_psycopg2.shutdown()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import mimetypes
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ from fastapi.responses import HTMLResponse, Response
 import tally
 from tally.api.deps import CallerDep, ServiceDep
 from tally.core.caller import Caller
-from tally.core.dashboards import Dashboard, load_dashboards
+from tally.core.dashboards import Dashboard, load_dashboards, tile_request
+from tally.core.request import QueryRequest
 from tally.errors import NotFound, suggestion_suffix
 from tally.service import TallyService
 
@@ -44,10 +46,25 @@ def _one(svc: TallyService, name: str) -> Dashboard:
     return found[name]
 
 
+def _visible(svc: TallyService, d: Dashboard, caller: Caller) -> Dashboard:
+    """The dashboard as the caller may see it: only the tiles whose every metric and
+    dimension it may query (a denied metric's tile is not listed, not even by name)."""
+    tiles = tuple(t for t in d.tiles if svc.may_see(tile_request(d, t), caller))
+    names = {t.name for t in tiles}
+    pickers = tuple(
+        replace(p, applies_to=tuple(n for n in p.applies_to if n in names))
+        for p in d.controls.pickers
+        if svc.may_see(QueryRequest(group_by=(p.dimension,)), caller)
+        and (not p.applies_to or names.intersection(p.applies_to))
+    )
+    if tiles == d.tiles and pickers == d.controls.pickers:
+        return d
+    return replace(d, tiles=tiles, controls=replace(d.controls, pickers=pickers))
+
+
 def _definition(svc: TallyService, name: str, caller: Caller) -> dict[str, Any]:
-    """The dashboard, with the label and number format of each metric the caller may see
-    (a tile naming another one shows the server's error for it)."""
-    d = _one(svc, name)
+    """The dashboard, with the label and number format of each metric of its tiles."""
+    d = _visible(svc, _one(svc, name), caller)
     wanted = {m for t in d.tiles for m in t.metrics}
     visible = {m.name: m for m in svc.list_metrics(caller)}
     metrics = {n: {"label": visible[n].label, "format": visible[n].meta.get("format"),
@@ -56,11 +73,15 @@ def _definition(svc: TallyService, name: str, caller: Caller) -> dict[str, Any]:
     return {**d.to_dict(), "metrics": metrics}
 
 
+def _listing(svc: TallyService, caller: Caller) -> list[dict[str, Any]]:
+    shown = (_visible(svc, d, caller) for d in _dashboards(svc).values())
+    return [{"name": d.name, "title": d.title, "description": d.description,
+             "tiles": len(d.tiles)} for d in shown]  # fmt: skip
+
+
 @router.get("/api/v1/dashboards", summary="List dashboards")
 async def list_dashboards(svc: ServiceDep, caller: CallerDep) -> dict:
-    found = await svc.run(_dashboards, svc)
-    return {"dashboards": [{"name": d.name, "title": d.title, "description": d.description,
-                            "tiles": len(d.tiles)} for d in found.values()]}  # fmt: skip
+    return {"dashboards": await svc.run(_listing, svc, caller)}
 
 
 @router.get("/api/v1/dashboards/{name}", summary="One dashboard: controls and tiles")

@@ -42,6 +42,13 @@ class Caller:
             access=tuple(sorted((str(k), str(v)) for k, v in (access or {}).items())),
         )
 
+    @classmethod
+    def local(cls, transport: str) -> Caller:
+        """A tool running beside the project with its files (the CLI, validate and diff, cache
+        warming, monitors, a Python program): every scope, no policy. Never the caller of a
+        network request: those get theirs from `TallyService.authenticate`."""
+        return cls(transport=transport)
+
     def with_transport(self, transport: str) -> Caller:
         return replace(self, transport=transport)
 
@@ -49,4 +56,7 @@ class Caller:
         return scope in self.scopes
 
 
+#: Full access, no subject: what `Caller.local` gives a tool of no particular transport. Service
+#: methods take the caller as a required argument, so that a call site that forgets it fails
+#: instead of running with this access.
 ANONYMOUS = Caller()

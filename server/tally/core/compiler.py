@@ -174,14 +174,17 @@ class Compiler:
         if key not in self.metrics:
             visible = [m for m, info in self.metrics.items() if not info.hidden]
             hint, best = suggestion_suffix(key, visible)
-            raise UnknownMetric(f"Unknown metric {shorten(name)}.{hint}", suggestion=best)
+            raise UnknownMetric(f"Unknown metric {shorten(name)}.{hint}", suggestion=best,
+                                asked=key, candidates=visible)  # fmt: skip
         return self.metrics[key]
 
     def saved_query(self, name: str) -> SavedQueryInfo:
         key = name.strip().lower()
         if key not in self.saved_queries:
             hint, best = suggestion_suffix(key, self.saved_queries)
-            raise UnknownSavedQuery(f"Unknown saved query {shorten(name)}.{hint}", suggestion=best)
+            raise UnknownSavedQuery(f"Unknown saved query {shorten(name)}.{hint}",
+                                    suggestion=best, asked=key,
+                                    candidates=list(self.saved_queries))  # fmt: skip
         return self.saved_queries[key]
 
     def index(self, metrics: tuple[str, ...] = ()) -> GroupByIndex:

@@ -137,11 +137,14 @@ def _unknown(
                 suggestion=best,
                 metric=lacking[0],
                 available=nearest,
+                asked=name,
+                candidates=names,
             )
     names = index.names()
     hint, best = suggestion_suffix(name, names)
     scope = f" for {', '.join(metrics)}" if metrics else ""
-    return UnknownDimension(f"Unknown dimension {shown}{where}{scope}.{hint}", suggestion=best)
+    return UnknownDimension(f"Unknown dimension {shown}{where}{scope}.{hint}", suggestion=best,
+                            asked=name, candidates=names)  # fmt: skip
 
 
 def _nearest(name: str, names: list[str], n: int = 5) -> list[str]:

@@ -40,7 +40,7 @@ def run(svc: TallyService, statement: st.Statement, caller: Caller) -> Answer:
     if call == "dimension_values":
         request = svc.dimension_values_request(
             st.dimension_of(statement), st.names(statement, "metrics"),
-            statement.get("limit"), None, None,
+            statement.get("limit"), None, None, caller,
         )
         result = values_only(svc.query(request, caller))
         return Answer(result.table, result.sql)

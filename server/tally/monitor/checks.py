@@ -17,7 +17,7 @@ from tally.monitor.relations import Relations
 from tally.monitor.stats import median, percent_change, robust_z
 
 OK, WARN, ALERT, ERROR = "ok", "warn", "alert", "error"
-CALLER = Caller(transport="monitor")
+CALLER = Caller.local("monitor")
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from tally.errors import TallyError
 from tally.history import QueryHistory, request_of
 
 log = logging.getLogger("tally.refresh")
-WARM_CALLER = Caller(transport="warm")
+WARM_CALLER = Caller.local("warm")
 
 
 class WarmSource(Protocol):
@@ -41,7 +41,7 @@ class SavedQueriesSource:
     def requests(self, service: Any) -> list[QueryRequest]:
         meta = service.compiler.loaded.saved_query_meta
         out = []
-        for info in service.list_saved_queries():
+        for info in service.list_saved_queries(WARM_CALLER):
             m = meta.get(info.name, {})
             tally_meta = m.get("tally") if isinstance(m.get("tally"), dict) else {}
             if m.get("warm") is True or tally_meta.get("warm") is True:

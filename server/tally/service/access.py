@@ -4,15 +4,26 @@ contents) checked against the member rules, and the row filters AND-ed in."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
+from tally.core.access import Grant
 from tally.core.caller import Caller
 from tally.core.catalog import DimensionInfo, EntityInfo, MetricInfo
 from tally.core.compiler import Compiler
 from tally.core.filters import check_where
+from tally.core.grains import split_grain
+from tally.core.group_bys import GroupByIndex
 from tally.core.request import QueryRequest
 from tally.core.resolve import expand
-from tally.errors import Forbidden, Unauthorized
+from tally.errors import (
+    Forbidden,
+    Unauthorized,
+    UnknownMetric,
+    UnknownName,
+    UnknownSavedQuery,
+)
 
 SCOPE_NEEDS = {
     "meta": "see the catalog",
@@ -46,6 +57,25 @@ def authorize(compiler: Compiler, request: QueryRequest, caller: Caller) -> Quer
     if grant is None:
         return request
     expanded = expand(compiler, request)
+    check_members(compiler, expanded, grant)
+    return replace(expanded, where=(*expanded.where, *grant.row_filters))
+
+
+def may_see(compiler: Compiler, request: QueryRequest, caller: Caller) -> bool:
+    """Whether every metric and dimension the request names is visible to the caller (its
+    scopes aside): a dashboard shows only the tiles its viewer may query."""
+    if caller.grant is None:
+        return True
+    try:
+        check_members(compiler, expand(compiler, request), caller.grant)
+    except Forbidden:
+        return False
+    return True
+
+
+def check_members(compiler: Compiler, expanded: QueryRequest, grant: Grant) -> None:
+    """Forbidden (403) for the first metric or dimension of the (expanded) request, in its
+    metrics, group-bys or filters, that the grant does not allow."""
     for name in expanded.metrics:
         grant.check_metric(compiler.metric(name).name)
     index = compiler.index(tuple(compiler.metric(m).name for m in expanded.metrics))
@@ -58,12 +88,61 @@ def authorize(compiler: Compiler, request: QueryRequest, caller: Caller) -> Quer
             else:
                 names.append(ref.group_by_name())
     for name in names:
-        item = index.resolve(name)
-        base = item.base if item is not None else name
-        links = item.links if item is not None else tuple(name.split("__")[:-1])
-        element = item.element if item is not None else name.split("__")[-1]
-        grant.check_dimension("__".join((*links[-1:], element)), base)
-    return replace(expanded, where=(*expanded.where, *grant.row_filters))
+        grant.check_dimension(*_dimension_identity(index, name))
+
+
+def check_dimensions(compiler: Compiler, names: tuple[str, ...], caller: Caller) -> None:
+    """Forbidden (403) for a group-by name the caller may not see (an unknown one passes:
+    it is unknown to every caller alike)."""
+    grant = caller.grant
+    if grant is None:
+        return
+    index = compiler.index(())
+    for name in names:
+        grant.check_dimension(*_dimension_identity(index, name))
+
+
+def _dimension_identity(index: GroupByIndex, name: str) -> tuple[str, str]:
+    """(last entity link and element, base name) of a group-by name, as member rules name
+    dimensions; for a name the index does not know, read from its spelling."""
+    item = index.resolve(name)
+    if item is not None:
+        return "__".join((*item.links[-1:], item.element)), item.base
+    base = split_grain(name)[0]
+    parts = base.split("__")
+    return "__".join(parts[-2:]), base
+
+
+@contextmanager
+def visible_errors(caller: Caller, compiler: Callable[[], Compiler]) -> Iterator[None]:
+    """Inside: an unknown name's suggestion (did you mean...) names only what the caller may
+    see; a denied metric, dimension or saved query is never suggested. `compiler` is called
+    only when there is an error to narrow."""
+    try:
+        yield
+    except UnknownName as e:
+        if caller.grant is None:
+            raise
+        raise e.narrowed(_visibility(compiler(), caller, e)) from None
+
+
+def _visibility(compiler: Compiler, caller: Caller, e: UnknownName) -> Callable[[str], bool]:
+    grant = caller.grant
+    assert grant is not None
+    if isinstance(e, UnknownMetric):
+        return grant.may_see_metric
+    if isinstance(e, UnknownSavedQuery):
+        return lambda name: _may_run_saved(compiler, name, caller)
+    index = compiler.index(())
+    return lambda name: grant.may_see_dimension(*_dimension_identity(index, name))
+
+
+def _may_run_saved(compiler: Compiler, name: str, caller: Caller) -> bool:
+    try:
+        authorize(compiler, QueryRequest(saved_query=name), caller)
+    except (Forbidden, UnknownName):
+        return False
+    return True
 
 
 def visible_metrics(metrics: tuple[MetricInfo, ...], caller: Caller) -> tuple[MetricInfo, ...]:

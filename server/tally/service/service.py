@@ -35,7 +35,7 @@ from tally.cache.result_cache import CacheEntry, Clock, ResultCache
 from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
 from tally.cache.tiered import TieredCache, build_cache
 from tally.cache.views import shape, variant
-from tally.core.caller import ANONYMOUS, Caller
+from tally.core.caller import Caller
 from tally.core.catalog import (
     DimensionInfo,
     EntityInfo,
@@ -67,9 +67,12 @@ from tally.project import read_profile_target
 from tally.rollups.router import Router
 from tally.service.access import (
     authorize,
+    check_dimensions,
+    may_see,
     require,
     visible_dimensions,
     visible_entities,
+    visible_errors,
     visible_metrics,
 )
 from tally.service.exports import Export
@@ -344,7 +347,8 @@ class TallyService:
             claims = {**own, **claims}
         names = None
         if metrics is not None:
-            names = [self.compiler.metric(m).name for m in metrics]
+            with visible_errors(caller, lambda: self.compiler):
+                names = [self.compiler.metric(m).name for m in metrics]
             for name in names:
                 if caller.grant is not None:
                     caller.grant.check_metric(name)
@@ -365,11 +369,12 @@ class TallyService:
 
     # Queries -----------------------------------------------------------------------------
 
-    def compile(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> CompiledQuery:
+    def compile(self, request: QueryRequest, caller: Caller) -> CompiledQuery:
         """The SQL of a request, as this caller would run it (its row filters included)."""
         require(caller, "sql")
         compiler = self.compiler
-        return self._compile(compiler, self._authorize(compiler, request, caller), None)
+        with visible_errors(caller, lambda: compiler):
+            return self._compile(compiler, self._authorize(compiler, request, caller), None)
 
     def _compile(
         self, compiler: Compiler, request: QueryRequest, limit: int | None
@@ -382,12 +387,12 @@ class TallyService:
             compiler, request, limit, self.warehouse, self.data_version.current()
         )
 
-    def export(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> Export:
+    def export(self, request: QueryRequest, caller: Caller) -> Export:
         """The whole result as a stream of record batches, any size (service/exports.py); it
         holds one of the caller's running-query slots until it ends or is closed."""
         compiler = self.compiler
-        allowed = self._authorize(compiler, request, caller)
-        compiled = self._compile(compiler, allowed, None)
+        with visible_errors(caller, lambda: compiler):
+            compiled = self._compile(compiler, self._authorize(compiler, request, caller), None)
         release = self.limits.acquire(caller)  # 429 now, before any byte is sent
         self.counters.executed()
         batches = _releasing(release, export_batches(self.warehouse, compiled))
@@ -404,50 +409,54 @@ class TallyService:
         check_filter_size(request, settings.max_filter_values, settings.max_filter_bytes)
         return authorize(compiler, request, caller)
 
-    def check(self, request: QueryRequest, caller: Caller = ANONYMOUS) -> None:
+    def check(self, request: QueryRequest, caller: Caller) -> None:
         """Raise the error this caller's request would meet (an unknown name, a metric it may not
         see), without running it and without the `sql` scope: a prepared statement's check."""
         compiler = self.compiler
-        compiler.compile(self._authorize(compiler, request, caller))
+        with visible_errors(caller, lambda: compiler):
+            compiler.compile(self._authorize(compiler, request, caller))
 
     def query(
-        self, request: QueryRequest, caller: Caller = ANONYMOUS, *, use_cache: bool = True
+        self, request: QueryRequest, caller: Caller, *, use_cache: bool = True
     ) -> QueryResult:
         """The result, from the cache when possible (for threads). Identical concurrent misses
         run the warehouse once (thread-level single flight)."""
         started = time.perf_counter()
-        asked = request
         try:
-            compiler, versions = self._versions()
-            request = self._authorize(compiler, request, caller)
-            key = result_key(request, *versions, caller.access)
-            if use_cache and self.settings.cache_enabled:
-                entry, outcome = self._lookup(key), "hit"
-                if entry is None:
-                    # Only a miss needs the key of the last answer on any data (stale-if-error).
-                    stale_key = result_key(request, versions[0], "", caller.access)
-                    (entry, outcome), shared = self._flight.do(
-                        key,
-                        lambda: self._compute(compiler, request, key, stale_key, caller),
-                        on_join=lambda: self.cache.stats.record("shared"),
-                    )
-                    outcome = "shared" if shared else outcome
-            else:
-                with self.limits.running(caller):
-                    entry, outcome = self._run(compiler, request, key, store=False), "miss"
-            result = self._result(
-                compiler, entry, outcome, request, key, versions[0], started, caller
-            )
+            with visible_errors(caller, lambda: self.compiler):
+                result = self._query(request, caller, use_cache, started)
         except TallyError as e:
-            self.telemetry.failed(asked, caller, e)
+            self.telemetry.failed(request, caller, e)
             raise
-        self.telemetry.answered(asked, caller, result)
+        self.telemetry.answered(request, caller, result)
         return result
+
+    def _query(
+        self, request: QueryRequest, caller: Caller, use_cache: bool, started: float
+    ) -> QueryResult:
+        compiler, versions = self._versions()
+        request = self._authorize(compiler, request, caller)
+        key = result_key(request, *versions, caller.access)
+        if use_cache and self.settings.cache_enabled:
+            entry, outcome = self._lookup(key), "hit"
+            if entry is None:
+                # Only a miss needs the key of the last answer on any data (stale-if-error).
+                stale_key = result_key(request, versions[0], "", caller.access)
+                (entry, outcome), shared = self._flight.do(
+                    key,
+                    lambda: self._compute(compiler, request, key, stale_key, caller),
+                    on_join=lambda: self.cache.stats.record("shared"),
+                )
+                outcome = "shared" if shared else outcome
+        else:
+            with self.limits.running(caller):
+                entry, outcome = self._run(compiler, request, key, store=False), "miss"
+        return self._result(compiler, entry, outcome, request, key, versions[0], started, caller)
 
     async def query_async(
         self,
         request: QueryRequest,
-        caller: Caller = ANONYMOUS,
+        caller: Caller,
         finish: Callable[[QueryResult], T] | None = None,
         *,
         read_cache: bool = True,
@@ -466,27 +475,33 @@ class TallyService:
         started = time.perf_counter()
         done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
         try:
-            if not self.settings.cache_enabled or not read_cache:
-
-                def uncached() -> tuple[QueryResult, T | None]:
-                    compiler, versions = self._versions()
-                    allowed = self._authorize(compiler, request, caller)
-                    key = result_key(allowed, *versions, caller.access)
-                    with self.limits.running(caller):
-                        entry = self._run(compiler, allowed, key, store=False)
-                    result = self._result(
-                        compiler, entry, "miss", allowed, key, versions[0], started, caller
+            with visible_errors(caller, lambda: self.compiler):
+                if not self.settings.cache_enabled or not read_cache:
+                    result, out = await loop.run_in_executor(
+                        self.executor, self._uncached, request, caller, done, started
                     )
-                    return result, done(result)
-
-                result, out = await loop.run_in_executor(self.executor, uncached)
-            else:
-                result, out = await self._query_cached(request, caller, done, started)
+                else:
+                    result, out = await self._query_cached(request, caller, done, started)
         except TallyError as e:
             self.telemetry.failed(request, caller, e)
             raise
         self.telemetry.answered(request, caller, result)
         return result, out
+
+    def _uncached(
+        self,
+        request: QueryRequest,
+        caller: Caller,
+        done: Callable[[QueryResult], T | None],
+        started: float,
+    ) -> tuple[QueryResult, T | None]:
+        compiler, versions = self._versions()
+        allowed = self._authorize(compiler, request, caller)
+        key = result_key(allowed, *versions, caller.access)
+        with self.limits.running(caller):
+            entry = self._run(compiler, allowed, key, store=False)
+        result = self._result(compiler, entry, "miss", allowed, key, versions[0], started, caller)
+        return result, done(result)
 
     async def _query_cached(
         self,
@@ -615,7 +630,7 @@ class TallyService:
         key: str,
         manifest_version: str,
         started: float,
-        caller: Caller = ANONYMOUS,
+        caller: Caller,
     ) -> QueryResult:
         """This request's view of an entry: its column order, its row order (an entry is
         shared by requests that differ only in order, when they have no limit) and its SQL
@@ -647,7 +662,7 @@ class TallyService:
             manifest_version=manifest_version,
             # Encoders memoise their output with the entry, for its own row order only.
             memo=None if resort else entry.extra,
-            rollup=entry.extra.get("rollup"),
+            rollup=_rollup_seen_by(entry.extra.get("rollup"), caller),
         )
 
     def _execution_limit(self, request: QueryRequest) -> int:
@@ -736,12 +751,12 @@ class TallyService:
         limit: int | None = None,
         start: object = None,
         end: object = None,
-        caller: Caller = ANONYMOUS,
+        caller: Caller,
         finish: Callable[[QueryResult], T] | None = None,
     ) -> tuple[QueryResult, T | None]:
         """The distinct values of a dimension (a one-column result), cached like a query."""
         request = await self.run(
-            self.dimension_values_request, dimension, metrics, limit, start, end
+            self.dimension_values_request, dimension, metrics, limit, start, end, caller
         )
         done: Callable[[QueryResult], T | None] = finish or (lambda _r: None)
         result, out = await self.query_async(request, caller, lambda r: done(values_only(r)))
@@ -754,6 +769,7 @@ class TallyService:
         limit: int | None,
         start: object,
         end: object,
+        caller: Caller,
     ) -> QueryRequest:
         """The query whose only column is the distinct values of a dimension: with `metrics`,
         the values reachable through them (the dimension grouped by those metrics); without,
@@ -770,7 +786,8 @@ class TallyService:
             metrics=metrics, group_by=[dimension], limit=limit, start=start, end=end
         )
         try:
-            self.compiler.check(request)
+            with visible_errors(caller, lambda: self.compiler):
+                self.compiler.check(request)
         except UnknownDimension as e:  # a resource route: an unknown name is 404
             raise NotFound.of(e) from None
         return request
@@ -780,13 +797,14 @@ class TallyService:
     def submit_query(
         self,
         request: QueryRequest,
-        caller: Caller = ANONYMOUS,
+        caller: Caller,
         *,
         read_cache: bool = True,
         rename: dict[str, str] | None = None,
     ) -> Job:
         """Run a query in the background, as `caller`; its job (and id) at once. `rename`:
         result columns to give another name (a client's aliases for metrics)."""
+        require(caller, "query")  # before a job is held: a meta-only key holds none
 
         async def work(job: Job) -> QueryResult:
             job.compiled(await self.run(self._job_sql, request, caller))
@@ -804,13 +822,14 @@ class TallyService:
         metrics: tuple[str, ...] = (),
         *,
         limit: int | None = None,
-        caller: Caller = ANONYMOUS,
+        caller: Caller,
     ) -> Job:
         """The distinct values of a dimension, in the background (see submit_query)."""
+        require(caller, "query")
 
         async def work(job: Job) -> QueryResult:
             request = await self.run(
-                self.dimension_values_request, dimension, metrics, limit, None, None
+                self.dimension_values_request, dimension, metrics, limit, None, None, caller
             )
             job.compiled(await self.run(self._job_sql, request, caller))
             result, _ = await self.query_async(request, caller)
@@ -821,24 +840,26 @@ class TallyService:
     def _job_sql(self, request: QueryRequest, caller: Caller) -> str:
         """A job's SQL, as its caller will run it: shown only with the `sql` scope."""
         compiler = self.compiler
-        sql = compiler.compile(self._authorize(compiler, request, caller)).sql
+        with visible_errors(caller, lambda: compiler):
+            sql = compiler.compile(self._authorize(compiler, request, caller)).sql
         return sql if caller.has("sql") else ""
 
     # Catalog -----------------------------------------------------------------------------
 
-    def list_metrics(self, caller: Caller = ANONYMOUS) -> tuple[MetricInfo, ...]:
+    def list_metrics(self, caller: Caller) -> tuple[MetricInfo, ...]:
         """The project's metrics this caller may see, without hidden ones (they can still be
         queried by name)."""
         require(caller, "meta")
         metrics = (m for m in self.compiler.metrics.values() if not m.hidden)
         return visible_metrics(tuple(sorted(metrics, key=lambda m: m.name)), caller)
 
-    def get_metric(self, name: str, caller: Caller = ANONYMOUS) -> MetricInfo:
+    def get_metric(self, name: str, caller: Caller) -> MetricInfo:
         """One metric by name, spelt in any case; NotFound (404) when there is none, Forbidden
         (403) when the caller may not see it."""
         require(caller, "meta")
         try:
-            metric = self.compiler.metric(name)
+            with visible_errors(caller, lambda: self.compiler):
+                metric = self.compiler.metric(name)
         except CallerError as e:
             raise NotFound.of(e) from None
         if caller.grant is not None:
@@ -846,46 +867,59 @@ class TallyService:
         return metric
 
     def list_dimensions(
-        self, metrics: tuple[str, ...] = (), caller: Caller = ANONYMOUS
+        self, metrics: tuple[str, ...], caller: Caller
     ) -> tuple[DimensionInfo, ...]:
-        require(caller, "meta")
-        if caller.grant is not None:
-            for name in metrics:
-                caller.grant.check_metric(self.compiler.metric(name).name)
+        self._check_metrics(metrics, caller)
         return visible_dimensions(self.compiler.dimensions(metrics), caller)
 
     def list_entities(
-        self, metrics: tuple[str, ...] = (), caller: Caller = ANONYMOUS
+        self, metrics: tuple[str, ...], caller: Caller
     ) -> tuple[EntityInfo, ...]:
-        require(caller, "meta")
-        if caller.grant is not None:
-            for name in metrics:
-                caller.grant.check_metric(self.compiler.metric(name).name)
+        self._check_metrics(metrics, caller)
         return visible_entities(self.compiler.entities(metrics), caller)
 
     def list_measures(
-        self, metrics: tuple[str, ...], caller: Caller = ANONYMOUS
+        self, metrics: tuple[str, ...], caller: Caller
     ) -> tuple[MeasureInfo, ...]:
-        """The measures the metrics aggregate."""
+        """The measures the metrics aggregate; their SQL expression only with the `sql`
+        scope (empty otherwise)."""
+        self._check_metrics(metrics, caller)
+        measures = self.compiler.measures(metrics)
+        if caller.has("sql"):
+            return measures
+        return tuple(replace(m, expr="") for m in measures)
+
+    def _check_metrics(self, metrics: tuple[str, ...], caller: Caller) -> None:
+        """The `meta` scope, and each metric known and visible to the caller."""
         require(caller, "meta")
         if caller.grant is not None:
-            for name in metrics:
-                caller.grant.check_metric(self.compiler.metric(name).name)
-        return self.compiler.measures(metrics)
+            with visible_errors(caller, lambda: self.compiler):
+                for name in metrics:
+                    caller.grant.check_metric(self.compiler.metric(name).name)
 
     def metrics_for(
-        self, group_by: tuple[str, ...], caller: Caller = ANONYMOUS
+        self, group_by: tuple[str, ...], caller: Caller
     ) -> tuple[MetricInfo, ...]:
         """The listed metrics (that this caller may see) that can be grouped by every one of
-        `group_by`."""
+        `group_by`; Forbidden (403) for a group-by the caller may not see."""
         compiler = self.compiler
+        check_dimensions(compiler, group_by, caller)
         return tuple(
             m
             for m in self.list_metrics(caller)
             if all(compiler.index((m.name,)).resolve(name) is not None for name in group_by)
         )
 
-    def list_saved_queries(self, caller: Caller = ANONYMOUS) -> tuple[SavedQueryInfo, ...]:
+    def may_see(self, request: QueryRequest, caller: Caller) -> bool:
+        """Whether the caller may see every metric and dimension the request names (a
+        dashboard's tile); an unknown name counts as not visible."""
+        compiler = self.compiler
+        try:
+            return may_see(compiler, request, caller)
+        except CallerError:
+            return False
+
+    def list_saved_queries(self, caller: Caller) -> tuple[SavedQueryInfo, ...]:
         """The saved queries this caller may run (every metric and dimension allowed)."""
         require(caller, "meta")
         compiler = self.compiler
@@ -894,15 +928,24 @@ class TallyService:
             return tuple(queries)
         return tuple(q for q in queries if _may_run(compiler, q.name, caller))
 
-    def get_saved_query(self, name: str, caller: Caller = ANONYMOUS) -> SavedQueryInfo:
+    def get_saved_query(self, name: str, caller: Caller) -> SavedQueryInfo:
         require(caller, "meta")
         try:
-            saved = self.compiler.saved_query(name)
+            with visible_errors(caller, lambda: self.compiler):
+                saved = self.compiler.saved_query(name)
         except CallerError as e:
             raise NotFound.of(e) from None
         if caller.grant is not None:
             authorize(self.compiler, QueryRequest(saved_query=saved.name), caller)
         return saved
+
+
+def _rollup_seen_by(status: Any, caller: Caller) -> Any:
+    """Why each other rollup could not answer names rollups and their contents: like the SQL,
+    only for a caller with the `sql` scope."""
+    if status is None or caller.has("sql") or not status.misses:
+        return status
+    return replace(status, misses=())
 
 
 def _releasing(release: Callable[[], None], batches: Iterator[T]) -> Iterator[T]:

@@ -13,12 +13,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from tally.core.caller import Caller
 from tally.core.request import QueryRequest
 from tally.errors import TallyError
 from tally.service import TallyService
 from tally.settings import load_settings
 from tally.validate.diff import ManifestDiff, changed_metrics
 from tally.validate.diff_sides import Side
+
+_DIFF = Caller.local("diff")  # both sides, whole: a diff compares every row
 
 
 @dataclass
@@ -57,12 +60,12 @@ def value_diffs(
     after = _service(head, project_dir, profiles_dir, target, warehouse=before.warehouse)
     plans: list[tuple[str, str, list[str], list[str]]] = []
     for metric in metrics:
-        saved = [q for q in after.list_saved_queries() if metric in q.metrics]
+        saved = [q for q in after.list_saved_queries(_DIFF) if metric in q.metrics]
         for q in saved:
             plans.append((metric, q.name, list(q.group_by), list(q.where)))
         if not saved:
             try:
-                dims = after.list_dimensions((metric,))
+                dims = after.list_dimensions((metric,), _DIFF)
                 grains = next(d.grains for d in dims if d.name == "metric_time")
             except (TallyError, StopIteration):
                 grains = ("month",)
@@ -82,8 +85,8 @@ def _compare(
     result = ValueDiff(metric, label, group_by)
     request = QueryRequest.create(metrics=[metric], group_by=group_by, where=where)
     try:
-        old = before.query(request, use_cache=False).table
-        new = after.query(request, use_cache=False).table
+        old = before.query(request, _DIFF, use_cache=False).table
+        new = after.query(request, _DIFF, use_cache=False).table
     except TallyError as e:
         result.error = e.message
         return result

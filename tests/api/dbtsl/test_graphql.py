@@ -13,6 +13,7 @@ import json
 import pyarrow as pa
 import pytest
 
+from tally.core.caller import ANONYMOUS
 from tally.core.request import QueryRequest
 from tally.errors import Unauthorized
 from tests.support.assertions import assert_error
@@ -61,7 +62,7 @@ async def test_paginated_catalog(client, service):
     }""")
     assert "errors" not in body, body
     data = body["data"]
-    names = [m.name for m in service.list_metrics()]
+    names = [m.name for m in service.list_metrics(ANONYMOUS)]
     page = data["metricsPaginated"]
     assert [m["name"] for m in page["items"]] == names[5:10]
     assert page["totalItems"] == len(names) and page["totalPages"] == -(-len(names) // 5)
@@ -72,7 +73,7 @@ async def test_paginated_catalog(client, service):
     assert [d["name"] for d in data["dimensionsPaginated"]["items"]] == ["customer__country"]
     group_bys = {g["name"]: g["type"] for g in data["groupBysPaginated"]["items"]}
     assert group_bys["customer"] == "ENTITY" and group_bys["metric_time"] == "TIME"
-    assert data["savedQueriesPaginated"]["totalPages"] == len(service.list_saved_queries())
+    assert data["savedQueriesPaginated"]["totalPages"] == len(service.list_saved_queries(ANONYMOUS))
 
 
 async def test_other_metadata(client):
@@ -104,7 +105,7 @@ async def test_pages_of_1024_rows_and_json_orients(client, service):
     done = await poll(client, query_id, fields="status totalPages sql")
     result = done["data"]["query"]
     total = service.query(QueryRequest.create(metrics=["order_count"],
-                                              group_by=["metric_time__day"])).table
+                                              group_by=["metric_time__day"]), ANONYMOUS).table
     assert result["status"] == "SUCCESSFUL" and "select" in result["sql"].lower()
     assert result["totalPages"] == -(-total.num_rows // 1024) > 1
     tables = []

@@ -344,7 +344,7 @@ class Mutation:
 
         def compile_() -> str:
             request = svc.dimension_values_request(
-                _dimension(group_by), _metric_names(metrics), limit, None, None)
+                _dimension(group_by), _metric_names(metrics), limit, None, None, caller)
             return svc.compile(request, caller).sql
 
         return t.CompileSqlResult(sql=await svc.run(compile_))

@@ -11,7 +11,9 @@ API keys are stored hashed by `tally keys` (outside the repository), key files a
         issuer: https://auth.example.com
         audience: tally
         leeway_seconds: 30
-      roles_claim: roles             # the claim listing a caller's roles (default: roles)
+        max_lifetime_seconds: 86400  # exp is required, at most this long after iat (0: any)
+      roles_claim: roles             # the claim listing a caller's roles (default: roles); a
+                                     # dotted path reads a nested claim: realm_access.roles
     policies:
       - role: tenant                 # applies to callers with this role ("*": everyone)
         row_filters:
@@ -43,6 +45,9 @@ class JwtConfig:
     issuer: str | None = None
     audience: str | None = None
     leeway_seconds: float = 30.0
+    # Every token must expire (`exp`), at most this long after it was issued (`iat`, else
+    # now): a leaked token is useful for a bounded time. 0: no maximum.
+    max_lifetime_seconds: float = 86400.0
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ def load_security(project_dir: Path) -> SecurityConfig:
 def _jwt(reader: _Reader, project_dir: Path, node: Any) -> JwtConfig:
     jwt = reader.mapping(node, "auth.jwt")
     reader.known(jwt, {"algorithms", "public_key_file", "jwks_file", "issuer", "audience",
-                       "leeway_seconds"}, "auth.jwt")  # fmt: skip
+                       "leeway_seconds", "max_lifetime_seconds"}, "auth.jwt")  # fmt: skip
     algorithms = tuple(reader.strings(jwt.get("algorithms"), "auth.jwt.algorithms") or ("HS256",))
     for algorithm in algorithms:
         if algorithm not in ALGORITHMS or algorithm == "none":
@@ -125,6 +130,9 @@ def _jwt(reader: _Reader, project_dir: Path, node: Any) -> JwtConfig:
         issuer=reader.string(jwt.get("issuer"), "auth.jwt.issuer"),
         audience=reader.string(jwt.get("audience"), "auth.jwt.audience"),
         leeway_seconds=reader.number(jwt.get("leeway_seconds"), "auth.jwt.leeway_seconds", 30.0),
+        max_lifetime_seconds=reader.number(
+            jwt.get("max_lifetime_seconds"), "auth.jwt.max_lifetime_seconds", 86400.0
+        ),
     )
     asymmetric = [a for a in algorithms if not a.startswith("HS")]
     if asymmetric and not (config.public_key_file or config.jwks_file):

@@ -20,10 +20,10 @@ import sqlglot.expressions as exp
 
 from tally.core.access import Grant
 from tally.core.filters import StructuredFilter, check_where
-from tally.errors import Forbidden
+from tally.errors import Forbidden, Unauthorized
 from tally.service.security.config import MemberRule, Policy
 
-_CLAIM = re.compile(r"\{\{\s*claims\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_CLAIM = re.compile(r"\{\{\s*claims\.([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\s*\}\}")
 
 
 def grant_for(
@@ -91,13 +91,13 @@ def _bind_value(value: Any, claims: Mapping[str, Any], policy: Policy) -> Any:
 
 
 def _claim(claims: Mapping[str, Any], name: str, policy: Policy) -> Any:
-    if name not in claims or claims[name] in (None, "", []):
+    value = claim_at(claims, name)
+    if value is _MISSING or value in (None, "", []):
         # Fail closed: without the claim the policy cannot say which rows; show none.
         raise Forbidden(
             f"Your token lacks the claim {name!r} that the access policy of role "
             f"{policy.role!r} needs, so no rows can be shown."
         )
-    value = claims[name]
     if isinstance(value, list | tuple):
         if not all(isinstance(v, str | int | float | bool) for v in value):
             raise Forbidden(f"Claim {name!r} must be a list of plain values.")
@@ -120,11 +120,44 @@ def _sql_literal(value: Any, policy: Policy) -> str:
 
 
 def roles_of(claims: Mapping[str, Any], roles_claim: str) -> tuple[str, ...]:
-    raw = claims.get(roles_claim, claims.get("role"))
-    if raw is None:
+    """The caller's roles from its claims: `roles_claim` names a claim, or a path into nested
+    claims (`realm_access.roles`, as Keycloak nests them); else the `role` claim. A claim that
+    is not a string or a list of strings is refused (401): a malformed claim must never leave
+    a caller without the restrictions of its roles."""
+    raw = claim_at(claims, roles_claim)
+    if raw is _MISSING:
+        raw = claims.get("role")
+    if raw is None or raw is _MISSING:
         return ()
     if isinstance(raw, str):
         return tuple(raw.replace(",", " ").split())
-    if isinstance(raw, list | tuple):
-        return tuple(str(r) for r in raw)
-    return ()
+    if isinstance(raw, list | tuple) and all(isinstance(r, str) for r in raw):
+        return tuple(raw)
+    raise Unauthorized(
+        f"The token's roles claim ({roles_claim}) must be a string or a list of role names, "
+        f"not {_kind(raw)}."
+    )
+
+
+_MISSING = object()
+
+
+def claim_at(claims: Mapping[str, Any], path: str) -> Any:
+    """The claim named `path`, or found by following its dots through nested objects (a
+    name that itself has dots, like a URL, is tried whole first); _MISSING when absent."""
+    if path in claims:
+        return claims[path]
+    node: Any = claims
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list with other values than names"
+    return f"a {type(value).__name__}"

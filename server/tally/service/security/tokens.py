@@ -1,8 +1,9 @@
 """JWT bearer tokens (PyJWT, never hand-rolled) and the server's own embed tokens.
 
 * Tokens from the caller's identity provider: HS256/384/512 with TALLY_JWT_SECRET, or RS/ES with
-  a public key file or a local JWKS file; `exp`, `nbf`, `iss`, `aud` checked with a small
-  leeway; `alg: none` and any algorithm not configured are refused.
+  a public key file or a local JWKS file; `exp` required (at most `max_lifetime_seconds` after
+  `iat`), `nbf`, `iss`, `aud` checked with a small leeway; `alg: none` and any algorithm not
+  configured are refused.
 * Embed tokens: minted by `POST /api/v1/embed-tokens`, HS256 with the embed secret
   (TALLY_EMBED_SECRET; else derived from TALLY_JWT_SECRET; else one per process), marked with
   `kid: tally-embed`. They pin claims and an allow-list of metrics that the browser holding
@@ -121,11 +122,10 @@ class Tokens:
         audience: str | None,
         leeway: float,
     ) -> dict[str, Any]:
-        options = {"require": ["exp"] if issuer == EMBED_ISSUER else [],
-                   "verify_aud": audience is not None}  # fmt: skip
+        options = {"require": ["exp"], "verify_aud": audience is not None}
         try:
-            return jwt.decode(token, key, algorithms=algorithms, issuer=issuer, audience=audience,
-                              leeway=leeway, options=options)  # fmt: skip
+            claims = jwt.decode(token, key, algorithms=algorithms, issuer=issuer,
+                                audience=audience, leeway=leeway, options=options)  # fmt: skip
         except jwt.ExpiredSignatureError:
             raise Unauthorized("The token has expired.") from None
         except jwt.ImmatureSignatureError:
@@ -140,6 +140,18 @@ class Tokens:
             raise Unauthorized(f"The token lacks the {e.claim!r} claim.") from None
         except jwt.PyJWTError as e:
             raise Unauthorized(f"The token is not valid: {str(e)[:120]}.") from None
+        longest = MAX_EMBED_TTL if issuer == EMBED_ISSUER else (
+            self.config.max_lifetime_seconds if self.config is not None else 0.0
+        )
+        if longest:
+            issued = claims.get("iat")
+            start = issued if isinstance(issued, int | float) else time.time()
+            if claims["exp"] - start > longest + leeway:
+                raise Unauthorized(
+                    f"The token lives {int(claims['exp'] - start)} s; this server accepts at "
+                    f"most {int(longest)} s (auth.jwt.max_lifetime_seconds in tally.yml)."
+                )
+        return claims
 
     def mint_embed(
         self,
