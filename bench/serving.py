@@ -27,6 +27,15 @@ def free_port() -> int:
 def tally_serve(env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> Iterator[str]:
     """The server's base URL, once /health/ready answers; `env` over this process's
     environment (the project: the repository's dbt_project unless it says otherwise)."""
+    with tally_serve_process(env, ready_timeout) as (base, _):
+        yield base
+
+
+@contextmanager
+def tally_serve_process(
+    env: dict[str, str] | None = None, ready_timeout: float = 60.0
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """tally_serve, with the server's process (to read its memory)."""
     port = free_port()
     environment = {**os.environ, "TALLY_PROJECT_DIR": str(ROOT / "dbt_project"), **(env or {})}
     proc = subprocess.Popen([str(TALLY), "serve", "--port", str(port), "--log-level", "warning"],
@@ -44,7 +53,7 @@ def tally_serve(env: dict[str, str] | None = None, ready_timeout: float = 60.0) 
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit(f"tally serve did not become ready (exit code {proc.poll()})")
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
         proc.terminate()
         proc.wait(30)

@@ -43,6 +43,7 @@ class UnknownName(CallerError):
     may not see every candidate reads the error `narrowed` to what it may see: a suggestion
     must never name a metric or dimension the caller is denied."""
 
+    code = "unknown_name"
     noun: ClassVar[str] = "name"
 
     def __init__(

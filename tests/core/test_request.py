@@ -17,11 +17,11 @@ def test_names_are_split_trimmed_lowercased_and_deduplicated():
     assert r.group_by == ("metric_time__month", "customer__country")
 
 
-def test_normalized_ignores_order_and_whitespace_but_not_order_by():
+def test_normalized_ignores_order_but_not_order_by_nor_a_filters_text():
     a = QueryRequest.create(
         metrics=["revenue", "order_count"],
         group_by=["customer__country", "metric_time__month"],
-        where=["{{ Dimension('customer__country') }}  =   'US'"],
+        where=["{{ Dimension('customer__country') }} = 'US'"],
         order_by=["-revenue"],
     )
     b = QueryRequest.create(
@@ -32,6 +32,13 @@ def test_normalized_ignores_order_and_whitespace_but_not_order_by():
     )
     assert a != b
     assert a.normalized() == b.normalized()
+    # Filters are kept exactly: white space inside a value is part of the value (spellings
+    # that mean the same share a cache key through tally.cache.keys, which parses them).
+    spaced = QueryRequest.create(metrics=["revenue"],
+                                 where=["{{ Dimension('customer__status') }} = 'At  Risk'"])
+    single = QueryRequest.create(metrics=["revenue"],
+                                 where=["{{ Dimension('customer__status') }} = 'At Risk'"])
+    assert spaced.normalized() != single.normalized()
     c = QueryRequest.create(metrics=["revenue"], order_by=["revenue"])
     d = QueryRequest.create(metrics=["revenue"], order_by=["-revenue"])
     assert c.normalized() != d.normalized()

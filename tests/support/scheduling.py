@@ -29,6 +29,9 @@ GROUPS = {
     # One `tally mcp` and one `tally serve` per module, shared by its tests.
     "tests/mcp/test_tools.py": "mcp-tools",
     "tests/mcp/test_tenant.py": "mcp-tenant",
+    # One secured server, `tally mcp` processes and a Redis prefix; the cells invalidate the
+    # shared cache in turn, so they run one at a time.
+    "tests/security/test_tenant_matrix.py": "tenant-matrix",
     # One real server (and one browser) for the clients' and dashboards' tests.
     "tests/clients/": "clients",
     # A private PostgreSQL database (raw data copied, dbt build) with rollups built in it.

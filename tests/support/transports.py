@@ -38,7 +38,8 @@ class RestAdapter:
     def __init__(self, client: SyncASGIClient) -> None:
         self.client = client
 
-    def query(self, request: QueryRequest) -> SimpleNamespace:
+    def query(self, request: QueryRequest, caller: object = None) -> SimpleNamespace:
+        """`caller` is ignored: over a transport, the caller is the client's credentials."""
         r = self.client.post("/api/v1/query", json=rest_body(request),
                              headers={"accept": "application/vnd.apache.arrow.stream"})
         if r.status_code != 200:
@@ -55,7 +56,8 @@ class GraphQLAdapter:
     def __init__(self, client: SyncASGIClient) -> None:
         self.client = client
 
-    def query(self, request: QueryRequest) -> SimpleNamespace:
+    def query(self, request: QueryRequest, caller: object = None) -> SimpleNamespace:
+        """`caller` is ignored: over a transport, the caller is the client's credentials."""
         b = rest_body(request)
         variables = {"metrics": b["metrics"], "groupBy": b["group_by"], "where": b["where"],
                      "orderBy": b["order_by"], "limit": b["limit"], "start": b["start"],
