@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         "beyond, bursts of a tenth of it); 0: no limit. Anonymous callers of an open "
         "(loopback) server are not limited.",
     )
+    graphql_max_costly_fields: int = Field(
+        10,
+        ge=1,
+        description="Root fields that run a query, create a job or compile SQL allowed in one "
+        "GraphQL document (query, createQuery, compileSql...); each after the first also "
+        "takes a request from the caller's rate limit.",
+    )
     max_concurrent_per_caller: int = Field(
         8,
         ge=0,

@@ -34,7 +34,9 @@ def _head(path: str, port: int, length: int) -> bytes:
             f"Content-Length: {length}\r\nConnection: close\r\n\r\n").encode()  # fmt: skip
 
 
-def _trickle(port: int, path: str, body: bytes, pause: float, give_up: float) -> tuple[bytes, float]:
+def _trickle(
+    port: int, path: str, body: bytes, pause: float, give_up: float
+) -> tuple[bytes, float]:
     """Send the headers, then the body a byte per `pause` until the server answers (or closes)
     or `give_up` seconds pass; (what the server sent, seconds from the first byte of body)."""
     with socket.create_connection(("127.0.0.1", port), timeout=give_up) as s:
@@ -78,8 +80,8 @@ def test_a_trickled_body_is_cut_off_with_408(server, path):
     assert raw.startswith(b"HTTP/1.1 "), (path, raw[:200], seconds)
     status, answer = _status_and_body(raw)
     assert status == 408, (path, raw[:400])
-    assert answer == {"error": {"code": "request_timeout",
-                                "message": f"The request body did not arrive within {TIMEOUT:g} s."}}
+    message = f"The request body did not arrive within {TIMEOUT:g} s."
+    assert answer == {"error": {"code": "request_timeout", "message": message}}
     assert b"connection: close" in raw.lower()
     # Cut off once the whole-body deadline passed: not at the first pause, not at the end.
     assert TIMEOUT - PAUSE <= seconds < 4 * TIMEOUT, (path, seconds)

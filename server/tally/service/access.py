@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from tally.core.access import Grant
 from tally.core.caller import Caller
 from tally.core.catalog import DimensionInfo, EntityInfo, MetricInfo
 from tally.core.compiler import Compiler
 from tally.core.filters import check_where
+from tally.core.group_bys import GroupByIndex
 from tally.core.request import QueryRequest
 from tally.core.resolve import expand
 from tally.errors import Forbidden, Unauthorized
@@ -58,12 +60,29 @@ def authorize(compiler: Compiler, request: QueryRequest, caller: Caller) -> Quer
             else:
                 names.append(ref.group_by_name())
     for name in names:
-        item = index.resolve(name)
-        base = item.base if item is not None else name
-        links = item.links if item is not None else tuple(name.split("__")[:-1])
-        element = item.element if item is not None else name.split("__")[-1]
-        grant.check_dimension("__".join((*links[-1:], element)), base)
+        _check_dimension(index, name, grant)
     return replace(expanded, where=(*expanded.where, *grant.row_filters))
+
+
+def check_dimensions(compiler: Compiler, names: tuple[str, ...], caller: Caller) -> None:
+    """Forbidden (403) for any of `names` (group-by names) the caller may not see, as a query
+    naming it would be: a catalog call that takes dimensions (metrics for dimensions) must not
+    answer about a denied one. Each is resolved among the semantic models' own dimensions, else
+    read as written."""
+    grant = caller.grant
+    if grant is None:
+        return
+    index = compiler.index(())
+    for name in names:
+        _check_dimension(index, name, grant)
+
+
+def _check_dimension(index: GroupByIndex, name: str, grant: Grant) -> None:
+    item = index.resolve(name)
+    base = item.base if item is not None else name
+    links = item.links if item is not None else tuple(name.split("__")[:-1])
+    element = item.element if item is not None else name.split("__")[-1]
+    grant.check_dimension("__".join((*links[-1:], element)), base)
 
 
 def visible_metrics(metrics: tuple[MetricInfo, ...], caller: Caller) -> tuple[MetricInfo, ...]:

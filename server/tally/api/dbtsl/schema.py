@@ -27,6 +27,7 @@ from tally.core.request import QueryRequest
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
 from tally.errors import InvalidRequest, NotFound, TallyError
 from tally.service import TallyService
+from tally.service.access import check_dimensions, require
 
 TRANSPORT = "dbtsl-graphql"
 EnvironmentId = t.BigInt
@@ -39,19 +40,23 @@ def _service(info: Info) -> TallyService:
     return info.context["request"].app.state.service
 
 
-def _caller(info: Info) -> Caller:
-    """The authenticated caller of this HTTP request (authenticated once per request)."""
-    context = info.context
+def _caller_in(context: dict[str, Any]) -> Caller:
+    """The authenticated caller of this HTTP request (authenticated once per request, when its
+    operation starts: gate.py)."""
     if "tally_caller" not in context:
         context["tally_caller"] = caller_of(context["request"], TRANSPORT)
     return context["tally_caller"]
+
+
+def info_caller(info: Info) -> Caller:
+    return _caller_in(info.context)
 
 
 def _check(info: Info, environment_id: int) -> tuple[TallyService, Caller]:
     """The service and caller, once the caller is authenticated and the environment is this
     server's (any id unless TALLY_DBT_ENVIRONMENT_ID is set)."""
     svc = _service(info)
-    caller = _caller(info)
+    caller = info_caller(info)
     served = svc.settings.dbt_environment_id
     if served is not None and environment_id != served:
         raise NotFound(
@@ -66,7 +71,7 @@ async def call(info: Info, method: str, *args: Any) -> Any:
     """A blocking service call (the catalog) in the service's pool, as the caller (who sees
     only what its grant allows)."""
     svc = _service(info)
-    return await svc.run(getattr(svc, method), *args, _caller(info))
+    return await svc.run(getattr(svc, method), *args, info_caller(info))
 
 
 def _metric_names(metrics: list[t.MetricInput] | None) -> tuple[str, ...]:
@@ -85,6 +90,13 @@ def _metrics_of(svc: TallyService, infos: tuple, caller: Caller) -> list[c.Metri
         metric_time = svc.compiler.index((m.name,)).time_dimension("metric_time")
         out.append(c.metric(m, metric_time, svc.list_measures((m.name,), caller)))
     return out
+
+
+def _metrics_for(svc: TallyService, names: tuple[str, ...], caller: Caller) -> tuple:
+    """The caller's metrics that can be grouped by every one of `names`; a dimension the caller
+    may not see is a 403, as when a query names it (not an answer about it)."""
+    check_dimensions(svc.compiler, names, caller)
+    return svc.metrics_for(names, caller)
 
 
 def _request(
@@ -158,7 +170,7 @@ class Query:
     ) -> c.ResultPage[c.Metric]:
         svc, caller = _check(info, environment_id)
         names = tuple(_group_by(g).tally_name() for g in group_by or ())
-        infos = await svc.run(svc.metrics_for, names, caller) if names else await call(
+        infos = await svc.run(_metrics_for, svc, names, caller) if names else await call(
             info, "list_metrics")
         found = c.page(infos, page_num, page_size, search)
         items = await svc.run(_metrics_of, svc, tuple(found.items), caller)
@@ -170,7 +182,7 @@ class Query:
     ) -> list[c.Metric]:
         svc, caller = _check(info, environment_id)
         names = tuple(_group_by(g).tally_name() for g in dimensions)
-        return await svc.run(lambda: _metrics_of(svc, svc.metrics_for(names, caller), caller))
+        return await svc.run(lambda: _metrics_of(svc, _metrics_for(svc, names, caller), caller))
 
     @strawberry.field
     async def dimensions(self, info: Info, environment_id: EnvironmentId,
@@ -195,7 +207,7 @@ class Query:
         names = _metric_names(metrics)
         if not names:
             names = tuple(m.name for m in await call(info, "list_metrics"))
-        return [c.measure(m) for m in await call(info, "list_measures", names)]
+        return c.measures(await call(info, "list_measures", names), info_caller(info))
 
     @strawberry.field
     async def entities(self, info: Info, environment_id: EnvironmentId,
@@ -284,6 +296,7 @@ class Mutation:
         read_cache: bool | None = True,
     ) -> t.CreateQueryResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "query")  # before a job is held for a caller who may not run it
         request, aliases = await svc.run(lambda: _request(
             svc, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
             limit=limit, saved_query=saved_query))
@@ -314,6 +327,7 @@ class Mutation:
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CreateDimensionValuesQueryResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "query")
         job = svc.submit_dimension_values(
             _dimension(group_by), _metric_names(metrics), limit=limit, caller=caller)
         return t.CreateDimensionValuesQueryResult(query_id=job.id)
@@ -327,6 +341,7 @@ class Mutation:
         read_cache: bool | None = True,
     ) -> t.CompileSqlResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
             request, _ = _request(svc, metrics=metrics, group_by=group_by, where=where,
@@ -341,6 +356,7 @@ class Mutation:
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CompileSqlResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
             request = svc.dimension_values_request(
@@ -356,7 +372,11 @@ class Mutation:
         return t.CancelQueryResult(query_id=svc.jobs.cancel(query_id, caller).id)
 
 
-schema = build_schema(Query, Mutation, t.SCALARS)
+# Root fields that run a query, create a job or compile SQL (each costs a rate-limit token:
+# gate.py). `query` encodes a page of a result (Arrow or JSON) each time it is asked.
+COSTLY = frozenset({"query", "createQuery", "createSynchronousQuery",
+                    "createDimensionValuesQuery", "compileSql", "compileDimensionValuesSql"})
+schema = build_schema(Query, Mutation, t.SCALARS, costly=COSTLY, caller_of=_caller_in)
 
 
 class _SemanticLayerRouter(ErrorShapingRouter):
