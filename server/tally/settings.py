@@ -84,6 +84,13 @@ class Settings(BaseSettings):
         "beyond, bursts of a tenth of it); 0: no limit. Anonymous callers of an open "
         "(loopback) server are not limited.",
     )
+    graphql_max_costly_fields: int = Field(
+        10,
+        ge=1,
+        description="Root fields that run a query, create a job or compile SQL allowed in one "
+        "GraphQL document (query, createQuery, compileSql...); each after the first also "
+        "takes a request from the caller's rate limit.",
+    )
     max_concurrent_per_caller: int = Field(
         8,
         ge=0,
@@ -125,13 +132,16 @@ class Settings(BaseSettings):
         "(default: derived from TALLY_JWT_SECRET, else one per process).",
     )
     metrics_token: SecretStr | None = Field(
-        None, description="When set, GET /metrics needs `Authorization: Bearer <token>`."
+        None, description="A token for GET /metrics (`Authorization: Bearer <token>`). /metrics "
+        "takes it or a caller with the admin scope; it is open only on a server without "
+        "authentication (loopback) and without this token."
     )
     header_timeout_seconds: float = Field(
         10.0, gt=0, description="A connection must send a request's headers within this long."
     )
     body_timeout_seconds: float = Field(
-        30.0, ge=0, description="A request body that stops arriving this long is a 408; 0: off."
+        30.0, ge=0, description="The whole request body must arrive within this long of the "
+        "server's first read of it, however it trickles (408 beyond); 0: off."
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, description="On SIGTERM, how long in-flight requests may take to finish."

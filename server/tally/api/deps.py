@@ -14,7 +14,7 @@ from typing import Annotated, TypeVar
 from fastapi import Depends, Request
 
 from tally.core.caller import Caller
-from tally.errors import TallyError
+from tally.errors import TallyError, Unauthorized
 from tally.service import TallyService
 from tally.service.access import require
 from tally.service.telemetry import current_audit
@@ -87,10 +87,23 @@ def require_scope(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     return dependency
 
 
-def metrics_token_ok(request: Request) -> bool:
-    """GET /metrics takes its own token when TALLY_METRICS_TOKEN is set."""
-    token = request.app.state.settings.metrics_token
-    if token is None or not token.get_secret_value():
-        return True
-    given = bearer_token(request) or ""
-    return hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+def check_metrics_scrape(request: Request) -> None:
+    """GET /metrics (Prometheus) takes TALLY_METRICS_TOKEN when it is set, or a caller with the
+    `admin` scope. It is open only on an open server (no authentication configured, which
+    serves on loopback only) without a metrics token: the counters name routes, subjects'
+    traffic and the cache, not for anonymous callers of a secured server."""
+    svc: TallyService = request.app.state.service
+    secret = request.app.state.settings.metrics_token
+    token = secret.get_secret_value() if secret is not None else ""
+    given = bearer_token(request)
+    if token and given and hmac.compare_digest(given.encode(), token.encode()):
+        return
+    if not token and not svc.security.configured:
+        return
+    need = "`Authorization: Bearer <TALLY_METRICS_TOKEN or a key with the admin scope>`"
+    if given is None:
+        raise Unauthorized(f"GET /metrics needs {need}.")
+    caller = caller_of(request, "rest")  # a token that does not hold is a 401 here
+    if caller.subject is None:  # an open server takes any token as anonymous
+        raise Unauthorized(f"GET /metrics needs {need}.")
+    require(caller, "admin")

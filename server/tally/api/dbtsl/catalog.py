@@ -13,6 +13,7 @@ from strawberry.types import Info
 
 from tally.api.dbtsl import types as t
 from tally.core import catalog
+from tally.core.caller import Caller
 from tally.core.grains import STANDARD_GRAINS
 from tally.core.semantic_layer import split_group_by
 from tally.errors import InvalidRequest
@@ -72,15 +73,21 @@ def group_by(item: catalog.DimensionInfo | catalog.EntityInfo) -> t.EntityDimens
     )
 
 
-def measure(m: catalog.MeasureInfo) -> t.Measure:
+def measure(m: catalog.MeasureInfo, show_sql: bool) -> t.Measure:
     agg = m.agg.upper()
     return t.Measure(
         name=m.name,
         agg_time_dimension=m.agg_time_dimension,
         agg=t.AggregationType[agg] if agg in t.AggregationType.__members__
         else t.AggregationType.SUM,
-        expr=m.expr,
+        # A measure's expression is SQL over the warehouse's columns: shown with the `sql`
+        # scope only, empty otherwise (as a result's `sql`; the SDK wants a string here).
+        expr=m.expr if show_sql else "",
     )
+
+
+def measures(found: Sequence[catalog.MeasureInfo], caller: Caller) -> list[t.Measure]:
+    return [measure(m, caller.has("sql")) for m in found]
 
 
 @strawberry.type
@@ -104,9 +111,9 @@ class Metric:
 
     @strawberry.field
     async def measures(self, info: Info) -> list[t.Measure]:
-        from tally.api.dbtsl.schema import call
+        from tally.api.dbtsl.schema import call, info_caller
 
-        return [measure(m) for m in await call(info, "list_measures", (self.name,))]
+        return measures(await call(info, "list_measures", (self.name,)), info_caller(info))
 
     @strawberry.field
     async def entities(self, info: Info) -> list[t.Entity]:

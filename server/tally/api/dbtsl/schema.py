@@ -27,6 +27,7 @@ from tally.core.request import QueryRequest
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
 from tally.errors import InvalidRequest, NotFound, TallyError
 from tally.service import TallyService
+from tally.service.access import require
 
 TRANSPORT = "dbtsl-graphql"
 EnvironmentId = t.BigInt
@@ -39,19 +40,23 @@ def _service(info: Info) -> TallyService:
     return info.context["request"].app.state.service
 
 
-def _caller(info: Info) -> Caller:
-    """The authenticated caller of this HTTP request (authenticated once per request)."""
-    context = info.context
+def _caller_in(context: dict[str, Any]) -> Caller:
+    """The authenticated caller of this HTTP request (authenticated once per request, when its
+    operation starts: gate.py)."""
     if "tally_caller" not in context:
         context["tally_caller"] = caller_of(context["request"], TRANSPORT)
     return context["tally_caller"]
+
+
+def info_caller(info: Info) -> Caller:
+    return _caller_in(info.context)
 
 
 def _check(info: Info, environment_id: int) -> tuple[TallyService, Caller]:
     """The service and caller, once the caller is authenticated and the environment is this
     server's (any id unless TALLY_DBT_ENVIRONMENT_ID is set)."""
     svc = _service(info)
-    caller = _caller(info)
+    caller = info_caller(info)
     served = svc.settings.dbt_environment_id
     if served is not None and environment_id != served:
         raise NotFound(
@@ -66,7 +71,7 @@ async def call(info: Info, method: str, *args: Any) -> Any:
     """A blocking service call (the catalog) in the service's pool, as the caller (who sees
     only what its grant allows)."""
     svc = _service(info)
-    return await svc.run(getattr(svc, method), *args, _caller(info))
+    return await svc.run(getattr(svc, method), *args, info_caller(info))
 
 
 def _metric_names(metrics: list[t.MetricInput] | None) -> tuple[str, ...]:
@@ -195,7 +200,7 @@ class Query:
         names = _metric_names(metrics)
         if not names:
             names = tuple(m.name for m in await call(info, "list_metrics"))
-        return [c.measure(m) for m in await call(info, "list_measures", names)]
+        return c.measures(await call(info, "list_measures", names), info_caller(info))
 
     @strawberry.field
     async def entities(self, info: Info, environment_id: EnvironmentId,
@@ -284,6 +289,7 @@ class Mutation:
         read_cache: bool | None = True,
     ) -> t.CreateQueryResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "query")  # before a job is held for a caller who may not run it
         request, aliases = await svc.run(lambda: _request(
             svc, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
             limit=limit, saved_query=saved_query))
@@ -314,6 +320,7 @@ class Mutation:
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CreateDimensionValuesQueryResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "query")
         job = svc.submit_dimension_values(
             _dimension(group_by), _metric_names(metrics), limit=limit, caller=caller)
         return t.CreateDimensionValuesQueryResult(query_id=job.id)
@@ -327,6 +334,7 @@ class Mutation:
         read_cache: bool | None = True,
     ) -> t.CompileSqlResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
             request, _ = _request(svc, metrics=metrics, group_by=group_by, where=where,
@@ -341,6 +349,7 @@ class Mutation:
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CompileSqlResult:
         svc, caller = _check(info, environment_id)
+        require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
             request = svc.dimension_values_request(
@@ -356,7 +365,11 @@ class Mutation:
         return t.CancelQueryResult(query_id=svc.jobs.cancel(query_id, caller).id)
 
 
-schema = build_schema(Query, Mutation, t.SCALARS)
+# Root fields that run a query, create a job or compile SQL (each costs a rate-limit token:
+# gate.py). `query` encodes a page of a result (Arrow or JSON) each time it is asked.
+COSTLY = frozenset({"query", "createQuery", "createSynchronousQuery",
+                    "createDimensionValuesQuery", "compileSql", "compileDimensionValuesSql"})
+schema = build_schema(Query, Mutation, t.SCALARS, costly=COSTLY, caller_of=_caller_in)
 
 
 class _SemanticLayerRouter(ErrorShapingRouter):

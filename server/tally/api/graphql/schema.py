@@ -12,12 +12,7 @@ from cross_web import HTTPException as CrossWebHTTPException
 from graphql import ExecutionResult, GraphQLError, GraphQLSyntaxError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import MaskErrors
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.scalars import JSON
@@ -26,6 +21,8 @@ from strawberry.types import Info
 from strawberry.types.unset import UNSET
 
 from tally.api.deps import caller_of
+from tally.api.graphql.bounds import DocumentBounds, nesting_problem
+from tally.api.graphql.gate import CallerOf, RequestGate
 from tally.core import catalog
 from tally.core.encoding import column_type, json_value
 from tally.core.request import QueryRequest
@@ -258,15 +255,22 @@ def error_code(error: GraphQLError) -> tuple[str, int]:
     are the caller's (a query that does not parse, or does not fit the schema or its variables
     do not fit their types); an error in a field without a code is an internal fault."""
     extensions = error.extensions or {}
-    if isinstance(error.original_error, TallyError):  # raised as is by a resolver
-        return error.original_error.code, error.original_error.status
+    original = error.original_error
+    if isinstance(original, TallyError):  # raised as is by a resolver or an extension
+        return original.code, original.status
     if "code" in extensions:
         return str(extensions["code"]), int(extensions.get("status", 400))
     if isinstance(error, GraphQLSyntaxError):
         return "graphql_parse_error", 400
-    if not error.path:
-        return "graphql_validation_error", 400
-    return "internal_error", 500
+    if error.path or (original is not None and not error.nodes):
+        # A field's fault, or an exception raised around the fields (in an extension, with no
+        # place in the document, unlike a variable or validation error): ours, not the
+        # caller's, whatever its message says.
+        return "internal_error", 500
+    return "graphql_validation_error", 400
+
+
+_INTERNAL = "Internal server error; the server log has the details."
 
 
 class _Schema(strawberry.Schema):
@@ -278,28 +282,36 @@ class _Schema(strawberry.Schema):
 
 
 def build_schema(
-    query: type, mutation: type | None = None, scalars: dict | None = None
+    query: type,
+    mutation: type | None = None,
+    scalars: dict | None = None,
+    *,
+    costly: frozenset[str],
+    caller_of: CallerOf,
 ) -> strawberry.Schema:
     """A schema whose errors follow tally's rules (internal faults masked and logged, the
-    caller's mistakes answered with their code and not logged) and whose requests are bounded:
-    nesting, aliases (500 aliased catalog fields took seconds) and the size of the document."""
+    caller's mistakes answered with their code and not logged), whose every operation is asked
+    by an authenticated caller (`caller_of` the context) and pays for its `costly` root fields
+    (gate.py), and whose documents are bounded (bounds.py)."""
     return _Schema(
         query=query,
         mutation=mutation,
         config=StrawberryConfig(scalar_map=scalars or {}),
         extensions=[
-            lambda: QueryDepthLimiter(max_depth=10),
-            lambda: MaxAliasesLimiter(max_alias_count=30),
-            lambda: MaxTokensLimiter(max_token_count=4000),
+            # First: a caller refused here has no other extension's hook started.
+            lambda: RequestGate(costly=costly, caller_of=caller_of),
+            DocumentBounds,
             lambda: MaskErrors(
                 should_mask_error=_should_mask,
-                error_message="Internal server error; the server log has the details.",
+                error_message=_INTERNAL,
             ),
         ],
     )
 
 
-schema = build_schema(Query)
+# Root fields that run a query (each costs a rate-limit token: gate.py).
+COSTLY = frozenset({"query"})
+schema = build_schema(Query, costly=COSTLY, caller_of=lambda context: context["caller"])
 
 # strawberry's HTTP-level refusals (before any GraphQL runs), as the one error shape.
 _HTTP_CODES = {"Unsupported content type": 415}
@@ -326,6 +338,10 @@ class _Router(GraphQLRouter):
             if isinstance(error.original_error, TallyError):
                 extensions.update(error.original_error.details)
                 message = self.message_of(error.original_error)
+            elif status >= 500:
+                # MaskErrors masks a field's fault; one raised around the fields (in an
+                # extension) never reaches it, and its text must not reach the caller either.
+                message = _INTERNAL
             formatted["extensions"] = extensions
             formatted["message"] = cut(message, 300)
         return data
@@ -336,23 +352,39 @@ class _Router(GraphQLRouter):
 
 
 async def _check_body(request: Request) -> None:
+    if request.method == "GET":
+        # A query over GET carries its variables as JSON in the URL: the same checks.
+        variables = request.query_params.get("variables")
+        if variables is not None:
+            _json(variables.encode(), "The variables parameter")
+        return
     if request.method != "POST":
         return
     if "json" not in request.headers.get("content-type", "").lower():
         return  # strawberry answers other content types (415) itself
-    raw = await request.body()
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise InvalidRequest("The request body is not valid UTF-8.") from None
-    except RecursionError:
-        raise InvalidRequest("The request body is JSON nested too deeply.") from None
-    except ValueError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
+    body = _json(await request.body(), "The request body")
     if not isinstance(body, dict):
         raise InvalidRequest(
             'A GraphQL request body is a JSON object: {"query": "...", "variables": {...}}.'
         )
+
+
+def _json(raw: bytes, what: str) -> Any:
+    """JSON from a caller, refused when it is not JSON or nests too deeply: variables nested
+    thousands deep would reach code (a JSON scalar's value, its repr in a message) that
+    recurses over them."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{what} is not valid UTF-8.") from None
+    except RecursionError:
+        raise InvalidRequest(f"{what} is JSON nested too deeply.") from None
+    except ValueError:
+        raise InvalidRequest(f"{what} is not valid JSON.") from None
+    problem = nesting_problem(value)
+    if problem is not None:
+        raise InvalidRequest(problem)
+    return value
 
 
 async def _context(request: Request) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from tally.api.deps import ServiceDep, metrics_token_ok, require_scope, run_operational
-from tally.errors import TallyError, Unauthorized
+from tally.api.deps import ServiceDep, check_metrics_scrape, require_scope, run_operational
+from tally.errors import TallyError
 
 router = APIRouter(tags=["operations"])
 admin = [Depends(require_scope("admin"))]
@@ -39,8 +39,7 @@ async def ready(request: Request, svc: ServiceDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def prometheus(request: Request, svc: ServiceDep) -> Response:
-    if not metrics_token_ok(request):
-        raise Unauthorized("GET /metrics needs `Authorization: Bearer <TALLY_METRICS_TOKEN>`.")
+    check_metrics_scrape(request)
     return Response(
         svc.telemetry.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
     )
