@@ -156,6 +156,18 @@ def test_the_deepest_filters_allowed_are_answered(client, secured, raw):
         assert _revenue(r.json()["data"]) == pytest.approx(expected)
 
 
+def test_a_wide_filter_is_not_deep(client, secured, raw):
+    """A long IN list is wide: its values are separated, not chained (a structured filter's
+    values are not bounded by a where string's 4,000 characters)."""
+    expected = float(expected_rows(raw, REVENUE_DE)[0]["revenue"])
+    values = ["DE", *(f"X{i}" for i in range(5_000))]
+    r = client.query({"metrics": ["revenue"], "where": [
+        {"dimension": "customer__country", "op": "in", "values": values}]},
+        token=secured.tenant("DE"))
+    assert r.status_code == 200, r.text
+    assert _revenue(r.json()["data"]) == pytest.approx(expected)
+
+
 def test_the_deepest_statement_allowed_is_answered(flight, secured, raw):
     expected = float(expected_rows(raw, REVENUE_DE)[0]["revenue"])
     text = _deepest(lambda n: QUERY.format("limit=" + "(" * n + "10" + ")" * n),
