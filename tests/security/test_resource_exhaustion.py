@@ -12,6 +12,7 @@ import pyarrow.flight as fl
 import pytest
 
 from tally.errors import ResultTooLarge
+from tally.flight import proto
 from tally.flight.state import Bounds, Store
 from tests.support import flight_calls
 from tests.support.clock import FakeClock
@@ -163,6 +164,16 @@ def test_a_sessions_options_are_bounded(server, secured):
         flight_calls.set_options(client, token, big="x" * 20_000)
     assert flight_calls.get_options(client, token) == {"catalog": "demo"}
     client.close()
+
+
+def test_sql_info_answers_each_id_once(flight, secured):
+    """An id asked a million times (a 2 MB request) is one row, not a million."""
+    command = proto.sql("CommandGetSqlInfo", info=[0] * 1_000_000)
+    descriptor = fl.FlightDescriptor.for_command(proto.pack(command))
+    info = flight.get_flight_info(descriptor, flight_calls.options(secured.tenant("DE")))
+    assert info.total_records == 1
+    table = flight_calls.fetch(flight, secured.tenant("DE"), info)
+    assert table.column(0).to_pylist() == [0]
 
 
 # The store itself -----------------------------------------------------------------------------
