@@ -155,9 +155,10 @@ class CheckedFilter:
 
 
 # How deep a where clause may nest and chain (tally.core.depth), checked on its tokens before
-# anything parses it: sqlglot recurses some twenty frames per parenthesis or NOT, so 20 levels
-# stay far from Python's limit; 256 lets a 4,000-character clause chain every condition it
-# can hold (a = 1 OR b = 2 OR ...) while no walk of the tree recurses past the limit.
+# anything parses it: sqlglot recurses ten to twenty frames per parenthesis or NOT (measured:
+# about 45 parentheses exhaust Python's limit), so 20 levels stay well inside it; 256 lets a
+# filter chain a hundred conditions (a = 1 OR b = 2 OR ...) while no walk of the tree comes
+# near the limit, and bounds the checks below that take time quadratic in a chain's length.
 MAX_FILTER_NESTING = 20
 MAX_FILTER_DEPTH = 256
 _OPEN = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.BLOCK_START,

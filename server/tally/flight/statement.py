@@ -180,6 +180,7 @@ _OPEN, _CLOSE, _SEP = set("([{"), set(")]}"), {",", ";"}
 
 
 def _check_depth(inner: str) -> None:
+    """InvalidStatement when the text nests or chains deeper than MAX_NESTING / MAX_DEPTH."""
     try:
         depth.check(_kinds(inner), MAX_NESTING, MAX_DEPTH)
     except depth.TooDeep as e:
@@ -213,8 +214,6 @@ def _kinds(text: str) -> Iterator[depth.Kind]:
         else:  # NEWLINE, NL, COMMENT, INDENT, DEDENT, ENDMARKER: not part of the tree
             continue
         yield previous
-
-
 
 
 def _value(node: ast.AST) -> Any:
