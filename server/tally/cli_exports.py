@@ -35,18 +35,10 @@ def export_to_file(service, request, caller, path: Path, fmt: str) -> int:
 
     try:
         it = counted()
-        first = next(it, None)
-        if first is None:
-            import pyarrow as pa
-
-            names = [*export.compiled.request.group_by, *export.compiled.request.metrics]
-            schema, batches = pa.schema([(n, pa.string()) for n in names]), []
-        else:
-            schema = first.schema
-            batches = _chain(first, it)
+        first = next(it)  # always one, of no rows for an empty result: the file's columns
         tmp = path.with_name(path.name + ".part")
         with tmp.open("wb") as f:
-            for chunk in encode_stream(chosen, schema, batches):
+            for chunk in encode_stream(chosen, first.schema, _chain(first, it)):
                 f.write(chunk)
         tmp.replace(path)  # a failed export leaves no half file under the name asked for
     finally:

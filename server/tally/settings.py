@@ -197,6 +197,39 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Arrow Flight SQL (the dbt Semantic Layer's "
         "JDBC/ADBC protocol) on this port; unset: off."
     )
+    # What the Flight SQL server holds between calls (tally.flight.state): each caller has a
+    # share, and a caller over its share loses its own oldest entries, never another's.
+    flight_pending_results: int = Field(
+        256, ge=1, description="Flight SQL results waiting for their DoGet, of all callers "
+        "(each is read once, or dropped after 5 minutes)."
+    )
+    flight_pending_results_per_caller: int = Field(
+        64, ge=1, description="Flight SQL results one caller (key or token subject) may have "
+        "waiting for their DoGet; beyond, its own oldest are dropped."
+    )
+    flight_pending_results_bytes: int = Field(
+        512 * 1024 * 1024, ge=1, description="Arrow bytes of all Flight SQL results waiting "
+        "for their DoGet."
+    )
+    flight_pending_results_bytes_per_caller: int = Field(
+        128 * 1024 * 1024, ge=1, description="Arrow bytes of one caller's Flight SQL results "
+        "waiting for their DoGet (its own oldest dropped beyond; a larger result is refused "
+        "with result_too_large)."
+    )
+    flight_prepared_statements: int = Field(
+        10_000, ge=1, description="Flight SQL prepared statements held, of all callers."
+    )
+    flight_prepared_statements_per_caller: int = Field(
+        1_000, ge=1, description="Flight SQL prepared statements one caller may hold; beyond, "
+        "its own oldest are closed."
+    )
+    flight_sessions: int = Field(
+        10_000, ge=1, description="Flight SQL sessions held, of all callers."
+    )
+    flight_sessions_per_caller: int = Field(
+        1_000, ge=1, description="Flight SQL sessions one caller may hold; beyond, its own "
+        "oldest are closed."
+    )
     dashboard_assets_dir: Path | None = Field(
         None, description="The built dashboard components (JavaScript) served at "
         "/dashboards/assets/ (default: clients/dashboard/dist of the source checkout, built by "

@@ -18,7 +18,7 @@ import ast
 import functools
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +28,7 @@ from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
 from sqlglot.tokens import TokenType
 
+from tally.core import depth
 from tally.core.grains import split_date_part, split_grain
 from tally.errors import InvalidFilter, shorten
 
@@ -154,6 +155,62 @@ class CheckedFilter:
         return sql
 
 
+# How deep a where clause may nest and chain (tally.core.depth), checked on its tokens before
+# anything parses it: sqlglot recurses ten to twenty frames per parenthesis or NOT (measured:
+# about 45 parentheses exhaust Python's limit), so 20 levels stay well inside it; 256 lets a
+# filter chain a hundred conditions (a = 1 OR b = 2 OR ...) while no walk of the tree comes
+# near the limit, and bounds the checks below that take time quadratic in a chain's length.
+MAX_FILTER_NESTING = 20
+MAX_FILTER_DEPTH = 256
+_OPEN = {TokenType.L_PAREN, TokenType.L_BRACKET, TokenType.L_BRACE, TokenType.BLOCK_START,
+         TokenType.CASE}
+_CLOSE = {TokenType.R_PAREN, TokenType.R_BRACKET, TokenType.R_BRACE, TokenType.BLOCK_END,
+          TokenType.END}
+_SEP = {TokenType.COMMA, TokenType.SEMICOLON, TokenType.WHEN, TokenType.THEN, TokenType.ELSE}
+_OPERAND = {TokenType.VAR, TokenType.NUMBER, TokenType.IDENTIFIER, TokenType.NULL,
+            TokenType.TRUE, TokenType.FALSE, TokenType.PARAMETER, TokenType.PLACEHOLDER,
+            *(t for t in TokenType if t.name.endswith("STRING"))}
+_SIGNS = {TokenType.DASH, TokenType.PLUS, TokenType.TILDE}
+
+
+def check_depth(clause: str, dialect: str = "duckdb") -> None:
+    """InvalidFilter when the clause nests or chains deeper than a parser may safely go; one
+    linear pass over the dialect's tokens, before any parsing (tally.core.depth)."""
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(clause)
+    except TokenError:
+        raise InvalidFilter(
+            f"Cannot parse filter {shorten(clause, 300)}: a quote or comment is not closed."
+        ) from None
+
+    def kinds() -> Iterator[depth.Kind]:
+        previous = depth.Kind.SEP
+        for token in tokens:
+            kind = token.token_type
+            if kind in _OPEN:
+                previous = depth.Kind.OPEN
+            elif kind in _CLOSE:
+                previous = depth.Kind.CLOSE
+            elif kind in _SEP:
+                previous = depth.Kind.SEP
+            elif kind in _OPERAND:
+                previous = depth.Kind.VALUE
+            elif (kind is TokenType.NOT or kind in _SIGNS) and previous not in (
+                depth.Kind.VALUE, depth.Kind.CLOSE
+            ):
+                previous = depth.Kind.PREFIX
+            else:
+                previous = depth.Kind.OP
+            yield previous
+
+    try:
+        depth.check(kinds(), MAX_FILTER_NESTING, MAX_FILTER_DEPTH)
+    except depth.TooDeep as e:
+        raise InvalidFilter(
+            f"Filter {shorten(clause, 300)} is too deep to read: {e.message}."
+        ) from None
+
+
 def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
     """The clause checked (InvalidFilter says why not), with its references."""
     return _checked_where(clause, dialect)
@@ -163,6 +220,7 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
 # candidate rollup), the compiler and the cache key; a large `in` list costs a parse each time.
 @functools.lru_cache(maxsize=256)
 def _checked_where(clause: str, dialect: str) -> CheckedFilter:
+    check_depth(clause, dialect)
     references: list[FilterReference] = []
     placeholder = _placeholder_format(clause)
     placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))

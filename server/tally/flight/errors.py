@@ -8,11 +8,26 @@ QueryFailedError and UNAUTHENTICATED into its AuthError.
 | 401 unauthorized | UNAUTHENTICATED |
 | 403 forbidden | PERMISSION_DENIED |
 | 404 unknown name or id | NOT_FOUND |
+| 429 too_many_requests, too_many_queries (a rate or a concurrency limit) | UNAVAILABLE |
 | other 4xx (unknown metric, bad grain, malformed statement...) | INVALID_ARGUMENT |
 | 503 warehouse or manifest unavailable | UNAVAILABLE |
 | 504 query timeout | DEADLINE_EXCEEDED |
 | other 5xx | INTERNAL (message without detail; the server log has them) |
 | a Flight SQL command tally does not serve | UNIMPLEMENTED |
+
+A limit is not a bad argument: a client must back off and retry the same call. gRPC's code
+for that is RESOURCE_EXHAUSTED, which pyarrow's Flight server cannot send: it maps statuses
+through Flight's own codes (arrow/flight/types.h, TransportStatusCode), which have no
+resource-exhausted code, so any exception becomes one of OK, UNKNOWN, INTERNAL,
+INVALID_ARGUMENT, DEADLINE_EXCEEDED, NOT_FOUND, ALREADY_EXISTS, CANCELLED, UNAUTHENTICATED,
+PERMISSION_DENIED, UNIMPLEMENTED or UNAVAILABLE (a MemoryError or ArrowMemoryError, the
+nearest in name, leaves as UNKNOWN). UNAVAILABLE is the one gRPC documents as transient, "to
+be corrected by retrying with a backoff", so a 429 leaves as UNAVAILABLE (the ADBC driver
+reports it as IO). Its message says how long to wait, and its rich status (the
+`grpc-status-details-bin` trailer, tally.flight.rich_status) has the same code, tally's
+message without pyarrow's ". Detail: Unavailable", an ErrorInfo (reason TOO_MANY_REQUESTS,
+domain tally) and a RetryInfo with the delay, for clients that read them (the ADBC driver
+lists both among an error's details).
 
 pyarrow turns a Python exception raised by a handler into a status whose message ends with
 ". Detail: Python exception: <traceback>". Only INVALID_ARGUMENT, NOT_FOUND and UNIMPLEMENTED
@@ -34,10 +49,12 @@ import pyarrow as pa
 import pyarrow.flight as fl
 
 from tally.errors import TallyError
+from tally.flight import rich_status
 from tally.flight.proto import UnknownCommand
 
 log = logging.getLogger("tally.flight")
 INTERNAL_MESSAGE = "Internal server error; the server log has the details."
+UNAVAILABLE = 14  # gRPC's code
 
 
 class _CallerFault:
@@ -76,6 +93,10 @@ def flight_error(e: TallyError) -> Exception:
         return fl.FlightUnauthorizedError(message)
     if e.status in (404, 410):
         return NotFoundError(message, e.code)
+    if e.status == 429:  # back off and retry: UNAVAILABLE (see above)
+        wait = e.details.get("retry_after_seconds")
+        return fl.FlightUnavailableError(message, rich_status.status(
+            UNAVAILABLE, message, e.code, wait if isinstance(wait, int | float) else None))
     if e.status < 500:
         return InvalidArgument(message, e.code)
     log.warning("server fault %s over Flight: %s", e.code, message)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Iterator
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 import pyarrow as pa
@@ -28,11 +27,15 @@ from tally.errors import NotFound
 from tally.flight import commands, errors, proto, sqlinfo
 from tally.flight import statement as st
 from tally.flight.errors import InvalidArgument, NotFoundError, Unimplemented, handler
-from tally.flight.state import Owner, Prepared, ServerState, Session, owner_of
+from tally.flight.state import Bounds, Owner, Prepared, ServerState, Session, owner_of
 from tally.service import TallyService
+from tally.settings import Settings
 
 log = logging.getLogger("tally.flight")
 COOKIE = "arrow_flight_session_id"
+_SESSION_BYTES = 16
+MAX_OPTIONS = 64
+MAX_OPTIONS_BYTES = 16 * 1024
 TRANSPORT = "flight"
 ACTIONS = {
     "CreatePreparedStatement": "Prepare a statement (ActionCreatePreparedStatementRequest).",
@@ -51,7 +54,7 @@ class _Call(fl.ServerMiddleware):
     def __init__(self, caller: Caller, session: bytes | None) -> None:
         self.caller = caller
         self.owner: Owner = owner_of(caller)
-        self.new_session = None if session else secrets.token_bytes(16)
+        self.new_session = None if session else secrets.token_bytes(_SESSION_BYTES)
         self.session: bytes = session or self.new_session  # type: ignore[assignment]
 
     def sending_headers(self) -> dict[str, str]:
@@ -85,7 +88,7 @@ class FlightSqlServer(fl.FlightServerBase):
         errors.install()
         super().__init__(f"grpc://{host}:{port}", middleware={"tally": _Authenticate(service)})
         self.service = service
-        self.state = ServerState()
+        self.state = state_for(service.settings)
 
     # Queries ---------------------------------------------------------------------------
 
@@ -100,7 +103,8 @@ class FlightSqlServer(fl.FlightServerBase):
 
     @handler
     def get_schema(self, context: Any, descriptor: fl.FlightDescriptor) -> fl.SchemaResult:
-        table, _ = self._prepare_ticket(context, self._command(descriptor))
+        # No DoGet follows a GetSchema: nothing is kept for one.
+        table, _ = self._prepare_ticket(context, self._command(descriptor), keep=False)
         return fl.SchemaResult(table.schema)
 
     @handler
@@ -117,15 +121,17 @@ class FlightSqlServer(fl.FlightServerBase):
             return fl.RecordBatchStream(table)
         return fl.RecordBatchStream(self._fixed(command))
 
-    def _prepare_ticket(self, context: Any, command: Any) -> tuple[pa.Table, bytes]:
-        """(the answer's table, the ticket of its DoGet)."""
+    def _prepare_ticket(self, context: Any, command: Any,
+                        keep: bool = True) -> tuple[pa.Table, bytes]:
+        """(the answer's table, the ticket of its DoGet); the answer kept for that DoGet
+        unless not `keep`."""
         name = proto.name_of(command)
         call = self._call(context)
         if name in ("CommandStatementQuery", "CommandPreparedStatementQuery"):
             text = command.query if name == "CommandStatementQuery" else self._prepared(
                 call, command.prepared_statement_handle).query
             answer = commands.run(self.service, st.parse(text), call.caller)
-            handle = self.state.results.put(answer.table, call.owner)
+            handle = self.state.results.put(answer.table, call.owner) if keep else b""
             return answer.table, proto.pack(proto.sql("TicketStatementQuery",
                                                       statement_handle=handle))
         table = self._fixed(command)
@@ -179,12 +185,15 @@ class FlightSqlServer(fl.FlightServerBase):
         if kind == "SetSessionOptions":
             request = proto.parse("SetSessionOptionsRequest", body, proto.FLIGHT)
             session = self._session(call)
+            options = dict(session.options)
             for name, value in request.session_options.items():
                 which = value.WhichOneof("option_value")
                 option = getattr(value, which) if which else None
                 if which == "string_list_value":
                     option = list(option.values)
-                session.options[name] = option
+                options[name] = option
+            _check_options(options)
+            session.options = options
             return [fl.Result(proto.flight("SetSessionOptionsResult").SerializeToString())]
         if kind == "GetSessionOptions":
             session = self._session(call)
@@ -242,6 +251,19 @@ class FlightSqlServer(fl.FlightServerBase):
         self.service.check(st.to_request(statement, group_bys), caller)
 
 
+def _check_options(options: dict[str, Any]) -> None:
+    """A session's options within bounds (a session lives an hour and a caller may hold
+    many): at most MAX_OPTIONS, at most MAX_OPTIONS_BYTES of names and values in all."""
+    if len(options) > MAX_OPTIONS:
+        raise InvalidArgument(f"A session holds at most {MAX_OPTIONS} options; this would make "
+                              f"{len(options)}.", "too_many_session_options")
+    size = sum(len(name) + len(repr(value)) for name, value in options.items())
+    if size > MAX_OPTIONS_BYTES:
+        raise InvalidArgument(f"A session's options hold at most {MAX_OPTIONS_BYTES:,} "
+                              f"characters; these would make {size:,}.",
+                              "too_many_session_options")
+
+
 def _set_option(target: Any, value: Any) -> None:
     if isinstance(value, bool):
         target.bool_value = value
@@ -270,18 +292,36 @@ def _bearer(headers: dict[str, list[Any]]) -> str | None:
 
 
 def _session_cookie(headers: dict[str, list[Any]]) -> bytes | None:
+    """The session id of the `arrow_flight_session_id` cookie, or None (also for an id that is
+    not one tally issued: 16 bytes in hex). Read by hand, in one pass: http.cookies' parser
+    takes time quadratic in a quoted value's backslashes (CVE-2024-7592), on the caller's
+    header."""
     for raw in headers.get("cookie") or []:
         text = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
-        try:
-            jar = SimpleCookie(text)
-        except CookieError:
-            continue
-        if COOKIE in jar:
-            try:
-                return bytes.fromhex(jar[COOKIE].value)
-            except ValueError:
-                return None
+        for pair in text.split(";"):
+            name, equals, value = pair.partition("=")
+            if equals and name.strip() == COOKIE:
+                value = value.strip().strip('"')
+                if len(value) != 2 * _SESSION_BYTES:
+                    return None
+                try:
+                    return bytes.fromhex(value)
+                except ValueError:
+                    return None
     return None
+
+
+def state_for(settings: Settings) -> ServerState:
+    """The server's stores, bounded by the settings (TALLY_FLIGHT_*)."""
+    return ServerState(
+        results=Bounds(settings.flight_pending_results,
+                       settings.flight_pending_results_per_caller,
+                       settings.flight_pending_results_bytes,
+                       settings.flight_pending_results_bytes_per_caller),
+        prepared=Bounds(settings.flight_prepared_statements,
+                        settings.flight_prepared_statements_per_caller),
+        sessions=Bounds(settings.flight_sessions, settings.flight_sessions_per_caller),
+    )
 
 
 def start(service: TallyService, host: str, port: int) -> FlightSqlServer:

@@ -63,7 +63,8 @@ def sql_info(requested: list[int], timeout_seconds: float) -> pa.Table:
         IDENTIFIER_QUOTE_CHAR: (_STRING, '"'),
         QUOTED_IDENTIFIER_CASE: (_INT32, _CASE_INSENSITIVE),
     }
-    ids = [i for i in (requested or sorted(answers)) if i in answers]
+    # Each id once, however often asked (a request of a million ids is a few rows).
+    ids = [i for i in dict.fromkeys(requested or sorted(answers)) if i in answers]
     children: dict[int, list] = {0: [], 1: [], 2: [], 3: [], 4: [], 5: []}
     types, offsets = [], []
     for info_id in ids:

@@ -8,21 +8,31 @@ The text inside `{{ }}` is read with Python's `ast` module and a restricted walk
 `semantic_layer`, keyword arguments whose values are literals (strings, numbers, booleans,
 None), lists of them, and the helpers Dimension(...), TimeDimension(...), Entity(...),
 Metric(...) with `.grain()`, `.date_part()`, `.descending()`. Nothing is evaluated: no `eval`,
-no template engine runs on the caller's text."""
+no template engine runs on the caller's text. Before `ast` parses it, the text's depth is
+bounded on its tokens (tally.core.depth): `ast`, the walk and the messages that quote a piece of
+the statement all recurse per level, and a statement is never more than a few levels deep."""
 
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from tally.core import depth
 from tally.core.request import QueryRequest
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
 from tally.errors import CallerError, cut
 
 MAX_STATEMENT = 32_000
 MAX_NODES = 4_000
+# A statement's brackets within one another, and operators chained along the way (see
+# tally.core.depth); the deepest statement of the dialect is some ten levels.
+MAX_NESTING = 20
+MAX_DEPTH = 64
 _SELECT = re.compile(r"^\s*select\s+\*\s+from\s+", re.IGNORECASE)
 
 # call -> the keyword arguments it takes
@@ -81,6 +91,7 @@ def parse(text: str) -> Statement:
     if not (body.startswith("{{") and body.endswith("}}")):
         raise InvalidStatement(_usage(f"Cannot read {cut(text.strip(), 80)!r}."))
     inner = body[2:-2].strip()
+    _check_depth(inner)
     try:
         tree = ast.parse(inner, mode="eval")
     except SyntaxError as e:
@@ -162,7 +173,47 @@ def dimension_of(statement: Statement) -> str:
     return _group_by(value).tally_name()
 
 
-# The restricted walk ------------------------------------------------------------------
+# The bound before parsing, and the restricted walk -------------------------------------
+
+_KEYWORD_OPERATORS = {"and", "or", "in", "is", "if", "else", "lambda", "for", "await"}
+_OPEN, _CLOSE, _SEP = set("([{"), set(")]}"), {",", ";"}
+
+
+def _check_depth(inner: str) -> None:
+    """InvalidStatement when the text nests or chains deeper than MAX_NESTING / MAX_DEPTH."""
+    try:
+        depth.check(_kinds(inner), MAX_NESTING, MAX_DEPTH)
+    except depth.TooDeep as e:
+        raise InvalidStatement(f"The statement is too deep to read: {e.message}.") from None
+    except (tokenize.TokenError, SyntaxError) as e:
+        message = e.args[0] if e.args else "unreadable"
+        raise InvalidStatement(
+            f"The expression inside {{{{ }}}} does not parse: {message}."
+        ) from None
+
+
+def _kinds(text: str) -> Iterator[depth.Kind]:
+    """The kinds of the text's Python tokens (tokenize is linear and never recurses)."""
+    previous = depth.Kind.SEP
+    for token in tokenize.generate_tokens(io.StringIO(text).readline):
+        kind, value = token.type, token.string
+        sign = kind == tokenize.OP and value in ("-", "+", "~")
+        negation = kind == tokenize.NAME and value == "not"
+        if kind == tokenize.OP and value in _OPEN:
+            previous = depth.Kind.OPEN
+        elif kind == tokenize.OP and value in _CLOSE:
+            previous = depth.Kind.CLOSE
+        elif kind == tokenize.OP and value in _SEP:
+            previous = depth.Kind.SEP
+        elif (sign or negation) and previous not in (depth.Kind.VALUE, depth.Kind.CLOSE):
+            previous = depth.Kind.PREFIX
+        elif kind == tokenize.OP or negation or value in _KEYWORD_OPERATORS:
+            previous = depth.Kind.OP
+        elif kind in (tokenize.NAME, tokenize.NUMBER, tokenize.STRING, tokenize.ERRORTOKEN):
+            previous = depth.Kind.VALUE
+        else:  # NEWLINE, NL, COMMENT, INDENT, DEDENT, ENDMARKER: not part of the tree
+            continue
+        yield previous
 
 
 def _value(node: ast.AST) -> Any:

@@ -182,8 +182,9 @@ class DuckDBWarehouse:
 
     def stream(self, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The rows of one read-only query as record batches of at most `batch_rows`, fetched
-        as they are consumed (exports of any size in bounded memory). The connection is held
-        until the iterator is exhausted or closed."""
+        as they are consumed (exports of any size in bounded memory); an empty result is one
+        batch of no rows, so its columns are known. The connection is held until the iterator
+        is exhausted or closed."""
         handle = self._acquire()
         cursor = None
         try:
@@ -192,7 +193,12 @@ class DuckDBWarehouse:
                 # A relation's reader hands DuckDB's result over chunk by chunk (measured: an
                 # execute()'d connection's reader held 3x the memory).
                 reader = cursor.sql(sql).to_arrow_reader(batch_rows)
-                yield from reader
+                empty = True
+                for batch in reader:
+                    empty = False
+                    yield batch
+                if empty:
+                    yield pa.RecordBatch.from_pylist([], schema=reader.schema)
             except duckdb.Error as e:
                 raise self._error(e) from e
         finally:

@@ -34,25 +34,22 @@ async def post_export(body: ExportBody, svc: ServiceDep, caller: CallerDep) -> S
     fmt = check_format(body.format)
     request = to_request(body)
 
-    def start() -> tuple[pa.RecordBatch | None, Export]:
+    def start() -> tuple[pa.RecordBatch, Export]:
         # The first batch is fetched before answering: a query the warehouse refuses is an
-        # error response with its code, not a 200 with a broken body.
+        # error response with its code, not a 200 with a broken body. There always is one
+        # (of no rows for an empty result): its schema is the file's columns.
         export = svc.export(request, caller)
-        return next(export.batches, None), export
+        return next(export.batches), export
 
     first, export = await svc.run(start)
     rest = export.batches
 
     def body_bytes() -> Iterator[bytes]:
+        def all_batches() -> Iterator[pa.RecordBatch]:
+            yield first
+            yield from rest
+
         try:
-            if first is None:
-                yield from encode_stream(fmt, _empty_schema(export), [])
-                return
-
-            def all_batches() -> Iterator[pa.RecordBatch]:
-                yield first
-                yield from rest
-
             yield from encode_stream(fmt, first.schema, all_batches())
         finally:
             export.close()
@@ -64,8 +61,3 @@ async def post_export(body: ExportBody, svc: ServiceDep, caller: CallerDep) -> S
                  "x-tally-rollup": getattr(export.compiled.rollup, "used", None) or ""},  # type: ignore[attr-defined]
     )
 
-
-def _empty_schema(svc, export) -> pa.Schema:
-    """No rows: the columns' names (the warehouse gave no batch to take types from)."""
-    names = [*export.compiled.request.group_by, *export.compiled.request.metrics]
-    return pa.schema([pa.field(n, pa.string()) for n in names])
