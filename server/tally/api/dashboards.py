@@ -128,8 +128,14 @@ def render_page(d: Dashboard, base_url: str) -> str:
 <script>
   // Runs before the deferred module defines the element. The token travels in the
   // fragment (#token=...), which browsers never send to a server.
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (token) document.querySelector("tally-dashboard").setAttribute("token", token);
+  const board = document.querySelector("tally-dashboard");
+  const useToken = () => {{
+    const token = new URLSearchParams(location.hash.slice(1)).get("token");
+    if (token) board.setAttribute("token", token); else board.removeAttribute("token");
+  }};
+  useToken();
+  // A host that hands the page another token (another user) gets that user's view at once.
+  addEventListener("hashchange", useToken);
 </script>
 <noscript>This dashboard needs JavaScript.</noscript>
 </body>
