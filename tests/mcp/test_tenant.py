@@ -5,6 +5,7 @@ any MCP message is read; a denied metric is never suggested."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from collections.abc import Iterator
@@ -91,14 +92,17 @@ def _check_tenant(session: McpSession, raw, countries: set[str]) -> None:
     assert "revenue" in metrics and not {"gross_margin", "gross_margin_pct"} & metrics
     is_error, denied = session.call("query_metrics", metrics=["gross_margin"])
     assert is_error and denied["error"]["code"] == "forbidden"
+    # A measure's SQL expression is for callers with the `sql` scope (a tenant token has not)
+    explained = session.ok("explain_metric", name="revenue")
+    assert explained["measures"] and all(m["expr"] is None for m in explained["measures"])
+    assert "net_amount" not in json.dumps(explained)
     is_error, typo = session.call("explain_metric", name="gross_margn")
     assert is_error and not {"gross_margin", "gross_margin_pct"} & set(
         typo["error"].get("suggestions", []) + typo["error"].get("valid_metrics", []))
-    import json
-
     catalog = json.loads(session.run(lambda c: c.read_resource("tally://catalog"))
                          .contents[0].text)
     assert "gross_margin" not in {m["name"] for m in catalog["metrics"]}
+    assert "net_amount" not in json.dumps(catalog)
 
 
 def test_a_tenant_token_over_http_sees_only_its_rows_and_metrics(http_de, raw):

@@ -42,7 +42,10 @@ def _words(metric: MetricInfo, measures: tuple[MeasureInfo, ...], raw: Any, unit
     tp = raw.type_params if raw is not None else None
     if metric.type == "simple" and measures:
         m = measures[0]
-        how = f"the {m.agg} of `{m.expr}` in {m.semantic_model}"
+        # The measure's SQL expression only for a caller with the `sql` scope (list_measures
+        # leaves it empty otherwise); its name says what it sums all the same.
+        what = f"`{m.expr}`" if m.expr else f"the measure {m.name}"
+        how = f"the {m.agg} of {what} in {m.semantic_model}"
     elif metric.type == "ratio" and len(metric.inputs) >= 2:
         how = f"{metric.inputs[0]} divided by {metric.inputs[1]}"
     elif metric.type == "derived" and tp is not None and tp.expr:
@@ -87,7 +90,8 @@ def explain(service: TallyService, name: str, caller: Caller) -> dict[str, Any]:
         "inputs": list(metric.inputs),
         "filter": metric.filter,
         "measures": [
-            {"name": m.name, "agg": m.agg, "expr": m.expr, "semantic_model": m.semantic_model}
+            {"name": m.name, "agg": m.agg, "expr": m.expr or None,
+             "semantic_model": m.semantic_model}
             for m in measures
         ],
         "dbt_models": _models(service, measures),
