@@ -5,6 +5,7 @@ or a transport reaches into the cache, fails `lint-imports`."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -52,3 +53,31 @@ def test_a_back_edge_fails_the_lint(tmp_path, module, line, contract):
     assert result.returncode != 0
     assert "1 broken" in result.stdout, result.stdout[-3000:]
     assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
+
+
+TRANSPORTS = ("api", "flight", "mcp", "cli")
+
+
+def compiler_uses(root: Path) -> list[str]:
+    """Lines of a transport module that reach past the service to its compiler (MetricFlow's
+    manifest objects, with no visibility check): import-linter cannot see an attribute."""
+    found = []
+    for package in TRANSPORTS:
+        for path in sorted((root / package).rglob("*.py")) if (root / package).is_dir() else ():
+            for number, line in enumerate(path.read_text().splitlines(), 1):
+                if re.search(r"\.compiler\b", line.split("#")[0]):
+                    found.append(f"{path.relative_to(root)}:{number}: {line.strip()}")
+    return found
+
+
+def test_no_transport_reads_the_compiler():
+    """Transports read the catalog through the service (service/catalog.py), each call
+    checked against the caller."""
+    assert compiler_uses(ROOT / "server" / "tally") == []
+
+
+def test_the_compiler_check_bites(tmp_path):
+    parent = copy_with(tmp_path, "flight/commands.py", "NAMES = svc.compiler.metrics  # leak")
+    assert compiler_uses(parent / "tally") == [
+        "flight/commands.py:" + str(len((parent / "tally/flight/commands.py").read_text()
+                                        .splitlines())) + ": NAMES = svc.compiler.metrics  # leak"]

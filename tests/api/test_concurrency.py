@@ -151,7 +151,7 @@ async def test_a_new_manifest_is_loaded_off_the_event_loop(make_app, warehouse, 
     import shutil
     import threading
 
-    import tally.service.service as service_module
+    import tally.service.runtime as service_module
 
     manifest = tmp_path / "semantic_manifest.json"
     shutil.copy(warehouse.manifest_path, manifest)

@@ -21,7 +21,8 @@ FOR_A_CALLER = {
     "query", "query_async", "compile", "check", "export", "dimension_values_async",
     "dimension_values_request", "submit_query", "submit_dimension_values", "list_metrics",
     "get_metric", "list_dimensions", "list_entities", "list_measures", "metrics_for",
-    "list_saved_queries", "get_saved_query", "may_see", "mint_embed_token",
+    "list_saved_queries", "get_saved_query", "may_see", "mint_embed_token", "metric_time",
+    "metrics_among", "metric_definition", "custom_grains", "saved_query_group_bys",
 }
 
 

@@ -49,7 +49,6 @@ def create_app(
     async def lifespan(app: FastAPI):
         if warm:
             try:  # build the engine once at start-up; /health/ready says if it failed
-                service.compiler  # noqa: B018
                 log.info("engine ready: manifest %s", service.manifest_version)
             except Exception as e:
                 log.warning("engine not ready at start-up: %s", e)

@@ -29,7 +29,7 @@ def run(svc: TallyService, statement: st.Statement, caller: Caller) -> Answer:
         saved = statement.get("saved_query")
         # An unknown saved query in a statement is a bad argument (INVALID_ARGUMENT).
         saved_group_bys = (
-            svc.compiler.saved_query(saved).group_by if isinstance(saved, str) else ()
+            svc.saved_query_group_bys(saved, caller) if isinstance(saved, str) else ()
         )
         request = st.to_request(statement, saved_group_bys)
         if st.flag(statement, "compile", False):

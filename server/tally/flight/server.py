@@ -246,8 +246,8 @@ class FlightSqlServer(fl.FlightServerBase):
         if statement.call != "query":
             return
         saved = statement.get("saved_query")
-        group_bys = self.service.compiler.saved_query(saved).group_by if isinstance(saved, str) \
-            else ()
+        group_bys = self.service.saved_query_group_bys(saved, caller) \
+            if isinstance(saved, str) else ()
         self.service.check(st.to_request(statement, group_bys), caller)
 
 

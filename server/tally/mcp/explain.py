@@ -8,6 +8,7 @@ from typing import Any
 
 from tally.core.caller import Caller
 from tally.core.catalog import MeasureInfo, MetricInfo
+from tally.core.definitions import MetricDefinition
 from tally.core.request import QueryRequest
 from tally.mcp.answers import unit_of
 from tally.service import TallyService
@@ -15,31 +16,9 @@ from tally.service import TallyService
 MAX_DIMENSIONS = 200
 
 
-def _manifest_metric(service: TallyService, name: str) -> Any:
-    for m in service.compiler.loaded.manifest.metrics:
-        if m.name == name:
-            return m
-    return None
-
-
-def _models(service: TallyService, measures: tuple[MeasureInfo, ...]) -> list[dict[str, str]]:
-    """The dbt models behind the measures' semantic models (the relation each one reads)."""
-    wanted = {m.semantic_model for m in measures}
-    out = []
-    for model in service.compiler.loaded.manifest.semantic_models:
-        if model.name in wanted:
-            relation = model.node_relation
-            out.append({
-                "semantic_model": model.name,
-                "dbt_model": relation.alias,
-                "relation": relation.relation_name or f"{relation.schema_name}.{relation.alias}",
-            })  # fmt: skip
-    return sorted(out, key=lambda m: m["semantic_model"])
-
-
-def _words(metric: MetricInfo, measures: tuple[MeasureInfo, ...], raw: Any, unit: str) -> str:
+def _words(metric: MetricInfo, measures: tuple[MeasureInfo, ...], definition: MetricDefinition,
+           unit: str) -> str:  # fmt: skip
     """The definition in one or two sentences, from the metric's own type parameters."""
-    tp = raw.type_params if raw is not None else None
     if metric.type == "simple" and measures:
         m = measures[0]
         # The measure's SQL expression only for a caller with the `sql` scope (list_measures
@@ -48,12 +27,11 @@ def _words(metric: MetricInfo, measures: tuple[MeasureInfo, ...], raw: Any, unit
         how = f"the {m.agg} of {what} in {m.semantic_model}"
     elif metric.type == "ratio" and len(metric.inputs) >= 2:
         how = f"{metric.inputs[0]} divided by {metric.inputs[1]}"
-    elif metric.type == "derived" and tp is not None and tp.expr:
-        how = f"`{tp.expr}` over the metrics {', '.join(metric.inputs)}"
+    elif metric.type == "derived" and definition.expr:
+        how = f"`{definition.expr}` over the metrics {', '.join(metric.inputs)}"
     elif metric.type == "cumulative":
-        params = getattr(tp, "cumulative_type_params", None)
-        window = (getattr(params, "window", None) or getattr(tp, "window", None)) if tp else None
-        span = (f"over a window of {window.count} {window.granularity}" if window
+        span = (f"over a window of {definition.window}" if definition.window
+                else f"{definition.grain_to_date} to date" if definition.grain_to_date
                 else "over all history")  # fmt: skip
         how = f"a running total of {', '.join(metric.inputs) or 'its measure'} {span}"
     elif metric.type == "conversion":
@@ -73,7 +51,7 @@ def explain(service: TallyService, name: str, caller: Caller) -> dict[str, Any]:
     metric = service.get_metric(name, caller)
     measures = service.list_measures((metric.name,), caller)
     unit = unit_of(metric, measures)
-    raw = _manifest_metric(service, metric.name)
+    definition = service.metric_definition(metric.name, caller)
     dims = service.list_dimensions((metric.name,), caller)
     entities = service.list_entities((metric.name,), caller)
     group_bys = [
@@ -85,7 +63,7 @@ def explain(service: TallyService, name: str, caller: Caller) -> dict[str, Any]:
         "label": metric.label,
         "type": metric.type,
         "unit": unit,
-        "definition": _words(metric, measures, raw, unit),
+        "definition": _words(metric, measures, definition, unit),
         "description": metric.description,
         "inputs": list(metric.inputs),
         "filter": metric.filter,
@@ -94,7 +72,8 @@ def explain(service: TallyService, name: str, caller: Caller) -> dict[str, Any]:
              "semantic_model": m.semantic_model}
             for m in measures
         ],
-        "dbt_models": _models(service, measures),
+        "dbt_models": [{"semantic_model": m.semantic_model, "dbt_model": m.dbt_model,
+                        "relation": m.relation} for m in definition.models],
         "dimensions": group_bys[:MAX_DIMENSIONS],
         "entities": [e.name for e in entities],
         "requires_metric_time": metric.requires_metric_time,

@@ -236,10 +236,8 @@ class Tools:
             at_least = svc.settings.max_rows + 1
 
         def units() -> tuple[dict[str, str], dict[str, str]]:
-            names = [n for n in result.table.column_names if n in svc.compiler.metrics]
             out, labels = {}, {}
-            for n in names:
-                metric = svc.compiler.metric(n)
+            for n, metric in svc.metrics_among(result.table.column_names, caller).items():
                 out[n] = unit_of(metric, svc.list_measures((n,), caller))
                 labels[n] = metric.label
             return out, labels

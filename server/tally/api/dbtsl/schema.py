@@ -87,13 +87,14 @@ def _metrics_of(svc: TallyService, infos: tuple, caller: Caller) -> list[c.Metri
     """Metric objects with their metric_time grains and measures (in the service's pool)."""
     out = []
     for m in infos:
-        metric_time = svc.compiler.index((m.name,)).time_dimension("metric_time")
+        metric_time = svc.metric_time(m.name, caller)
         out.append(c.metric(m, metric_time, svc.list_measures((m.name,), caller)))
     return out
 
 
 def _request(
     svc: TallyService,
+    caller: Caller,
     *,
     metrics: list[t.MetricInput] | None,
     group_by: list[t.GroupByInput] | None,
@@ -109,7 +110,7 @@ def _request(
             raise InvalidRequest("Each orderBy item takes exactly one of metric or groupBy.")
         name = o.metric.name if o.metric else _group_by(o.group_by).tally_name()
         orders.append(OrderBy(name, o.descending))
-    saved = svc.compiler.saved_query(saved_query).group_by if saved_query else ()
+    saved = svc.saved_query_group_bys(saved_query, caller) if saved_query else ()
     request = build_request(
         metrics=[m.name for m in metrics or ()],
         group_by=[_group_by(g) for g in group_by or ()],
@@ -242,9 +243,9 @@ class Query:
     @strawberry.field
     async def saved_queries(self, info: Info, environment_id: EnvironmentId
                             ) -> list[t.SavedQuery]:
-        svc, _ = _check(info, environment_id)
+        svc, caller = _check(info, environment_id)
         queries = await call(info, "list_saved_queries")
-        custom = await svc.run(lambda: svc.compiler.custom_grains)
+        custom = await svc.run(svc.custom_grains, caller)
         return [c.saved_query(q, custom) for q in queries]
 
     @strawberry.field
@@ -260,12 +261,12 @@ class Query:
         self, info: Info, environment_id: EnvironmentId, saved_query_name: str | None = None,
         name: str | None = None,
     ) -> t.SavedQuery:
-        svc, _ = _check(info, environment_id)
+        svc, caller = _check(info, environment_id)
         wanted = saved_query_name or name
         if not wanted:
             raise InvalidRequest("savedQuery needs savedQueryName.")
         q = await call(info, "get_saved_query", wanted)
-        return c.saved_query(q, await svc.run(lambda: svc.compiler.custom_grains))
+        return c.saved_query(q, await svc.run(svc.custom_grains, caller))
 
     @strawberry.field(description="An asynchronous query's status, SQL, error and one page "
                       "of its rows (1024 a page).")
@@ -291,7 +292,7 @@ class Mutation:
         svc, caller = _check(info, environment_id)
         require(caller, "query")  # before a job is held for a caller who may not run it
         request, aliases = await svc.run(lambda: _request(
-            svc, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
+            svc, caller, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
             limit=limit, saved_query=saved_query))
         job = svc.submit_query(request, caller, read_cache=read_cache is not False,
                                rename=aliases)
@@ -337,7 +338,7 @@ class Mutation:
         require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
-            request, _ = _request(svc, metrics=metrics, group_by=group_by, where=where,
+            request, _ = _request(svc, caller, metrics=metrics, group_by=group_by, where=where,
                                   order_by=order_by, limit=limit, saved_query=saved_query)
             return svc.compile(request, caller).sql
 
