@@ -170,7 +170,9 @@ def _parser() -> argparse.ArgumentParser:
         help="also serve Arrow Flight SQL (dbt Semantic Layer JDBC/ADBC clients) on this port "
         "(env TALLY_FLIGHT_PORT; default: off)",
     )
-    s.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    s.add_argument("--log-level", default=None, choices=("debug", "info", "warning", "error"),
+                   help="tally's own lines (env TALLY_LOG_LEVEL; default info); debug also "
+                   "shows MetricFlow's and dbt's")
     s.add_argument(
         "--insecure",
         action="store_true",
@@ -326,7 +328,6 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import logging
 
     from tally.api.app import create_app
     from tally.project import read_profile_target
@@ -346,7 +347,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     output = read_profile_target(
         settings.resolved_project_dir(), settings.resolved_profiles_dir(), settings.target
     )
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    from tally import logs
+
+    log_level = logs.configure(args.log_level)
     companions = []
     flight = ""
     if settings.flight_port:
@@ -371,7 +374,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
     from tally.api.serve import serve
 
-    return serve(app, settings, log_level=args.log_level)
+    return serve(app, settings, log_level=log_level)
 
 
 def _check_exposure(service, host: str, insecure: bool) -> None:
