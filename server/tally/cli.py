@@ -328,9 +328,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-
-    from tally.api.app import create_app
+    from tally import logs
     from tally.project import read_profile_target
+    from tally.server import serve
     from tally.settings import load_settings
 
     settings = load_settings(
@@ -347,64 +347,10 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     output = read_profile_target(
         settings.resolved_project_dir(), settings.resolved_profiles_dir(), settings.target
     )
-    from tally import logs
-
     log_level = logs.configure(args.log_level)
-    companions = []
-    flight = ""
-    if settings.flight_port:
-
-        def start_flight(service):
-            from tally.flight.server import start
-
-            server = start(service, settings.host, settings.flight_port)
-            return server.shutdown
-
-        companions.append(start_flight)
-        flight = f", Flight SQL on grpc://{settings.host}:{settings.flight_port}"
-    app = create_app(settings, companions=companions)
-    _check_exposure(app.state.service, settings.host, args.insecure)
-    print(
-        f"tally serving {settings.resolved_project_dir()} (target {output['target_name']}, "
-        f"{output.get('type')}) on http://{settings.host}:{settings.port} "
-        f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, MCP /mcp, "
-        f"docs /docs{flight})",
-        file=sys.stderr,
-        flush=True,
-    )
-    from tally.api.serve import serve
-
-    return serve(app, settings, log_level=log_level)
-
-
-def _check_exposure(service, host: str, insecure: bool) -> None:
-    """Without authentication, serve only on a loopback address (unless --insecure)."""
-    import ipaddress
-    import logging
-
-    log = logging.getLogger("tally.auth")
-    service.security.check_at_start()
-    if service.security.configured:
-        log.info("authentication is on: every protocol needs a bearer token")
-        return
-    try:
-        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if loopback:
-        log.warning("no authentication configured: serving openly on %s (loopback only)", host)
-        return
-    if not insecure:
-        raise ConfigurationError(
-            f"Refusing to serve on {host} without authentication: anyone who reaches it could "
-            "query everything. Configure it (TALLY_JWT_SECRET, or `tally keys create`), serve "
-            "on 127.0.0.1, or pass --insecure to accept the risk."
-        )
-    log.warning(
-        "INSECURE: serving on %s WITHOUT AUTHENTICATION (--insecure): anyone who reaches this "
-        "port may query every metric and row",
-        host,
-    )
+    banner = (f"{settings.resolved_project_dir()} (target {output['target_name']}, "
+              f"{output.get('type')}) ")  # fmt: skip
+    return serve(settings, insecure=args.insecure, log_level=log_level, banner=banner)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

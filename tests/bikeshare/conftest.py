@@ -120,8 +120,8 @@ def served(request, bikeshare: Bikeshare):
     import httpx
     import pyarrow as pa
 
-    from tally.api.app import create_app
     from tally.core.request import QueryRequest
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
 

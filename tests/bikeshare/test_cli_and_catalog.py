@@ -101,7 +101,7 @@ def test_messages_name_the_metric_and_no_demo_command(bike_service):
 
 @pytest.fixture
 def client(bike_service):
-    from tally.api.app import create_app
+    from tally.server import create_app
 
     app = create_app(bike_service.settings, service=bike_service)
     transport = httpx.ASGITransport(app=app)

@@ -102,7 +102,7 @@ def service(request: pytest.FixtureRequest, session_services: ServiceFactory) ->
     the core service on the second warehouse, the PostgreSQL build of the same raw data: the
     same hand SQL (over the DuckDB copy of raw.*) must give its numbers too; "postgres-adbc"
     the same database through the ADBC execution path."""
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tests.support.clients import SyncASGIClient
     from tests.support.transports import GraphQLAdapter, RestAdapter
 

@@ -11,7 +11,7 @@ from tests.support.paths import PROJECT_DIR
 
 
 def test_mcp_is_a_route_of_the_app_and_needs_the_app_started():
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.settings import Settings
 
     app = create_app(Settings(project_dir=PROJECT_DIR), warm=False)

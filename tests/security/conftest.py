@@ -83,7 +83,7 @@ def _project(root: Path, private_key: rsa.RSAPrivateKey) -> Path:
 
 @pytest.fixture(scope="session")
 def secured(warehouse, tmp_path_factory) -> Secured:
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
     from tally.warehouse.duckdb import DuckDBWarehouse

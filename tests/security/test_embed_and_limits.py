@@ -77,7 +77,7 @@ def test_rate_limit_per_key_is_429_with_retry_after(client_with, secured):
 def test_stale_answers_when_the_warehouse_is_down(secured, tmp_path, warehouse):
     import shutil
 
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
     from tally.warehouse.duckdb import DuckDBWarehouse

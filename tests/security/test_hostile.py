@@ -43,7 +43,7 @@ FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"click\")", "+cmd|' /C calc'!A0
 @pytest.fixture(scope="module")
 def formula_client(secured, warehouse, tmp_path_factory):
     """The demo warehouse with product names a spreadsheet would run as formulas."""
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
     from tally.warehouse.duckdb import DuckDBWarehouse
@@ -189,7 +189,7 @@ def test_values_in_structured_filters_are_data_never_sql(client, secured, raw):
 @pytest.fixture(scope="module")
 def open_app(secured, warehouse):
     """The API without authentication (loopback): the fuzzers reach every route's logic."""
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
     from tally.warehouse.duckdb import DuckDBWarehouse

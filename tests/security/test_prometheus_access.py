@@ -51,7 +51,7 @@ class _Open:
 @pytest.fixture(scope="module")
 def open_client(secured, warehouse, tmp_path_factory):
     """An app over a project without tally.yml: no authentication (a loopback server)."""
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
     from tally.warehouse.duckdb import DuckDBWarehouse

@@ -93,7 +93,7 @@ class ServiceFactory:
         **overrides: Any,
     ):
         """The real FastAPI app around a new service (as service() builds it)."""
-        from tally.api.app import create_app
+        from tally.server import create_app
 
         service = self.service(warehouse, clock=clock, shared_engine=shared_engine, **overrides)
         return create_app(service.settings, service=service)

@@ -1,4 +1,6 @@
-"""The app factory: one function builds the ASGI app, its middleware, routers and handlers."""
+"""The HTTP app factory: one function builds the ASGI app, its middleware, routers and
+handlers. The whole server (MCP, Flight SQL, the refresh runtime) is assembled by the
+composition root, tally.server."""
 
 from __future__ import annotations
 
@@ -18,25 +20,26 @@ from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
 from tally.api.rest import admin, catalog, embed, exports, queries, query, refresh, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
-from tally.mcp.http import mount as mount_mcp
 from tally.service import TallyService
 from tally.settings import Settings
 
 log = logging.getLogger("tally")
 
-
 Stop = Callable[[], None]
+# Started with the app (in its lifespan), each returning its stop function, called in reverse
+# order when the app stops, before the service shuts down.
+Hook = Callable[[FastAPI], Stop]
 
 
-def create_app(
+def create_api(
     settings: Settings | None = None,
     service: TallyService | None = None,
     warm: bool = True,
-    companions: Sequence[Callable[[TallyService], Stop]] = (),
+    hooks: Sequence[Hook] = (),
 ) -> FastAPI:
-    """The app. `companions` start other servers over the same service when the app starts
-    (each returns its stop function, called before the service shuts down): the Flight SQL
-    server of `tally serve --flight-port`."""
+    """The HTTP app: REST, GraphQL and the dbt Semantic Layer's GraphQL API over `service`.
+    `hooks` start what runs beside it (the composition root, tally.server, passes the refresh
+    runtime and the other transports' servers); MCP is mounted by the root too."""
     settings = settings or (service.settings if service else Settings())
     service = service or TallyService(settings)
 
@@ -52,10 +55,7 @@ def create_app(
                 log.info("engine ready: manifest %s", service.manifest_version)
             except Exception as e:
                 log.warning("engine not ready at start-up: %s", e)
-        stops = [start(service) for start in companions]
-        app.state.refresh = refresh.RefreshRuntime(service)  # monitors, history, notifications
-        app.state.refresh.start(warm_at_start=settings.warm_on_start)
-        stops.insert(0, app.state.refresh.stop)
+        stops = [hook(app) for hook in hooks]
         try:
             yield
         finally:
@@ -106,6 +106,4 @@ def create_app(
     app.include_router(graphql_router(), prefix="/graphql", include_in_schema=False)
     # The dbt Semantic Layer's GraphQL API, for its existing clients (SDK, BI connectors).
     app.include_router(semantic_layer_router(), prefix="/api/graphql", include_in_schema=False)
-    # MCP (streamable HTTP) for AI agents, over the same service and authentication.
-    mount_mcp(app, service)
     return app

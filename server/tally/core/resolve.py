@@ -6,9 +6,11 @@ group-by works in a filter too."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from tally.core.catalog import MetricInfo, SavedQueryInfo
 from tally.core.filters import FilterReference, check_where
 from tally.core.grains import split_date_part, split_grain
 from tally.core.group_bys import GroupByIndex, GroupByItem
@@ -23,8 +25,20 @@ from tally.errors import (
     suggestion_suffix,
 )
 
-if TYPE_CHECKING:
-    from tally.core.compiler import Compiler
+
+class Compiler(Protocol):
+    """What resolving a request reads of the catalog (the compiler provides it; declared here
+    so that the compiler imports this module, not the other way round)."""
+
+    dialect: str
+    custom_grains: tuple[str, ...]
+    metrics: Mapping[str, MetricInfo]
+
+    def metric(self, name: str) -> MetricInfo: ...
+
+    def saved_query(self, name: str) -> SavedQueryInfo: ...
+
+    def index(self, metrics: tuple[str, ...] = ()) -> GroupByIndex: ...
 
 
 @dataclass(frozen=True)

@@ -105,19 +105,19 @@ class Metric:
 
     @strawberry.field
     async def dimensions(self, info: Info) -> list[t.Dimension]:
-        from tally.api.dbtsl.schema import call
+        from tally.api.dbtsl.context import call
 
         return [dimension(d) for d in await call(info, "list_dimensions", (self.name,))]
 
     @strawberry.field
     async def measures(self, info: Info) -> list[t.Measure]:
-        from tally.api.dbtsl.schema import call, info_caller
+        from tally.api.dbtsl.context import call, info_caller
 
         return measures(await call(info, "list_measures", (self.name,)), info_caller(info))
 
     @strawberry.field
     async def entities(self, info: Info) -> list[t.Entity]:
-        from tally.api.dbtsl.schema import call
+        from tally.api.dbtsl.context import call
 
         return [entity(e) for e in await call(info, "list_entities", (self.name,))]
 

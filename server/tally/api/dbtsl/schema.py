@@ -19,59 +19,17 @@ from strawberry.types import Info
 
 from tally.api.dbtsl import catalog as c
 from tally.api.dbtsl import types as t
+from tally.api.dbtsl.context import call, caller_in, check, info_caller
 from tally.api.dbtsl.results import QueryResult, query_result
-from tally.api.deps import caller_of
 from tally.api.graphql.schema import ErrorShapingRouter, build_schema
 from tally.core.caller import Caller
 from tally.core.request import QueryRequest
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
-from tally.errors import InvalidRequest, NotFound, TallyError
+from tally.errors import InvalidRequest, TallyError
 from tally.service import TallyService
 from tally.service.access import require
 
-TRANSPORT = "dbtsl-graphql"
 EnvironmentId = t.BigInt
-
-
-# Context ------------------------------------------------------------------------------
-
-
-def _service(info: Info) -> TallyService:
-    return info.context["request"].app.state.service
-
-
-def _caller_in(context: dict[str, Any]) -> Caller:
-    """The authenticated caller of this HTTP request (authenticated once per request, when its
-    operation starts: gate.py)."""
-    if "tally_caller" not in context:
-        context["tally_caller"] = caller_of(context["request"], TRANSPORT)
-    return context["tally_caller"]
-
-
-def info_caller(info: Info) -> Caller:
-    return _caller_in(info.context)
-
-
-def _check(info: Info, environment_id: int) -> tuple[TallyService, Caller]:
-    """The service and caller, once the caller is authenticated and the environment is this
-    server's (any id unless TALLY_DBT_ENVIRONMENT_ID is set)."""
-    svc = _service(info)
-    caller = info_caller(info)
-    served = svc.settings.dbt_environment_id
-    if served is not None and environment_id != served:
-        raise NotFound(
-            f"Environment {environment_id} is not served here (this server serves environment "
-            f"{served}).",
-            code="unknown_environment",
-        )
-    return svc, caller
-
-
-async def call(info: Info, method: str, *args: Any) -> Any:
-    """A blocking service call (the catalog) in the service's pool, as the caller (who sees
-    only what its grant allows)."""
-    svc = _service(info)
-    return await svc.run(getattr(svc, method), *args, info_caller(info))
 
 
 def _metric_names(metrics: list[t.MetricInput] | None) -> tuple[str, ...]:
@@ -140,7 +98,7 @@ class Query:
     @strawberry.field
     async def environment_info(self, info: Info, environment_id: EnvironmentId
                                ) -> t.EnvironmentInfo:
-        svc, _ = _check(info, environment_id)
+        svc, _ = check(info, environment_id)
         adapter = (await svc.run(lambda: svc.engine.adapter_type)).upper()
         metrics = await call(info, "list_metrics")
         return t.EnvironmentInfo(
@@ -153,7 +111,7 @@ class Query:
 
     @strawberry.field
     async def metrics(self, info: Info, environment_id: EnvironmentId) -> list[c.Metric]:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         return await svc.run(lambda: _metrics_of(svc, svc.list_metrics(caller), caller))
 
     @strawberry.field
@@ -162,7 +120,7 @@ class Query:
         group_by: list[t.GroupByInput] | None = None, page_num: int = 1,
         page_size: int | None = None,
     ) -> c.ResultPage[c.Metric]:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         names = tuple(_group_by(g).tally_name() for g in group_by or ())
         infos = await svc.run(svc.metrics_for, names, caller) if names else await call(
             info, "list_metrics")
@@ -174,14 +132,14 @@ class Query:
     async def metrics_for_dimensions(
         self, info: Info, environment_id: EnvironmentId, dimensions: list[t.GroupByInput]
     ) -> list[c.Metric]:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         names = tuple(_group_by(g).tally_name() for g in dimensions)
         return await svc.run(lambda: _metrics_of(svc, svc.metrics_for(names, caller), caller))
 
     @strawberry.field
     async def dimensions(self, info: Info, environment_id: EnvironmentId,
                          metrics: list[t.MetricInput] | None = None) -> list[t.Dimension]:
-        _check(info, environment_id)
+        check(info, environment_id)
         dims = await call(info, "list_dimensions", _metric_names(metrics))
         return [c.dimension(d) for d in dims]
 
@@ -197,7 +155,7 @@ class Query:
     @strawberry.field
     async def measures(self, info: Info, environment_id: EnvironmentId,
                        metrics: list[t.MetricInput] | None = None) -> list[t.Measure]:
-        _check(info, environment_id)
+        check(info, environment_id)
         names = _metric_names(metrics)
         if not names:
             names = tuple(m.name for m in await call(info, "list_metrics"))
@@ -206,7 +164,7 @@ class Query:
     @strawberry.field
     async def entities(self, info: Info, environment_id: EnvironmentId,
                        metrics: list[t.MetricInput] | None = None) -> list[t.Entity]:
-        _check(info, environment_id)
+        check(info, environment_id)
         return [c.entity(e) for e in await call(info, "list_entities", _metric_names(metrics))]
 
     @strawberry.field
@@ -224,7 +182,7 @@ class Query:
         metrics: list[t.MetricInput] | None = None, search: str | None = None,
         page_num: int = 1, page_size: int | None = None,
     ) -> c.ResultPage[t.EntityDimension]:
-        _check(info, environment_id)
+        check(info, environment_id)
         names = _metric_names(metrics)
         dims = await call(info, "list_dimensions", names)
         ents = await call(info, "list_entities", names)
@@ -235,7 +193,7 @@ class Query:
     async def queryable_granularities(
         self, info: Info, environment_id: EnvironmentId, metrics: list[t.MetricInput]
     ) -> list[t.TimeGranularity]:
-        _check(info, environment_id)
+        check(info, environment_id)
         dims = await call(info, "list_dimensions", _metric_names(metrics))
         metric_time = next((d for d in dims if d.name == "metric_time"), None)
         return c.grains(metric_time)[0]
@@ -243,7 +201,7 @@ class Query:
     @strawberry.field
     async def saved_queries(self, info: Info, environment_id: EnvironmentId
                             ) -> list[t.SavedQuery]:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         queries = await call(info, "list_saved_queries")
         custom = await svc.run(svc.custom_grains, caller)
         return [c.saved_query(q, custom) for q in queries]
@@ -261,7 +219,7 @@ class Query:
         self, info: Info, environment_id: EnvironmentId, saved_query_name: str | None = None,
         name: str | None = None,
     ) -> t.SavedQuery:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         wanted = saved_query_name or name
         if not wanted:
             raise InvalidRequest("savedQuery needs savedQueryName.")
@@ -272,7 +230,7 @@ class Query:
                       "of its rows (1024 a page).")
     def query(self, info: Info, environment_id: EnvironmentId, query_id: str,
               page_num: int = 1) -> QueryResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         return query_result(svc.jobs.get(query_id, caller), page_num)
 
 
@@ -289,7 +247,7 @@ class Mutation:
         order_by: list[t.OrderByInput] | None = None, limit: int | None = None,
         read_cache: bool | None = True,
     ) -> t.CreateQueryResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         require(caller, "query")  # before a job is held for a caller who may not run it
         request, aliases = await svc.run(lambda: _request(
             svc, caller, metrics=metrics, group_by=group_by, where=where, order_by=order_by,
@@ -309,7 +267,7 @@ class Mutation:
         created = await Mutation.create_query(
             self, info, environment_id, saved_query, metrics, group_by, where, order_by, limit,
             read_cache)
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         job = svc.jobs.get(created.query_id, caller)
         if job.task is not None:
             await asyncio.shield(job.task)
@@ -320,7 +278,7 @@ class Mutation:
         self, info: Info, environment_id: EnvironmentId, group_by: list[t.GroupByInput],
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CreateDimensionValuesQueryResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         require(caller, "query")
         job = svc.submit_dimension_values(
             _dimension(group_by), _metric_names(metrics), limit=limit, caller=caller)
@@ -334,7 +292,7 @@ class Mutation:
         order_by: list[t.OrderByInput] | None = None, limit: int | None = None,
         read_cache: bool | None = True,
     ) -> t.CompileSqlResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
@@ -349,7 +307,7 @@ class Mutation:
         self, info: Info, environment_id: EnvironmentId, group_by: list[t.GroupByInput],
         metrics: list[t.MetricInput] | None = None, limit: int | None = None,
     ) -> t.CompileSqlResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         require(caller, "sql")  # before any compiling for a caller who may not see it
 
         def compile_() -> str:
@@ -362,7 +320,7 @@ class Mutation:
     @strawberry.mutation(description="Stop a query that has not finished.")
     def cancel_query(self, info: Info, environment_id: EnvironmentId, query_id: str
                      ) -> t.CancelQueryResult:
-        svc, caller = _check(info, environment_id)
+        svc, caller = check(info, environment_id)
         return t.CancelQueryResult(query_id=svc.jobs.cancel(query_id, caller).id)
 
 
@@ -370,7 +328,7 @@ class Mutation:
 # gate.py). `query` encodes a page of a result (Arrow or JSON) each time it is asked.
 COSTLY = frozenset({"query", "createQuery", "createSynchronousQuery",
                     "createDimensionValuesQuery", "compileSql", "compileDimensionValuesSql"})
-schema = build_schema(Query, Mutation, t.SCALARS, costly=COSTLY, caller_of=_caller_in)
+schema = build_schema(Query, Mutation, t.SCALARS, costly=COSTLY, caller_of=caller_in)
 
 
 class _SemanticLayerRouter(ErrorShapingRouter):
