@@ -35,6 +35,7 @@ from tally.cache.result_cache import CacheEntry, Clock, ResultCache
 from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
 from tally.cache.tiered import TieredCache, build_cache
 from tally.cache.views import shape, variant
+from tally.core import formats
 from tally.core.caller import Caller
 from tally.core.catalog import (
     DimensionInfo,
@@ -707,7 +708,8 @@ class TallyService:
             raise ResultTooLarge(
                 f"The result has more than {max_rows} rows (the server's maximum): add filters, "
                 f"a coarser grain, or a limit of at most {max_rows}; or export it whole with "
-                "POST /api/v1/exports (CSV, Arrow or Parquet; `tally query --output FILE`).",
+                f"POST /api/v1/exports ({formats.listed(formats.names(formats.exports()))}; "
+                "`tally query --output FILE`).",
                 max_rows=max_rows,
             )
         if compiled.renames:
