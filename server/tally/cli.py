@@ -16,10 +16,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from tally.core import formats
 from tally.core.caller import Caller
 from tally.errors import CallerError, ConfigurationError, TallyError
 
-FORMATS = ("table", "json", "csv", "arrow")
+FORMATS = ("table", *formats.names())  # the terminal's table, then core/formats.py's
 
 _CLI = Caller.local("cli")  # the CLI runs beside the project, with its files
 
@@ -141,8 +142,9 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         default=None,
-        help="stream the whole result (no row limit) to FILE: .csv, .arrow or .parquet "
-        "(or --format csv|arrow)",
+        help=f"stream the whole result (no row limit) to FILE: "
+        f"{formats.listed(formats.extensions(formats.exports()))} "
+        f"(or --format {'|'.join(formats.names(formats.exports()))})",
     )
     q.set_defaults(handler=_cmd_query)
 
@@ -257,18 +259,10 @@ def _cmd_query(args: argparse.Namespace) -> int:
         return export_to_file(service, request, caller, args.output, args.format)
     result = service.query(request, caller)
 
-    if args.format == "json":
-        print(encoding.to_json(result))
-    elif args.format == "csv":
-        sys.stdout.buffer.write(encoding.to_csv(result.table))
-    elif args.format == "arrow":
-        if sys.stdout.isatty():
-            print(
-                "error: --format arrow writes binary; redirect it to a file or a pipe",
-                file=sys.stderr,
-            )
-            return 2
-        sys.stdout.buffer.write(encoding.to_arrow_stream(result.table))
+    if args.format != "table":  # a format of core/formats.py
+        from tally.cli_exports import print_result
+
+        return print_result(result, args.format)
     else:
         print(encoding.to_text_table(result.table))
         t = result.timing

@@ -132,6 +132,40 @@ def test_csv_keeps_every_digit(mcp, raw):
     assert_rows_match(served, expected, ["customer__country"], "revenue", min_rows=3)
 
 
+def test_ndjson_rows_are_the_json_rows_with_every_digit(mcp, raw):
+    import json
+    from decimal import Decimal
+
+    group_by = [{"name": "customer__country"}]
+    nd = mcp.ok("query_metrics", metrics=["revenue"], format="ndjson", group_by=group_by)
+    js = mcp.ok("query_metrics", metrics=["revenue"], group_by=group_by)
+    assert nd["format"] == "ndjson" and "data" not in nd and nd["ndjson"].endswith("\n")
+    rows = [json.loads(line, parse_float=Decimal) for line in nd["ndjson"].splitlines()]
+    assert [r["customer__country"] for r in rows] == [r["customer__country"] for r in js["data"]]
+    assert [float(r["revenue"]) for r in rows] == [r["revenue"] for r in js["data"]]
+    # Exact: decimals against the hand SQL's, not through a float.
+    expected = _hand(raw, REVENUE, ["customer__country"])
+    assert_rows_match(rows, expected, ["customer__country"], "revenue", min_rows=3)
+    assert nd["columns"] == js["columns"] and nd["total_rows"] == js["total_rows"]
+    saved = mcp.ok("query_saved_query", name="revenue_by_country_by_month", format="NDJSON",
+                   limit=5)
+    assert saved["format"] == "ndjson" and len(saved["ndjson"].splitlines()) == 5
+
+
+def test_the_format_parameter_is_the_registrys_text_formats(mcp):
+    from tally.core import formats
+
+    tools = {t.name: t for t in mcp.run(lambda c: c.list_tools()).tools}
+    for name in ("query_metrics", "query_saved_query"):
+        described = tools[name].input_schema["properties"]["format"]["description"]
+        assert all(f.name in described for f in formats.answers() if f.text)
+    is_error, body = mcp.call("query_metrics", metrics=["revenue"], format="jsonl")
+    assert is_error and body["error"]["code"] == "invalid_request"
+    assert "use one of json, csv, ndjson. Did you mean 'ndjson'?" in body["error"]["message"]
+    is_error, body = mcp.call("query_metrics", metrics=["revenue"], format="arrow")
+    assert is_error and "arrow is not offered as a format here" in body["error"]["message"]
+
+
 def test_truncation_says_how_many_rows_there_are(mcp, raw):
     days = scalar(raw, "select count(distinct order_date) from enriched_orders "
                        "where order_status = 'completed'")

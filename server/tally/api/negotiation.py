@@ -1,5 +1,6 @@
-"""Content negotiation and the query response: JSON, CSV or Arrow IPC by Accept, with cache
-metadata in the body (JSON) and in headers (all formats), ETag and Cache-Control.
+"""Content negotiation and the query response: any answer format of core/formats.py (JSON,
+CSV, Arrow IPC, NDJSON...) by Accept, with cache metadata in the body (JSON) and in headers (all
+formats), ETag and Cache-Control.
 
 The responses are built by plain functions of a result, so the service can run them where it
 is cheap (the event loop for a small hit, a worker thread for a large result)."""
@@ -12,19 +13,19 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from tally.api.errors import HTTPError
-from tally.core import encoding
+from tally.core import encoding, formats
+from tally.core.formats import Format
 from tally.core.results import QueryResult
 from tally.errors import shorten
 
-JSON, CSV = "application/json", "text/csv"
-FORMATS = {JSON: "json", CSV: "csv", encoding.ARROW_STREAM: "arrow"}
 
-
-def negotiate(request: Request) -> str:
-    """The response format for the request's Accept header (JSON when absent or */*)."""
+def negotiate(request: Request) -> Format:
+    """The response format for the request's Accept header (the first answer format, JSON,
+    when absent or */*; for `type/*`, the first answer format of that type)."""
+    offered = formats.answers()
     accept = request.headers.get("accept", "").strip()
     if not accept:
-        return "json"
+        return offered[0]
     ranked = []
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
@@ -36,20 +37,23 @@ def negotiate(request: Request) -> str:
                 except ValueError:
                     q = 0.0
         ranked.append((q, media.lower()))
-    for q, media in sorted(ranked, key=lambda x: -x[0]):
+    ranked.sort(key=lambda x: -x[0])
+    for q, media in ranked:
         if q <= 0:
             continue
-        if media in FORMATS:
-            return FORMATS[media]
-        if media in ("*/*", "application/*"):
-            return "json"
-        if media == "text/*":
-            return "csv"
+        kind = media.removesuffix("*") if media.endswith("/*") else None
+        for f in offered:
+            if f.media_type == media or media == "*/*" or (kind and f.media_type.startswith(kind)):
+                return f
+    supported = [f.media_type for f in offered]
+    wanted = [media for q, media in ranked if q > 0]
+    close = formats.suggest(wanted[0], offered) if wanted else None
+    hint = f" Did you mean '{close.media_type}'?" if close else ""
     raise HTTPError(
         406,
         "not_acceptable",
-        f"Cannot produce {shorten(accept)}; ask for one of {', '.join(FORMATS)}.",
-        supported=list(FORMATS),
+        f"Cannot produce {shorten(accept)}; ask for one of {', '.join(supported)}.{hint}",
+        supported=supported,
     )
 
 
@@ -70,11 +74,11 @@ async def require_json_body(request: Request) -> None:
         )
 
 
-def _headers(request: Request, result: QueryResult, fmt: str) -> tuple[dict[str, str], bool]:
+def _headers(request: Request, result: QueryResult, fmt: Format) -> tuple[dict[str, str], bool]:
     """Response headers, and whether If-None-Match already has this representation. The ETag
     names the cached entry and this request's column and row order (requests that differ only
     in order share an entry, not a representation) and the format."""
-    etag = f'W/"{result.cache.key}-{result.cache.variant}-{fmt}"'
+    etag = f'W/"{result.cache.key}-{result.cache.variant}-{fmt.name}"'
     headers = {
         "ETag": etag,
         "Cache-Control": f"private, max-age={round(result.cache.ttl_seconds)}",
@@ -95,33 +99,23 @@ def _headers(request: Request, result: QueryResult, fmt: str) -> tuple[dict[str,
     return headers, matched
 
 
-def _table_response(result: QueryResult, fmt: str, headers: dict[str, str]) -> Response:
-    if fmt == "csv":
-        return Response(
-            encoding.to_csv(result.table), media_type="text/csv; charset=utf-8", headers=headers
-        )
-    return Response(
-        encoding.to_arrow_stream(result.table), media_type=encoding.ARROW_STREAM, headers=headers
-    )
-
-
-def query_response(request: Request, result: QueryResult, fmt: str) -> Response:
+def query_response(request: Request, result: QueryResult, fmt: Format) -> Response:
     """The response to POST /query (a 304 when If-None-Match has this representation)."""
     headers, matched = _headers(request, result, fmt)
     if matched:
         return Response(status_code=304, headers=headers)
-    if fmt != "json":
-        return _table_response(result, fmt, headers)
-    return Response(encoding.to_json(result), media_type=JSON, headers=headers)
+    return Response(fmt.encode(result), media_type=fmt.content_type, headers=headers)
 
 
-def values_response(request: Request, result: QueryResult, fmt: str, dimension: str) -> Response:
+def values_response(
+    request: Request, result: QueryResult, fmt: Format, dimension: str
+) -> Response:
     """The response to GET /dimension-values: a one-column result; in JSON, its values."""
     headers, matched = _headers(request, result, fmt)
     if matched:
         return Response(status_code=304, headers=headers)
-    if fmt != "json":
-        return _table_response(result, fmt, headers)
+    if fmt is not formats.JSON:  # JSON's answer here is a list of values, not a result's rows
+        return Response(fmt.encode(result), media_type=fmt.content_type, headers=headers)
     meta = encoding.result_meta(result)
     metrics = list(result.request.metrics)
     body = {
@@ -136,4 +130,4 @@ def values_response(request: Request, result: QueryResult, fmt: str, dimension: 
         "cache": meta["cache"],
         "timing_ms": meta["timing_ms"],
     }
-    return Response(json.dumps(body), media_type=JSON, headers=headers)
+    return Response(json.dumps(body), media_type=fmt.content_type, headers=headers)

@@ -1,6 +1,9 @@
-"""Result encoders every transport shares: JSON (the DESIGN.md shape), CSV, Arrow IPC stream, a
-plain-text table, and one conversion of a cell to a JSON value. Decimals stay exact in the JSON
-text: they are written as JSON numbers with every digit, never through a float."""
+"""Every encoder of results, the one home of encoding (core/formats.py names them and says which
+format is which): a whole result or table at once (JSON in the DESIGN.md shape, CSV, Arrow IPC
+stream, NDJSON, the CLI's plain-text table), and stream writers over record batches (CSV, Arrow
+IPC, Parquet, NDJSON) that yield bytes as each batch arrives, so memory stays bounded by one
+batch whatever the result's size. Decimals stay exact in JSON and NDJSON text: written as JSON
+numbers with every digit, never through a float."""
 
 from __future__ import annotations
 
@@ -9,15 +12,19 @@ import decimal
 import io
 import json
 import math
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from tally.core.results import QueryResult
 
-ARROW_STREAM = "application/vnd.apache.arrow.stream"
+# A stream writer: the schema and the batches in, the file's bytes out as they are made. An
+# empty result (one batch of no rows) is still a whole file: a CSV header, an Arrow/Parquet schema.
+StreamWriter = Callable[[pa.Schema, Iterable[pa.RecordBatch]], Iterator[bytes]]
 
 
 def column_type(t: pa.DataType) -> str:
@@ -82,34 +89,41 @@ def result_meta(result: QueryResult) -> dict[str, Any]:
     }
 
 
-def _json_rows(table: pa.Table) -> list[str]:
-    keys = [json.dumps(f.name) for f in table.schema]
-    rows = []
-    # Batch by batch: Arrow's to_pylist holds the GIL for the whole call, so one call over a
-    # large table would stall every other thread (the event loop included) until it returns.
-    for batch in table.to_batches(max_chunksize=1024):
-        for record in batch.to_pylist():
-            cells = (f"{k}: {_value(v)}" for k, v in zip(keys, record.values(), strict=True))
-            rows.append("{" + ", ".join(cells) + "}")
+def _json_rows(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[str]:
+    """Each row as a JSON object's text: the rows of JSON's `data` and NDJSON's lines alike."""
+    keys = [json.dumps(f.name) for f in schema]
+    for batch in batches:
+        # 1024 rows at a time: Arrow's to_pylist holds the GIL for the whole call, so one call
+        # over a large batch would stall every other thread (the event loop included).
+        for offset in range(0, batch.num_rows, 1024):
+            for record in batch.slice(offset, 1024).to_pylist():
+                cells = (f"{k}: {_value(v)}" for k, v in zip(keys, record.values(), strict=True))
+                yield "{" + ", ".join(cells) + "}"
+
+
+def json_rows(result: QueryResult) -> list[str]:
+    """The result's rows as JSON text, kept in the cache entry's memo: the next hit of the same
+    shape (in JSON or NDJSON) reuses the text instead of encoding again."""
+    table = result.table
+    memo = result.memo
+    cached = memo.get("json_rows") if memo is not None else None
+    if cached is not None and cached[0] is table:
+        return cached[1]
+    rows = list(_json_rows(table.schema, table.to_batches()))
+    if memo is not None:
+        memo["json_rows"] = (table, rows)
+        # Counted in the cache's byte bound (CPython keeps ~60 bytes per str beside its text).
+        memo["memo_bytes"] = sum(map(len, rows)) + 60 * len(rows)
+        grow = memo.get("on_grow")
+        if grow is not None:
+            grow()
     return rows
 
 
 def to_json(result: QueryResult, *, indent: bool = False) -> str:
     table = result.table
     columns = [{"name": f.name, "type": column_type(f.type)} for f in table.schema]
-    memo = result.memo
-    cached = memo.get("json_rows") if memo is not None else None
-    if cached is not None and cached[0] is table:
-        rows = cached[1]
-    else:
-        rows = _json_rows(table)
-        if memo is not None:  # a cache hit of the same shape reuses the rows' text
-            memo["json_rows"] = (table, rows)
-            # Counted in the cache's byte bound (CPython keeps ~60 bytes per str beside its text).
-            memo["memo_bytes"] = sum(map(len, rows)) + 60 * len(rows)
-            grow = memo.get("on_grow")
-            if grow is not None:
-                grow()
+    rows = json_rows(result)
     meta = result_meta(result)
     sep = ",\n  " if indent else ", "
     head = "{" + ("\n  " if indent else "")
@@ -123,6 +137,10 @@ def to_json(result: QueryResult, *, indent: bool = False) -> str:
         *(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in meta.items()),
     ]
     return head + sep.join(parts) + ("\n" if indent else "") + "}"
+
+
+def json_answer(result: QueryResult) -> bytes:
+    return to_json(result).encode()
 
 
 # A spreadsheet opening a CSV runs a cell that starts with one of these as a formula
@@ -154,6 +172,95 @@ def to_arrow_stream(table: pa.Table) -> bytes:
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
+
+
+# NDJSON: one JSON object per row, each line as the row is in JSON's `data` (decimals exact,
+# dates ISO), every line ends with a newline; no envelope, so an empty result is an empty body.
+
+
+def result_ndjson(result: QueryResult) -> bytes:
+    """A whole result as NDJSON, from the rows' JSON text (memoized with JSON's)."""
+    rows = json_rows(result)
+    return ("\n".join(rows) + "\n").encode() if rows else b""
+
+
+def to_ndjson(table: pa.Table) -> bytes:
+    return b"".join(stream_ndjson(table.schema, table.to_batches()))
+
+
+def stream_ndjson(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+    for batch in batches:
+        lines = "".join(row + "\n" for row in _json_rows(schema, [batch]))
+        if lines:
+            yield lines.encode()
+
+
+# Stream writers through pyarrow's own (CSV, Arrow IPC, Parquet: one row group per batch).
+
+
+class _Sink:
+    """A write-only file that hands over what was written since the last `take()`."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self.closed = False
+        self._pos = 0
+
+    def write(self, data) -> int:
+        chunk = bytes(data)
+        self._chunks.append(chunk)
+        self._pos += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        out = b"".join(self._chunks)
+        self._chunks.clear()
+        return out
+
+
+def _through(
+    open_writer: Callable[[Any, pa.Schema], Any],
+    prepare: Callable[[pa.Table], pa.Table] | None = None,
+) -> StreamWriter:
+    """A stream writer over a pyarrow writer (`open_writer(file, schema)`); `prepare`: applied to
+    each batch (as a table) before it is written."""
+
+    def write(schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Iterator[bytes]:
+        sink = _Sink()
+        writer = open_writer(pa.PythonFile(sink, mode="w"), schema)
+        try:
+            for batch in batches:
+                if prepare is not None:
+                    writer.write_table(prepare(pa.Table.from_batches([batch])))
+                else:
+                    writer.write_batch(batch)
+                data = sink.take()
+                if data:
+                    yield data
+        finally:
+            writer.close()
+        tail = sink.take()
+        if tail:
+            yield tail
+
+    return write
+
+
+stream_csv = _through(pacsv.CSVWriter, prepare=neutralize_formulas)
+stream_arrow = _through(pa.ipc.new_stream)
+stream_parquet = _through(pq.ParquetWriter)
 
 
 def to_text_table(table: pa.Table, max_rows: int = 200) -> str:

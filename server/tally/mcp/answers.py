@@ -1,4 +1,5 @@
-"""Query results shaped for an agent: compact rows (JSON records or CSV text), each column's
+"""Query results shaped for an agent: compact rows (JSON records, or the text of a text format of
+core/formats.py: CSV, NDJSON), each column's
 type and unit, the filters and time range that were applied, and an explicit truncation flag
 with the total row count, so an agent never mistakes a cut list for the whole answer."""
 
@@ -11,13 +12,15 @@ from typing import Any
 
 import pyarrow as pa
 
+from tally.core import formats
 from tally.core.catalog import MeasureInfo, MetricInfo
-from tally.core.encoding import column_type, json_value, to_csv
+from tally.core.encoding import column_type, json_value
+from tally.core.formats import Format
 from tally.core.request import QueryRequest
 from tally.core.results import QueryResult
-from tally.errors import InvalidRequest
 
-FORMATS = ("json", "csv")
+# JSON: the rows as records in `data`; a text format: its text under its name (`"csv": ...`).
+FORMATS = tuple(f for f in formats.answers() if f is formats.JSON or (f.text and f.table))
 _COUNT_AGGS = {"count", "count_distinct", "sum_boolean"}
 # Spellings of `meta: {format: ...}` / `meta: {unit: ...}` a project may use, in one vocabulary.
 _UNITS = {
@@ -54,11 +57,8 @@ def _counts(measure: MeasureInfo) -> bool:
     return agg in _COUNT_AGGS or (agg == "sum" and bool(_ONES.match(measure.expr or "")))
 
 
-def check_format(fmt: str) -> str:
-    value = (fmt or "json").strip().lower()
-    if value not in FORMATS:
-        raise InvalidRequest(f"Unknown format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    return value
+def check_format(fmt: str | None) -> Format:
+    return formats.find(fmt or formats.JSON.name, FORMATS)
 
 
 def filter_text(clause: Any) -> Any:
@@ -107,7 +107,7 @@ def answer(
     units: Mapping[str, str],
     labels: Mapping[str, str],
     shown: int,
-    fmt: str,
+    fmt: Format,
     saved_where: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The tool's answer: the first `shown` rows of `result` (the whole answer, in its order),
@@ -130,10 +130,10 @@ def answer(
         "row_count": head.num_rows,
         "total_rows": total,
         "truncated": head.num_rows < total,
-        "format": fmt,
+        "format": fmt.name,
     }
-    if fmt == "csv":
-        body["csv"] = to_csv(head).decode()
+    if fmt is not formats.JSON and fmt.table is not None and fmt.charset is not None:
+        body[fmt.name] = fmt.table(head).decode(fmt.charset)
     else:
         body["data"] = [{k: json_value(v) for k, v in row.items()} for row in head.to_pylist()]
     if body["truncated"]:

@@ -17,8 +17,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import CallToolResult, TextContent
 from pydantic import Field
 
+from tally.core import formats
 from tally.core.caller import Caller
 from tally.errors import TallyError
+from tally.mcp.answers import FORMATS
 from tally.mcp.errors import error_body, nearest
 from tally.mcp.prompts import ANSWER_PROMPT, answer_prompt
 from tally.mcp.tools import GroupByParam, OrderByParam, Tools
@@ -36,7 +38,8 @@ Where = Annotated[
           "\"{{ TimeDimension('metric_time', 'day') }} >= '2025-01-01'\"."),
 ]  # fmt: skip
 Limit = Annotated[int | None, Field(description="Most rows to show (the answer says if cut).")]
-Format = Annotated[str, Field(description="json (records) or csv.")]
+Format = Annotated[str, Field(description=f"{FORMATS[0].name} (records) or the rows as text: "
+                              f"{formats.listed(formats.names(FORMATS[1:]))}.")]
 GroupBys = Annotated[list[GroupByParam] | None, Field(description="What to group by.")]
 OrderBys = Annotated[list[OrderByParam] | None, Field(description="Sort order.")]
 
@@ -178,7 +181,7 @@ def _tools(
         order_by: OrderBys = None,
         where: Where = None,
         limit: Limit = None,
-        format: Format = "json",
+        format: Format = formats.JSON.name,
         start: Annotated[str | None, Field(description="First metric_time (ISO date).")] = None,
         end: Annotated[str | None, Field(description="Last metric_time (ISO date).")] = None,
     ) -> CallToolResult:
@@ -210,7 +213,7 @@ def _tools(
         name: Annotated[str, Field(description="A saved query name.")],
         where: Where = None,
         limit: Limit = None,
-        format: Format = "json",
+        format: Format = formats.JSON.name,
     ) -> CallToolResult:
         return await run(lambda c: tools.query_saved_query(c, name, where, limit, format),
                          asked=name)  # fmt: skip

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from tally.core.caller import Caller
+from tally.core.formats import Format
 from tally.core.request import QueryRequest
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
 from tally.errors import InvalidRequest, ResultTooLarge
@@ -168,16 +169,16 @@ class Tools:
         order_by: Sequence[OrderByParam] | None,
         where: str | Sequence[str] | None,
         limit: int | None,
-        fmt: str = "json",
+        fmt: str | None = None,
         start: str | None = None,
         end: str | None = None,
     ) -> dict[str, Any]:
-        fmt = check_format(fmt)
+        chosen = check_format(fmt)
         shown = self._shown(limit)
         request = await self.service.run(
             self.request, metrics, group_by, order_by, where, start, end
         )
-        return await self._answer(caller, request, shown, fmt)
+        return await self._answer(caller, request, shown, chosen)
 
     async def query_saved_query(
         self,
@@ -185,13 +186,13 @@ class Tools:
         name: str,
         where: str | Sequence[str] | None,
         limit: int | None,
-        fmt: str = "json",
+        fmt: str | None = None,
     ) -> dict[str, Any]:
-        fmt = check_format(fmt)
+        chosen = check_format(fmt)
         shown = self._shown(limit)
         saved = await self.service.run(self.service.get_saved_query, name, caller)
         request = QueryRequest.create(saved_query=saved.name, where=_where(where))
-        body = await self._answer(caller, request, shown, fmt, saved_where=saved.where)
+        body = await self._answer(caller, request, shown, chosen, saved_where=saved.where)
         return {"saved_query": saved.name, **body}
 
     async def compiled_sql(
@@ -219,7 +220,7 @@ class Tools:
         caller: Caller,
         request: QueryRequest,
         shown: int,
-        fmt: str,
+        fmt: Format,
         saved_where: Iterable[str] = (),
     ) -> dict[str, Any]:
         svc = self.service

@@ -1,7 +1,7 @@
 """Exports: a query's full result, of any size, as a stream of Arrow record batches for the
-transports to encode (CSV, Arrow IPC, Parquet) as they go, in bounded memory. No row cap (that
-is the point), no result cache (a result this size would evict everything else); the same
-authorization, routing (rollups) and SQL as a query.
+transports to encode as they go (a streamed format of core/formats.py), in bounded memory. No
+row cap (that is the point), no result cache (a result this size would evict everything else);
+the same authorization, routing (rollups) and SQL as a query.
 
 The warehouse streams when it can (`stream(sql, batch_rows)`, DuckDB); otherwise its whole
 result is fetched and cut into batches (bounded by the warehouse's own result, not by tally).
@@ -21,13 +21,7 @@ import pyarrow as pa
 
 from tally.core.compiler import CompiledQuery
 from tally.core.results import normalize_types
-from tally.errors import InvalidRequest
 
-FORMATS = {
-    "csv": "text/csv; charset=utf-8",
-    "arrow": "application/vnd.apache.arrow.stream",
-    "parquet": "application/vnd.apache.parquet",
-}
 BATCH_ROWS = 65_536
 
 
@@ -42,15 +36,6 @@ class Export:
         with contextlib.suppress(Exception):
             self.batches.close()  # type: ignore[attr-defined]
         self.release()
-
-
-def check_format(fmt: str) -> str:
-    fmt = (fmt or "").strip().lower()
-    if fmt not in FORMATS:
-        raise InvalidRequest(
-            f"Unknown export format {fmt!r}: use one of {', '.join(FORMATS)}."
-        )
-    return fmt
 
 
 def batches(warehouse, compiled: CompiledQuery) -> Iterator[pa.RecordBatch]:

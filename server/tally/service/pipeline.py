@@ -24,6 +24,7 @@ from tally.cache.keys import result_key
 from tally.cache.result_cache import CacheEntry
 from tally.cache.single_flight import AsyncSingleFlight, SingleFlight
 from tally.cache.views import shape, variant
+from tally.core import formats
 from tally.core.caller import Caller
 from tally.core.compiler import CompiledQuery, Compiler
 from tally.core.request import QueryRequest
@@ -284,7 +285,8 @@ class QueryPipeline:
             raise ResultTooLarge(
                 f"The result has more than {max_rows} rows (the server's maximum): add filters, "
                 f"a coarser grain, or a limit of at most {max_rows}; or export it whole with "
-                "POST /api/v1/exports (CSV, Arrow or Parquet; `tally query --output FILE`).",
+                f"POST /api/v1/exports ({formats.listed(formats.names(formats.exports()))}; "
+                "`tally query --output FILE`).",
                 max_rows=max_rows,
             )
         if compiled.renames:

@@ -224,7 +224,8 @@ async def test_no_body_and_unsupported_formats(client):
             await client.post("/api/v1/query", json=Q, headers={"accept": accept}),
             406, "not_acceptable", accept.split(",")[0].split(";")[0])
         assert err["details"]["supported"] == [
-            "application/json", "text/csv", "application/vnd.apache.arrow.stream"]
+            "application/json", "text/csv", "application/vnd.apache.arrow.stream",
+            "application/x-ndjson"]
     assert_error(await client.post("/api/v1/saved-queries/nope/query"), 404,
                  "unknown_saved_query", "nope")
 

@@ -1,5 +1,6 @@
-"""POST /api/v1/exports: a query's whole result, any size, streamed as CSV, Arrow IPC or
-Parquet while the warehouse produces it (parse, call the service, encode as it goes)."""
+"""POST /api/v1/exports: a query's whole result, any size, streamed in an export format of
+core/formats.py (CSV, Arrow IPC, Parquet, NDJSON...) while the warehouse produces it (parse,
+call the service, encode as it goes)."""
 
 from __future__ import annotations
 
@@ -13,25 +14,29 @@ from pydantic import Field
 from tally.api.deps import CallerDep, ServiceDep
 from tally.api.models import QueryBody, to_request
 from tally.api.negotiation import require_json_body
-from tally.core.stream_encoding import encode_stream
-from tally.service.exports import FORMATS, Export, check_format
+from tally.core import formats
+from tally.service.exports import Export
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
-_EXT = {"csv": "csv", "arrow": "arrows", "parquet": "parquet"}
 
 
 class ExportBody(QueryBody):
-    format: str = Field("csv", description="csv | arrow (Arrow IPC stream) | parquet")
+    format: str = Field(
+        formats.exports()[0].name,
+        description=" | ".join(f"{f.name} ({f.summary})" for f in formats.exports()),
+    )
 
 
 @router.post(
     "/exports",
     summary="Export a query's whole result (no row limit), streamed",
     dependencies=[Depends(require_json_body)],
-    responses={200: {"content": {v: {} for v in FORMATS.values()}}},
+    # Not JSONResponse: a 200 is only ever one of the export formats (errors are JSON).
+    response_class=StreamingResponse,
+    responses={200: {"content": {f.content_type: {} for f in formats.exports()}}},
 )
 async def post_export(body: ExportBody, svc: ServiceDep, caller: CallerDep) -> StreamingResponse:
-    fmt = check_format(body.format)
+    fmt = formats.find(body.format, formats.exports(), what="export format")
     request = to_request(body)
 
     def start() -> tuple[pa.RecordBatch, Export]:
@@ -43,6 +48,7 @@ async def post_export(body: ExportBody, svc: ServiceDep, caller: CallerDep) -> S
 
     first, export = await svc.run(start)
     rest = export.batches
+    assert fmt.stream is not None  # an export format
 
     def body_bytes() -> Iterator[bytes]:
         def all_batches() -> Iterator[pa.RecordBatch]:
@@ -50,14 +56,13 @@ async def post_export(body: ExportBody, svc: ServiceDep, caller: CallerDep) -> S
             yield from rest
 
         try:
-            yield from encode_stream(fmt, first.schema, all_batches())
+            yield from fmt.stream(first.schema, all_batches())
         finally:
             export.close()
 
-    name = f"export.{_EXT[fmt]}"
+    name = f"export{fmt.extensions[0]}"
     return StreamingResponse(
-        body_bytes(), media_type=FORMATS[fmt],
+        body_bytes(), media_type=fmt.content_type,
         headers={"content-disposition": f'attachment; filename="{name}"',
                  "x-tally-rollup": getattr(export.compiled.rollup, "used", None) or ""},  # type: ignore[attr-defined]
     )
-

@@ -1,7 +1,8 @@
 """Asynchronous queries over REST, for long exports: POST /api/v1/queries starts one (202 with
 its Location), GET /api/v1/queries/{id} says where it is, GET .../result gives the result in the
-format asked for (JSON, CSV, Arrow), DELETE cancels it. The same jobs as the dbt Semantic
-Layer's GraphQL createQuery: run by the service as their caller, kept for a while once done."""
+format asked for (Accept: any answer format of core/formats.py), DELETE cancels it. The same
+jobs as the dbt Semantic Layer's GraphQL createQuery: run by the service as their caller, kept
+for a while once done."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from tally.api.deps import CallerDep, ServiceDep
 from tally.api.direct import DirectBodyRoute
 from tally.api.models import QueryBody, to_request
 from tally.api.negotiation import negotiate, query_response, require_json_body
+from tally.core import formats
 
 router = APIRouter(prefix="/api/v1", tags=["query"])
 # POST /query, the path of every cached answer: a valid body skips FastAPI's dependency solving.
@@ -17,11 +18,7 @@ hot = APIRouter(prefix="/api/v1", tags=["query"], route_class=DirectBodyRoute)
 _FORMATS_DOC = {
     200: {
         "description": "The result",
-        "content": {
-            "application/json": {},
-            "text/csv": {},
-            "application/vnd.apache.arrow.stream": {},
-        },
+        "content": {f.media_type: {} for f in formats.answers()},
     },
     304: {"description": "Not modified (If-None-Match matched the ETag)"},
     400: {"description": "The caller's mistake (error shape)"},
