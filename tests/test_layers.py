@@ -37,7 +37,7 @@ def copy_with(tmp_path: Path, module: str, line: str) -> Path:
 def test_the_tree_keeps_every_contract():
     result = lint(ROOT / "server")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "2 kept, 0 broken" in result.stdout
+    assert "3 kept, 0 broken" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -51,8 +51,10 @@ def test_the_tree_keeps_every_contract():
 def test_a_back_edge_fails_the_lint(tmp_path, module, line, contract):
     result = lint(copy_with(tmp_path, module, line))
     assert result.returncode != 0
-    assert "1 broken" in result.stdout, result.stdout[-3000:]
-    assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
+    # The contract named is broken (a back-edge may also close an import loop: the acyclic
+    # contract then breaks too).
+    status_lines = " ".join(result.stdout.split())  # a long contract name wraps
+    assert re.search(re.escape(contract) + r"[\w ,]* BROKEN", status_lines), result.stdout[-3000:]
 
 
 TRANSPORTS = ("api", "flight", "mcp", "cli")

@@ -26,6 +26,7 @@ from tally.core.request import QueryRequest
 from tally.core.semantic_manifest import load_manifest
 from tally.errors import ManifestUnavailable
 from tally.project import read_profile_target
+from tally.rollups.build import BuildReport, build_rollups, open_writer
 from tally.rollups.router import Router
 from tally.service.limits import Limits
 from tally.service.security.auth import Authenticator
@@ -246,6 +247,20 @@ class Runtime:
             log.warning("could not tell the other replicas about the rebuild: Redis unavailable")
             return False
         return True
+
+    def build_rollups(
+        self, only: tuple[str, ...] = (), full: bool = False,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> list[BuildReport]:  # fmt: skip
+        """Build (or refresh) the project's rollups in the served warehouse (`tally rollups
+        build`; tally.rollups.build says how, per engine)."""
+        writer = open_writer(self.engine, self.profile_output(),
+                             self.settings.resolved_project_dir())  # fmt: skip
+        try:
+            return build_rollups(self.compiler, writer, self.manifest_path.parent, only=only,
+                                 full=full, progress=progress)  # fmt: skip
+        finally:
+            writer.close()
 
     def cache_stats(self) -> dict[str, Any]:
         s = self.cache.stats

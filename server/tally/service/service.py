@@ -38,6 +38,7 @@ from tally.core.definitions import MetricDefinition
 from tally.core.engine import EngineSpec, Warehouse
 from tally.core.request import QueryRequest
 from tally.core.results import QueryResult
+from tally.rollups.build import BuildReport
 from tally.service.background import Background
 from tally.service.catalog import Catalog
 from tally.service.dimension_values import DimensionValues
@@ -144,6 +145,13 @@ class TallyService:
 
     def cache_stats(self) -> dict[str, Any]:
         return self.runtime.cache_stats()
+
+    def build_rollups(
+        self, only: tuple[str, ...] = (), full: bool = False,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> list[BuildReport]:  # fmt: skip
+        """Build (or refresh) the rollups in the served warehouse (`tally rollups build`)."""
+        return self.runtime.build_rollups(only, full, progress)
 
     def shutdown(self) -> None:
         """Cancel the jobs, stop what still runs on the warehouse, drain the pool, close."""

@@ -4,15 +4,11 @@ The sides (files, folders, git refs): diff_sides.py."""
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from tally.validate.diff_sides import Side, resolve_sides
+from tally.validate.diff_sides import Side
 from tally.validate.tally_rules import definition, exposure_metrics
 
 # Comparing -------------------------------------------------------------------------------
@@ -267,30 +263,3 @@ def changed_metrics(diff: ManifestDiff) -> list[str]:
     """The metrics whose numbers can differ: what they compute changed (themselves, their
     measure, or an input metric), not only their label, description or meta."""
     return [i.name for i in diff.of("metric", "changed") if i.definition_changed]
-
-
-# Command ---------------------------------------------------------------------------------
-
-
-def run(args: argparse.Namespace) -> int:
-    from tally.validate import diff_report
-    from tally.validate.cli import _profiles_dir, _project_dir
-
-    project_dir = _project_dir(args).resolve()
-    profiles_dir = _profiles_dir(args)
-    with tempfile.TemporaryDirectory(prefix="tally-diff-") as tmp:
-        base, head = resolve_sides([args.base, args.head], project_dir, profiles_dir,
-                                   args.target, Path(tmp))  # fmt: skip
-        result = compare(base, head)
-        if args.values:
-            from tally.validate.diff_values import value_diffs
-
-            result.values = value_diffs(result, base, head, project_dir, profiles_dir,
-                                        args.target)  # fmt: skip
-    if args.format == "json":
-        print(json.dumps(diff_report.to_dict(result), indent=2, default=str))
-    elif args.format == "markdown":
-        print(diff_report.to_markdown(result))
-    else:
-        print(diff_report.to_text(result))
-    return 1 if args.fail_on_breaking and result.breaking else 0

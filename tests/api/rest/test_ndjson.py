@@ -201,7 +201,7 @@ def test_one_entry_in_the_table_is_a_format_everywhere(warehouse, tmp_path):
     script = tmp_path / "toy.py"
     script.write_text(TOY + textwrap.dedent('''
         import asyncio, httpx
-        from tally.api.app import create_app
+        from tally.server import create_app
         from tally.cli import _parser
         from tally.mcp.answers import FORMATS as MCP_FORMATS
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
+from tally.cli.common import project_flags, service_of
 from tally.core.results import RollupStatus
 
 
-def register(sub, project_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     r = sub.add_parser("rollups", help="build the rollups (saved queries with cache enabled)")
     rsub = r.add_subparsers(dest="rollups_command", required=True)
     b = rsub.add_parser("build", help="build or refresh every rollup (changed partitions only)")
@@ -30,24 +30,11 @@ def register(sub, project_flags: Callable[[argparse.ArgumentParser], None]) -> N
 
 def _cmd_build(args: argparse.Namespace) -> int:
     from tally.core.request import split_csv
-    from tally.rollups.build import build_rollups, open_writer
-    from tally.service import TallyService
-    from tally.settings import load_settings
 
-    settings = load_settings(
-        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target
-    )
-    service = TallyService(settings)
-    writer = open_writer(service.engine, service.profile_output(),
-                         settings.resolved_project_dir())  # fmt: skip
+    service = service_of(args)
     started = time.perf_counter()
-    try:
-        reports = build_rollups(
-            service.compiler, writer, settings.resolved_manifest_path().parent,
-            only=tuple(split_csv(args.select)), full=args.full, progress=_say,
-        )
-    finally:
-        writer.close()
+    reports = service.build_rollups(only=tuple(split_csv(args.select)), full=args.full,
+                                    progress=_say)  # fmt: skip
     built = sum(r.action != "up to date" for r in reports)
     _say(f"{len(reports)} rollup(s), {built} built or refreshed, in "
          f"{time.perf_counter() - started:.1f} s")

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+
+from tally.cli.common import project_flags
 
 
-def register(sub: argparse._SubParsersAction, project_flags: Callable) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mcp", help="serve MCP (Model Context Protocol) tools over stdio")
     project_flags(p)
     p.add_argument(

@@ -1,5 +1,5 @@
-"""`tally validate` and `tally diff`: argparse registration and handlers (server/cli.py calls
-register). Mistakes in flags or in the project file exit 2 (CallerError), like every command."""
+"""`tally validate` and `tally diff`: the command-line side of tally.validate. Mistakes in flags
+or in the project file exit 2 (CallerError), like every command."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import sys
 from pathlib import Path
 
+from tally.cli.common import project_flags
 from tally.errors import CallerError, TallyError
 
 
@@ -18,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Exit 0 when clean, 1 on errors (and warnings with --strict), 2 on a "
         "usage error. Rules are configured in <project>/tally.yml (validate: section).",
     )
-    _project_flags(v)
+    project_flags(v)
     v.add_argument("--skip-dw", action="store_true", help="skip the warehouse checks")
     v.add_argument("--format", choices=("text", "github", "json"), default="text")
     v.add_argument("--junit", type=Path, default=None, metavar="FILE",
@@ -46,7 +47,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("base", help="manifest file, folder, or git ref (e.g. origin/main)")
     d.add_argument("head", help="manifest file, folder, or git ref (e.g. HEAD)")
-    _project_flags(d)
+    project_flags(d)
     d.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     d.add_argument("--values", action="store_true",
                    help="query changed metrics with both definitions on the warehouse and "
@@ -54,14 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--fail-on-breaking", action="store_true",
                    help="exit 1 when a change is breaking")  # fmt: skip
     d.set_defaults(handler=_cmd_diff)
-
-
-def _project_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--project-dir", type=Path, default=None,
-                   help="dbt project folder (env TALLY_PROJECT_DIR, default dbt_project)")
-    p.add_argument("--profiles-dir", type=Path, default=None,
-                   help="folder of profiles.yml (default: the project folder)")
-    p.add_argument("--target", default=None, help="dbt profile target (env TALLY_TARGET)")
 
 
 def _project_dir(args: argparse.Namespace) -> Path:
@@ -140,6 +133,28 @@ def _probe_writable(path: Path) -> bool:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    from tally.validate import diff
+    import json
+    import tempfile
 
-    return diff.run(args)
+    from tally.validate import diff_report
+    from tally.validate.diff import compare
+    from tally.validate.diff_sides import resolve_sides
+
+    project_dir = _project_dir(args).resolve()
+    profiles_dir = _profiles_dir(args)
+    with tempfile.TemporaryDirectory(prefix="tally-diff-") as tmp:
+        base, head = resolve_sides([args.base, args.head], project_dir, profiles_dir,
+                                   args.target, Path(tmp))  # fmt: skip
+        result = compare(base, head)
+        if args.values:
+            from tally.validate.diff_values import value_diffs
+
+            result.values = value_diffs(result, base, head, project_dir, profiles_dir,
+                                        args.target)  # fmt: skip
+    if args.format == "json":
+        print(json.dumps(diff_report.to_dict(result), indent=2, default=str))
+    elif args.format == "markdown":
+        print(diff_report.to_markdown(result))
+    else:
+        print(diff_report.to_text(result))
+    return 1 if args.fail_on_breaking and result.breaking else 0

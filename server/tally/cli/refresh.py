@@ -13,10 +13,26 @@ import json
 import sys
 from pathlib import Path
 
+from tally.cli.common import project_flags, service_of
 from tally.errors import CallerError, ServerFault
 
 
-def register(sub, project_flags) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
+    b = sub.add_parser(
+        "build",
+        help="rebuild safely while serving: dbt build + parse beside what is served, then "
+        "swap in (other arguments go to dbt build: --select, --exclude, --full-refresh...)",
+    )
+    project_flags(b)
+    b.add_argument("--vars", default=None, help="dbt vars (YAML), for dbt build and dbt parse")
+    b.add_argument(
+        "--from",
+        dest="start_from",
+        type=Path,
+        default=None,
+        help="DuckDB: start from this file (moved in) instead of a copy of the served one",
+    )
+    b.set_defaults(handler=cmd_build)
     m = sub.add_parser("monitor", help="run the monitors; exit 1 when any alerts")
     project_flags(m)
     m.add_argument("--format", choices=("table", "json"), default="table")
@@ -36,20 +52,10 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-def _service(args: argparse.Namespace, **extra):
-    from tally.service import TallyService
-    from tally.settings import load_settings
-
-    settings = load_settings(project_dir=args.project_dir, profiles_dir=args.profiles_dir,
-                             target=args.target, **extra)  # fmt: skip
-    settings.resolved_project_dir()
-    return TallyService(settings)
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     from tally.refresh.runtime import RefreshRuntime, build_step
 
-    service = _service(args)
+    service = service_of(args)
     runtime = RefreshRuntime(service, history=False)
     server = service.settings.server_url
     if server:
@@ -118,7 +124,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
             as_of = dt.date.fromisoformat(args.as_of)
         except ValueError:
             raise CallerError(f"--as-of {args.as_of!r}: not a date (YYYY-MM-DD).") from None
-    service = _service(args, as_of_date=as_of)
+    service = service_of(args, as_of_date=as_of)
     notifier = Notifier(load_notify_config(service.settings.resolved_project_dir()),
                         service.settings)  # fmt: skip
     try:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from dataclasses import asdict
 
+from tally.cli.common import project_flags, service_of
 from tally.errors import CallerError
 
 
-def register(sub: argparse._SubParsersAction, project_flags: Callable) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     keys = sub.add_parser("keys", help="create, list or revoke API keys")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     create = keys_sub.add_parser("create", help="create a key (printed once)")
@@ -44,14 +44,6 @@ def register(sub: argparse._SubParsersAction, project_flags: Callable) -> None:
     check.set_defaults(handler=_check)
 
 
-def _service(args: argparse.Namespace):
-    from tally.service import TallyService
-    from tally.settings import load_settings
-
-    return TallyService(load_settings(
-        project_dir=args.project_dir, profiles_dir=args.profiles_dir, target=args.target))
-
-
 def _json_object(text: str, what: str) -> dict:
     try:
         value = json.loads(text)
@@ -63,7 +55,7 @@ def _json_object(text: str, what: str) -> dict:
 
 
 def _create(args: argparse.Namespace) -> int:
-    store = _service(args).security.keys
+    store = service_of(args).security.keys
     scopes = [s.strip() for s in args.scopes.split(",") if s.strip()]
     key, token = store.create(args.name, scopes, _json_object(args.claims, "--claims"))
     print(f"created key {key.id} ({key.name}), scopes {', '.join(key.scopes)}")
@@ -73,7 +65,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    keys = [k.public() for k in _service(args).security.keys.keys().values()]
+    keys = [k.public() for k in service_of(args).security.keys.keys().values()]
     if args.format == "json":
         print(json.dumps(keys, indent=2))
         return 0
@@ -86,13 +78,13 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    key = _service(args).security.keys.revoke(args.key)
+    key = service_of(args).security.keys.revoke(args.key)
     print(f"revoked key {key.id} ({key.name}) at {key.revoked_at}")
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    service = _service(args)
+    service = service_of(args)
     caller = service.security.for_claims(_json_object(args.claims, "--claims"))
     metrics = [m.name for m in service.list_metrics(caller)]
     dims = sorted({d.name for m in metrics for d in service.list_dimensions((m,), caller)})
