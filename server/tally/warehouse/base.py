@@ -128,19 +128,29 @@ class BaseWarehouse(ABC, Generic[C]):
         reusable = False
         try:
             limit = self._watched(conn, timeout_seconds)
-            with WATCHDOG.limit(limit, lambda: self._cancel(conn)) as fired:
-                try:
-                    table = self._run(conn, sql, timeout_seconds)
-                except TallyError:
-                    raise
-                except self.driver_errors as e:
-                    raise self._error(e, fired.is_set(), timeout_seconds) from e
-            # After the block a cancel is either due (`fired`: it may still be on its way) or
-            # will never come: only a connection no cancel can reach is reused.
-            reusable = not fired.is_set()
+            if not limit:  # none, or the database's own: no deadline to keep (~10 us saved)
+                table = self._attempt(conn, sql, timeout_seconds, None)
+                reusable = True
+            else:
+                with WATCHDOG.limit(limit, lambda: self._cancel(conn)) as fired:
+                    table = self._attempt(conn, sql, timeout_seconds, fired)
+                # After the block a cancel is either due (`fired`: it may still be on its way)
+                # or will never come: only a connection no cancel can reach is reused.
+                reusable = not fired.is_set()
         finally:
             self._end(conn, reusable)
         return table
+
+    def _attempt(
+        self, conn: C, sql: str, timeout_seconds: float | None, fired: threading.Event | None
+    ) -> pa.Table:
+        try:
+            return self._run(conn, sql, timeout_seconds)
+        except TallyError:
+            raise
+        except self.driver_errors as e:
+            timed_out = fired is not None and fired.is_set()
+            raise self._error(e, timed_out, timeout_seconds) from e
 
     def stream(self, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The whole result, cut into batches: for an engine whose driver cannot hand a result
