@@ -18,6 +18,7 @@ import duckdb
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tally.core.caller import Caller  # noqa: E402
 from tally.core.request import QueryRequest  # noqa: E402
 from tally.service import TallyService  # noqa: E402
 from tally.settings import Settings  # noqa: E402
@@ -57,21 +58,22 @@ def main() -> int:
     uncached = TallyService(settings.model_copy(update={"cache_enabled": False}))
     cached = TallyService(settings)
     con = duckdb.connect(str(db), read_only=True)
+    caller = Caller.local("bench")
     print(f"{'query':32}{'duckdb':>9}{'tally':>9}{'ratio':>7}{'cold':>9}{'hit':>8}{'miss/hit':>9}")
     ratios = []
     for name, q in QUERIES.items():
         request = QueryRequest.create(**q)
-        sql = uncached.compile(request).sql
+        sql = uncached.compile(request, caller).sql
         raw = median_ms(lambda sql=sql: con.sql(sql).to_arrow_table(), args.repeat)
-        warm = median_ms(lambda r=request: uncached.query(r), args.repeat)
+        warm = median_ms(lambda r=request: uncached.query(r, caller), args.repeat)
 
         def cold(r=request) -> None:
             uncached.compiler._sql_cache.clear()
-            uncached.query(r)
+            uncached.query(r, caller)
 
         cold_ms = median_ms(cold, max(3, args.repeat // 3))
-        cached.query(request)
-        hit = median_ms(lambda r=request: cached.query(r), args.repeat)
+        cached.query(request, caller)
+        hit = median_ms(lambda r=request: cached.query(r, caller), args.repeat)
         ratios.append(warm / raw)
         print(f"{name:32}{raw:9.2f}{warm:9.2f}{warm / raw:6.2f}x{cold_ms:9.2f}{hit:8.3f}"
               f"{warm / hit:8.0f}x", flush=True)

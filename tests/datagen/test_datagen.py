@@ -454,3 +454,17 @@ def test_progress_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     printed = capsys.readouterr().out
     assert out.exists()
     assert "raw.order_items:" in printed and "done:" in printed
+
+
+def test_cli_into_a_profile_target(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """`--target` writes where the target's engine says (its spec's demo target): a DuckDB
+    output's own file."""
+    from tests.support.paths import PROJECT_DIR
+
+    out = tmp_path / "target.duckdb"
+    monkeypatch.setenv("TALLY_DUCKDB_PATH", str(out))  # the demo profile's dev output reads it
+    assert main(["--scale", "0.02", "--target", "dev", "--project-dir", str(PROJECT_DIR)]) == 0
+    assert f"generating raw data into {out}" in capsys.readouterr().out
+    with duckdb.connect(str(out), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM raw.customers").fetchone()[0] == 200

@@ -80,7 +80,7 @@ def private_postgres(
     """A new database with the session's raw data, built by dbt into `root`/target: for tests
     that write to their warehouse (rollups, new data), never the shared one. Dropped at the
     end of the run."""
-    from tally.datagen.postgres_load import copy_raw_to_postgres
+    from tally.warehouse.postgres_demo import copy_raw_to_postgres
 
     dbname = _new_database(config, prefix)
     copy_raw_to_postgres(warehouse.duckdb_path, {**server_args(), "dbname": dbname})

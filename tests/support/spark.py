@@ -110,8 +110,10 @@ def build_spark(root: Path, warehouse: BuiltWarehouse) -> BuiltSpark:
     load = subprocess.run(
         [sys.executable, "-c",
          "import sys; from pathlib import Path; from tally.project import read_profile_target "
-         "as r; from tally.datagen.spark_load import load_raw_into_spark as load; "
-         f"p = Path(sys.argv[1]); load({str(warehouse.duckdb_path)!r}, r(p, p, 'spark'), print)",
+         "as r; from tally.warehouse.spark_demo import load_raw_into_spark as load; "
+         "from tally.warehouse.spark import session; "
+         f"p = Path(sys.argv[1]); load({str(warehouse.duckdb_path)!r}, r(p, p, 'spark'), "
+         "session, print)",
          str(Path(__file__).resolve().parents[2] / "dbt_project")],
         env=env, capture_output=True, text=True, timeout=1800)
     if load.returncode != 0:

@@ -80,3 +80,18 @@ def test_kept_cursors_let_the_file_go_when_idle_and_on_close(warehouse, tmp_path
     dw.execute("select 1")
     dw.close()
     duckdb.connect(str(path)).close()
+
+
+def test_once_interrupted_it_refuses_new_queries_and_streams(warehouse):
+    """After interrupt() (the server shutting down) nothing new starts: a query or an export
+    begun then would outlive the shutdown."""
+    from tally.errors import WarehouseUnavailable
+
+    dw = DuckDBWarehouse(warehouse.duckdb_path)
+    assert dw.execute("select 1 as x").column("x").to_pylist() == [1]
+    dw.interrupt()
+    with pytest.raises(WarehouseUnavailable, match="shutting down"):
+        dw.execute("select 1")
+    with pytest.raises(WarehouseUnavailable, match="shutting down"):
+        next(dw.stream("select 1"))
+    dw.close()

@@ -159,3 +159,50 @@ def test_interrupt_cancels_a_running_query(pg):
     """At shutdown the server interrupts what still runs (a warehouse of its own here: once
     interrupted, a warehouse treats cancelled queries as the server shutting down)."""
     assert_interrupt_stops(PostgresWarehouse(**PG), "select pg_sleep(30)")
+
+
+def test_stream_cuts_the_whole_result_into_batches(pg):
+    """psycopg2 fetches the whole result (the base class's stream); an export still gets
+    batches of at most batch_rows, and an empty result one batch that names its columns."""
+    batches = list(pg.stream("select x, x * 2 as y from generate_series(1, 5) x", 2))
+    assert [b.num_rows for b in batches] == [2, 2, 1]
+    assert pa.Table.from_batches(batches).column("y").to_pylist() == [2, 4, 6, 8, 10]
+    empty = list(pg.stream("select 1 as a, 'x' as b where false"))
+    assert len(empty) == 1 and empty[0].num_rows == 0 and empty[0].schema.names == ["a", "b"]
+
+
+def test_a_query_cancelled_by_someone_else_is_a_fault_not_a_timeout(pg):
+    """A query another session cancels (pg_cancel_backend), with no time limit of tally's:
+    PostgreSQL's message, as a warehouse error."""
+    import threading
+
+    import psycopg2
+
+    marker = f"tally_cancel_{os.getpid()}"
+    admin = psycopg2.connect(**PG)
+    admin.autocommit = True
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pg.execute(f"select pg_sleep(30) /* {marker} */")
+        except BaseException as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        with admin.cursor() as cur:
+            for _ in range(100):
+                cur.execute("select count(pg_cancel_backend(pid)) from pg_stat_activity "
+                            "where query like %s and pid <> pg_backend_pid()",
+                            (f"%{marker}%",))
+                if cur.fetchone()[0]:
+                    break
+                thread.join(0.05)
+        thread.join(10)
+    finally:
+        admin.close()
+    assert not thread.is_alive() and len(outcome) == 1
+    error = outcome[0]
+    assert type(error) is WarehouseError and "canceling statement" in error.message

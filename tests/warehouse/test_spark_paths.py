@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tally.project import spark_session_paths as session_paths
+from tally.warehouse.spark import session_paths
 
 URL = "spark.hadoop.javax.jdo.option.ConnectionURL"
 

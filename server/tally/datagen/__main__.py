@@ -34,8 +34,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--target",
         default=None,
-        help="write into this target of the dbt profile instead of --out: a postgres target "
-        "gets schema raw in its database (the data is generated in DuckDB, then copied)",
+        help="write into this target of the dbt profile instead of --out, as its engine "
+        "declares: a duckdb target's file directly; postgres and spark targets get schema raw "
+        "(the data is generated in DuckDB, then copied)",
     )
     parser.add_argument(
         "--project-dir",
@@ -60,30 +61,23 @@ def main(argv: list[str] | None = None) -> int:
 
     anomalies = parse_anomalies(args.anomalies)  # a bad spec fails before generating
 
-    postgres = None
-    spark = None  # a dbt-spark output: raw data goes into its SparkSession
+    # The DuckDB file generated into (None: a scratch one, then loaded into the warehouse).
+    into: Path | None = args.out
+    load = None
+    where = str(args.out)
     if args.target:
         from tally.project import read_profile_target
+        from tally.service.engines import engine_of_output
 
         output = read_profile_target(args.project_dir, args.project_dir, args.target)
-        if output.get("type") == "duckdb":
-            path = Path(str(output.get("path", "warehouse.duckdb")))
-            args.out = path if path.is_absolute() else args.project_dir / path
-        elif output.get("type") == "postgres":
-            from tally.datagen.postgres_load import ping, postgres_args
-
-            postgres = postgres_args(output)
-            ping(postgres)  # before generating: fail fast
-        elif output.get("type") == "spark":
-            from tally.project import spark_session_paths
-
-            spark = spark_session_paths(output, args.project_dir)
-        else:
+        engine = engine_of_output(output)
+        if engine.demo_target is None:
             raise ValueError(f"cannot write raw data into a {output.get('type')!r} warehouse")
+        target = engine.demo_target(output, args.project_dir)  # checks it answers: fail fast
+        into, load, where = target.file, target.load, target.where
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "generated.duckdb" if postgres or spark else args.out
+        out = into or Path(tmp) / "generated.duckdb"
         out.parent.mkdir(parents=True, exist_ok=True)
-        where = f"PostgreSQL database {postgres['dbname']!r}" if postgres else str(out)
         print(
             f"generating raw data into {where} (seed={args.seed}, scale={args.scale:g}, "
             f"{args.start}..{args.end})",
@@ -96,23 +90,20 @@ def main(argv: list[str] | None = None) -> int:
             scale=args.scale,
             start=args.start,
             end=args.end,
-            progress=lambda msg: print("  " + msg, flush=True),
+            progress=_say,
         )
         if anomalies:
-            inject(out, anomalies, args.anomaly_day or args.end,
-                   progress=lambda msg: print("  " + msg, flush=True))
-        if postgres:
-            from tally.datagen.postgres_load import copy_raw_to_postgres
-
-            copy_raw_to_postgres(out, postgres, progress=lambda msg: print("  " + msg, flush=True))
-        if spark:
-            from tally.datagen.spark_load import load_raw_into_spark
-
-            load_raw_into_spark(out, spark, progress=lambda msg: print("  " + msg, flush=True))
+            inject(out, anomalies, args.anomaly_day or args.end, progress=_say)
+        if load is not None:
+            load(out, _say)
     total = sum(counts.values())
     summary = ", ".join(f"{table}={rows:,}" for table, rows in counts.items())
     print(f"done: {total:,} rows in {time.perf_counter() - t0:.2f}s ({summary})")
     return 0
+
+
+def _say(message: str) -> None:
+    print("  " + message, flush=True)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,9 @@ from typing import Any
 
 from tally.core.compiler import Compiler
 from tally.core.engine import EngineSpec, RollupWriter
+from tally.core.rollup_dialect import RollupDialect
 from tally.errors import CallerError, ServerFault, WarehouseError
 from tally.rollups.definitions import REGISTRY, SCHEMA, Rollup, partition_column, rollups_of
-from tally.rollups.dialects import RollupDialect, dialect_of
 from tally.rollups.partitions import changed_partitions, fingerprints, partition_grain
 from tally.rollups.store import MARKER, REGISTRY_DDL, source_version
 
@@ -63,7 +63,7 @@ class BuildReport:
 
 
 def supports_rollups(engine: EngineSpec) -> bool:
-    return engine.rollup_writer is not None and dialect_of(engine.dialect) is not None
+    return engine.rollup_writer is not None and engine.rollup_dialect is not None
 
 
 def open_writer(engine: EngineSpec, output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
@@ -99,7 +99,7 @@ def build_rollups(
                 f"`config: cache: enabled: true` ({', '.join(r.name for r in rollups) or 'none'})."
             )
         rollups = tuple(r for r in rollups if r.name in only)
-    dialect = dialect_of(writer.dialect)
+    dialect = compiler.engine.rollup_dialect
     if dialect is None or writer.dialect != compiler.dialect:
         raise RollupsUnsupported(
             f"Rollups are not supported on {compiler.engine.adapter_type} (they are built on "

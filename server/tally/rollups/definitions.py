@@ -20,7 +20,6 @@ from tally.core.compiler import Compiler
 from tally.core.group_bys import GroupByItem
 from tally.core.request import QueryRequest
 from tally.core.resolve import check_request
-from tally.rollups.dialects import dialect_of
 from tally.rollups.parts import MetricParts
 
 SCHEMA = "tally_rollups"
@@ -94,7 +93,7 @@ def parts_of(compiler: Compiler) -> MetricParts:
     key = (id(compiler), compiler.loaded.version)
     found = _PARTS.get(key)
     if found is None:
-        dialect = dialect_of(compiler.dialect)
+        dialect = compiler.engine.rollup_dialect
         found = MetricParts(compiler.loaded.manifest, dialect.double if dialect else "DOUBLE")
         if len(_PARTS) > 16:
             _PARTS.clear()

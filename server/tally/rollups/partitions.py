@@ -26,8 +26,8 @@ import sqlglot
 from sqlglot import exp
 
 from tally.core.engine import RollupWriter
+from tally.core.rollup_dialect import RollupDialect
 from tally.rollups.definitions import Rollup, partition_column
-from tally.rollups.dialects import RollupDialect
 
 _ORDER = ("day", "week", "month", "quarter", "year")
 _LOOKS_ACROSS_TIME = ("cumulative", "conversion")

@@ -23,8 +23,8 @@ from tally.core.group_bys import GroupByItem
 from tally.core.request import QueryRequest
 from tally.core.resolve import check_request
 from tally.core.results import RollupStatus
+from tally.core.rollup_dialect import RollupDialect
 from tally.rollups.definitions import Rollup, parts_of, rollups_of
-from tally.rollups.dialects import RollupDialect, dialect_of
 from tally.rollups.parts import NotCombinable
 from tally.rollups.store import BuiltRollup
 
@@ -61,7 +61,7 @@ def route(
     rollups = rollups_of(compiler)
     if not rollups:
         return Route(RollupStatus(None, ()))
-    dialect = dialect_of(compiler.dialect)
+    dialect = compiler.engine.rollup_dialect
     if dialect is None:
         return Route(RollupStatus(None, tuple(
             (r.name, f"rollups are not built on {compiler.engine.adapter_type}")

@@ -8,48 +8,60 @@ cursor and are converted to Arrow here; engines with an Arrow-native driver (Duc
 PostgreSQL over ADBC) have faster paths of their own (tally.warehouse.registry says which).
 
 Connections are pooled (opening one is a login on most cloud warehouses). A query that runs
-past its timeout is cancelled through the driver when it can cancel (`connection.cancel()`),
-and reported as a timeout either way.
+past its timeout is cancelled through the driver when it can cancel (`connection.cancel()`)
+and reported as a timeout; a driver that cannot cancel runs it to its end.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import dataclasses
 import importlib
-import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 
 from tally.core.engine import EngineSpec
 from tally.core.reserved import STANDARD_RESERVED
-from tally.errors import (
-    ConfigurationError,
-    QueryDataError,
-    QueryTimeout,
-    WarehouseError,
-    WarehouseUnavailable,
-)
-from tally.warehouse.deadlines import WATCHDOG
+from tally.errors import ConfigurationError, WarehouseUnavailable
+from tally.warehouse.base import BaseWarehouse, Failure, close_quietly, fingerprint, first_line
+
+
+class Dialect(NamedTuple):
+    #: sqlglot's dialect.
+    sql: str
+    #: MetricFlow's SqlEngine member and plan renderer.
+    metricflow_engine: str
+    metricflow_renderer: str
+    #: The dbt Semantic Layer API's SqlEngine member (None: UNKNOWN, it has none).
+    semantic_layer_engine: str | None
+
 
 _R = "metricflow.sql.render"
-# dbt adapter type -> (sqlglot dialect, MetricFlow SqlEngine, MetricFlow plan renderer).
-# Spark has no renderer of its own in MetricFlow: its Databricks renderer writes Spark SQL
-# (Databricks SQL is Spark SQL plus extensions MetricFlow does not use).
-DIALECTS: dict[str, tuple[str, str, str]] = {
-    "postgres": ("postgres", "POSTGRES", f"{_R}.postgres:PostgresSQLSqlPlanRenderer"),
-    "redshift": ("redshift", "REDSHIFT", f"{_R}.redshift:RedshiftSqlPlanRenderer"),
-    "snowflake": ("snowflake", "SNOWFLAKE", f"{_R}.snowflake:SnowflakeSqlPlanRenderer"),
-    "bigquery": ("bigquery", "BIGQUERY", f"{_R}.big_query:BigQuerySqlPlanRenderer"),
-    "databricks": ("databricks", "DATABRICKS", f"{_R}.databricks:DatabricksSqlPlanRenderer"),
-    "spark": ("spark", "DATABRICKS", f"{_R}.databricks:DatabricksSqlPlanRenderer"),
-    "trino": ("trino", "TRINO", f"{_R}.trino:TrinoSqlPlanRenderer"),
-    "athena": ("athena", "ATHENA", f"{_R}.athena:AthenaSqlPlanRenderer"),
+# dbt adapter type -> its dialects. Spark has no renderer of its own in MetricFlow: its
+# Databricks renderer writes Spark SQL (Databricks SQL is Spark SQL plus extensions MetricFlow
+# does not use); the dbt Semantic Layer API names neither Spark nor Athena.
+DIALECTS: dict[str, Dialect] = {
+    "postgres": Dialect("postgres", "POSTGRES", f"{_R}.postgres:PostgresSQLSqlPlanRenderer",
+                        "POSTGRES"),
+    "redshift": Dialect("redshift", "REDSHIFT", f"{_R}.redshift:RedshiftSqlPlanRenderer",
+                        "REDSHIFT"),
+    "snowflake": Dialect("snowflake", "SNOWFLAKE", f"{_R}.snowflake:SnowflakeSqlPlanRenderer",
+                         "SNOWFLAKE"),
+    "bigquery": Dialect("bigquery", "BIGQUERY", f"{_R}.big_query:BigQuerySqlPlanRenderer",
+                        "BIGQUERY"),
+    "databricks": Dialect("databricks", "DATABRICKS",
+                          f"{_R}.databricks:DatabricksSqlPlanRenderer", "DATABRICKS"),
+    "spark": Dialect("spark", "DATABRICKS", f"{_R}.databricks:DatabricksSqlPlanRenderer", None),
+    "trino": Dialect("trino", "TRINO", f"{_R}.trino:TrinoSqlPlanRenderer", "TRINO"),
+    "athena": Dialect("athena", "ATHENA", f"{_R}.athena:AthenaSqlPlanRenderer", None),
 }
-_POOL_SIZE = 8
+# What an engine module declares about its SQL and its data rather than its driver: the
+# engine's dbt-adapter path takes them from it (PostgreSQL's reads the rollups the other
+# paths build, and `tally generate` loads it the same way).
+_LENT = ("reserved_words", "rollup_dialect", "semantic_layer_engine", "demo_target")
 
 
 def plugin(adapter_type: str) -> Any:
@@ -77,24 +89,17 @@ def credentials(adapter_type: str, output: Mapping[str, Any]) -> Any:
         ) from None
 
 
-class DbtAdapterWarehouse:
+class DbtAdapterWarehouse(BaseWarehouse[Any]):
+    """Queries on DB-API connections (`handle`s) the adapter's connection manager opened."""
+
     def __init__(self, spec: EngineSpec, output: Mapping[str, Any]) -> None:
-        self.engine = spec
-        self.dialect = spec.dialect
-        self.adapter_type = spec.adapter_type
+        super().__init__(spec)
+        self.adapter_type = self.name = spec.adapter_type
         self._plugin = plugin(self.adapter_type)
         self._credentials = credentials(self.adapter_type, output)
-        self._identity = hashlib.sha256(
-            repr(sorted((k, str(v)) for k, v in output.items() if "pass" not in k)).encode()
-        ).hexdigest()[:12]
-        self._lock = threading.Lock()
-        self._idle: list[Any] = []
-        self._running: set[Any] = set()
-        self._stopping = threading.Event()
+        self._identity = fingerprint(output)
 
-    # Connections --------------------------------------------------------------------------
-
-    def _open(self) -> Any:
+    def _connect(self) -> Any:
         from dbt.adapters.contracts.connection import Connection, ConnectionState, Identifier
 
         connection = Connection(
@@ -108,7 +113,7 @@ class DbtAdapterWarehouse:
         except Exception as e:
             raise WarehouseUnavailable(
                 f"Cannot connect to {self.adapter_type} through its dbt adapter: "
-                f"{_first_line(e)}"
+                f"{first_line(e)}"
             ) from e
         handle = opened.handle
         if not hasattr(handle, "cursor"):
@@ -118,90 +123,47 @@ class DbtAdapterWarehouse:
             )
         if hasattr(handle, "autocommit"):
             # Read-only queries: no transaction left open between them (where settable).
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # a driver that will not: its default
                 handle.autocommit = True
         return handle
 
-    def _take(self) -> Any:
-        with self._lock:
-            if self._idle:
-                return self._idle.pop()
-        return self._open()
+    def _open(self) -> Any:
+        handle = self._pooled()
+        return handle if handle is not None else self._connect()
 
-    def _give_back(self, handle: Any, healthy: bool) -> None:
-        with self._lock:
-            if healthy and not self._stopping.is_set() and len(self._idle) < _POOL_SIZE:
-                self._idle.append(handle)
-                return
-        _close(handle)
+    def _watched(self, conn: Any, timeout_seconds: float | None) -> float | None:
+        return timeout_seconds if hasattr(conn, "cancel") else None
 
-    # Queries ------------------------------------------------------------------------------
-
-    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
-        if self._stopping.is_set():
-            raise WarehouseUnavailable("The server is shutting down.")
-        handle = self._take()
-        with self._lock:
-            self._running.add(handle)
-        limit = timeout_seconds if hasattr(handle, "cancel") else None
-        healthy = timed_out = False
+    def _run(self, conn: Any, sql: str, timeout_seconds: float | None) -> pa.Table:
+        cursor = conn.cursor()
         try:
-            with WATCHDOG.limit(limit, lambda: handle.cancel()) as fired:
-                try:
-                    cursor = handle.cursor()
-                    try:
-                        cursor.execute(sql)
-                        names = [d[0] for d in cursor.description]
-                        rows = cursor.fetchall()
-                    finally:
-                        _close(cursor)
-                    healthy = True
-                except Exception as e:
-                    raise self._driver_error(e, handle, fired.is_set(), timeout_seconds) from e
-            # After the block a cancel is either due (`fired`: it may still be on its way)
-            # or will never come: only a connection no cancel can reach goes back to the pool.
-            timed_out = fired.is_set()
+            cursor.execute(sql)
+            names = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
         finally:
-            with self._lock:
-                self._running.discard(handle)
-            self._give_back(handle, healthy and not timed_out)
+            close_quietly(cursor)
         return to_arrow(names, rows)
 
-    def _driver_error(
-        self, e: Exception, handle: Any, timed_out: bool, timeout: float | None
-    ) -> Exception:
-        if self._stopping.is_set():
-            return WarehouseUnavailable("The server is shutting down.")
-        if timed_out:
-            return QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.")
-        if _is(e, handle, "DataError") or _data_state(e):
-            return QueryDataError(f"{self.adapter_type} refused a value: {_first_line(e)}")
-        if _is(e, handle, "OperationalError") and "connect" in str(e).lower():
-            return WarehouseUnavailable(f"{self.adapter_type} is unavailable: {_first_line(e)}")
-        return WarehouseError(f"{self.adapter_type} failed to run the query: {_first_line(e)}")
+    def _cancel(self, conn: Any) -> None:
+        cancel = getattr(conn, "cancel", None)
+        if cancel is not None:
+            cancel()
 
-    def ping(self) -> None:
-        self.execute("select 1")
+    def _close(self, conn: Any, reusable: bool) -> None:
+        if not (reusable and self._give_back(conn)):
+            close_quietly(conn)
 
-    def interrupt(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            running = list(self._running)
-        for handle in running:
-            if hasattr(handle, "cancel"):
-                with contextlib.suppress(Exception):  # best effort while shutting down
-                    handle.cancel()
+    def _classify(self, e: BaseException) -> Failure | None:
+        if _is(e, "DataError") or _data_state(e):
+            return Failure.DATA
+        if _is(e, "OperationalError") and "connect" in str(e).lower():
+            return Failure.UNAVAILABLE
+        return None
 
     def data_version(self) -> str:
         # No cheap change signal across warehouses: dbt's run_results.json (and, with several
         # replicas, the shared generation) say when the data changed.
         return f"{self.adapter_type}-{self._identity}"
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for handle in idle:
-            _close(handle)
 
 
 def to_arrow(names: list[str], rows: list[tuple]) -> pa.Table:
@@ -221,14 +183,10 @@ def naive_utc(table: pa.Table) -> pa.Table:
     return table
 
 
-def _is(e: BaseException, handle: Any, name: str) -> bool:
-    """PEP 249 puts a driver's exception classes on its connections (optional extension) and
-    in its module; either will do."""
-    for owner in (handle, importlib.import_module(type(handle).__module__.split(".")[0])):
-        cls = getattr(owner, name, None)
-        if isinstance(cls, type) and isinstance(e, cls):
-            return True
-    return False
+def _is(e: BaseException, name: str) -> bool:
+    """Whether `e` is one of PEP 249's exception classes (`DataError`, ...), by name: every
+    DB-API driver names its own classes so, whichever module they are in."""
+    return any(cls.__name__ == name for cls in type(e).__mro__)
 
 
 def _data_state(e: BaseException) -> bool:
@@ -239,35 +197,31 @@ def _data_state(e: BaseException) -> bool:
     return isinstance(state, str) and (state.startswith("22") or state in ("42883", "42804"))
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _close(thing: Any) -> None:
-    with contextlib.suppress(Exception):  # already closed or broken
-        thing.close()
-
-
-def engine(adapter_type: str, *, path: str = "dbt-adapter") -> EngineSpec:
-    """The spec of `adapter_type` executed through its dbt adapter."""
+def engine(
+    adapter_type: str, *, path: str = "dbt-adapter", native: EngineSpec | None = None
+) -> EngineSpec:
+    """The spec of `adapter_type` executed through its dbt adapter; `native`: the spec of the
+    engine module tally has for it, whose SQL and data facts it shares (_LENT)."""
     if adapter_type not in DIALECTS:
         raise ConfigurationError(
             f"tally does not know the SQL dialect of dbt adapter type {adapter_type!r} (known: "
             f"{', '.join(sorted(DIALECTS))})."
         )
-    dialect, mf_engine, renderer = DIALECTS[adapter_type]
+    dialect = DIALECTS[adapter_type]
 
     def connect(output: Mapping[str, Any], project_dir: Path) -> DbtAdapterWarehouse:
         return DbtAdapterWarehouse(spec, output)
 
     spec = EngineSpec(
         adapter_type=adapter_type,
-        dialect=dialect,
-        metricflow_engine=mf_engine,
-        metricflow_renderer=renderer,
+        dialect=dialect.sql,
+        metricflow_engine=dialect.metricflow_engine,
+        metricflow_renderer=dialect.metricflow_renderer,
         connect=connect,
         reserved_words=STANDARD_RESERVED,
         execution_path=path,
+        semantic_layer_engine=dialect.semantic_layer_engine,
     )
+    if native is not None:
+        spec = dataclasses.replace(spec, **{name: getattr(native, name) for name in _LENT})
     return spec

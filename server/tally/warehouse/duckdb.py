@@ -22,16 +22,11 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec, RollupWriter
+from tally.core.engine import DemoTarget, EngineSpec, RollupWriter
 from tally.core.reserved import STANDARD_RESERVED
-from tally.errors import (
-    ConfigurationError,
-    QueryDataError,
-    QueryTimeout,
-    WarehouseError,
-    WarehouseUnavailable,
-)
-from tally.warehouse.deadlines import WATCHDOG
+from tally.core.rollup_dialect import RollupDialect
+from tally.errors import ConfigurationError, WarehouseUnavailable
+from tally.warehouse.base import BaseWarehouse
 
 # Errors about the values and types in a query (as opposed to the warehouse failing).
 _DATA_ERRORS = (
@@ -63,8 +58,19 @@ class _Handle:
         self.con.close()
 
 
-class DuckDBWarehouse:
-    dialect = "duckdb"
+class _Use:
+    """One query's cursor and the connection (file version) it belongs to."""
+
+    __slots__ = ("cursor", "handle")
+
+    def __init__(self, handle: _Handle, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.handle = handle
+        self.cursor = cursor
+
+
+class DuckDBWarehouse(BaseWarehouse[_Use]):
+    name = "DuckDB"
+    driver_errors = (duckdb.Error,)
 
     def __init__(
         self,
@@ -73,6 +79,7 @@ class DuckDBWarehouse:
         idle_release_seconds: float = 2.0,
         memory_limit: str | None = None,
     ) -> None:
+        super().__init__(ENGINE)
         self.path = Path(path)
         self.threads = threads
         # The profile output's `settings: memory_limit` (dbt-duckdb's spelling): bounded
@@ -82,15 +89,14 @@ class DuckDBWarehouse:
         # directly while the server is idle gets DuckDB's write lock (and the server opens the
         # rebuilt file on its next query).
         self.idle_release_seconds = idle_release_seconds
-        self._lock = threading.Lock()
         self._handle: _Handle | None = None
-        self._running: set[duckdb.DuckDBPyConnection] = set()
-        self._stopping = threading.Event()
         self._use = 'USE "{}"'.format(self.path.stem.replace('"', '""'))
         self._reaper: threading.Thread | None = None
         self._closed = threading.Event()
 
-    def _open(self) -> duckdb.DuckDBPyConnection:
+    # The file: one connection per version of it ----------------------------------------------
+
+    def _open_file(self) -> duckdb.DuckDBPyConnection:
         if not self.path.exists():
             raise WarehouseUnavailable(
                 f"DuckDB file {self.path} does not exist: build it with `tally build` (dbt build "
@@ -124,7 +130,7 @@ class DuckDBWarehouse:
         with self._lock:
             handle = self._handle
             if handle is None or handle.version != version:
-                new = _Handle(self._open(), version)
+                new = _Handle(self._open_file(), version)
                 if handle is not None:
                     handle.retired = True
                     if handle.users == 0:
@@ -163,36 +169,59 @@ class DuckDBWarehouse:
                     handle.close()
                     self._handle = None
 
-    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
+    # Queries: a cursor each, kept for the next ones --------------------------------------------
+
+    def _open(self) -> _Use:
+        """An idle cursor of the current file's connection, else a new one."""
         handle = self._acquire()
-        cursor = None
-        reusable = False
         try:
-            cursor = self._take_cursor(handle)
-            with WATCHDOG.limit(timeout_seconds, cursor.interrupt) as timed_out:
-                try:
-                    table = cursor.sql(sql).to_arrow_table()
-                except duckdb.Error as e:
-                    raise self._error(e, timed_out.is_set(), timeout_seconds) from e
-            # Only a cursor no interrupt can still reach goes back to the pool.
-            reusable = not timed_out.is_set()
-            return table
+            with self._lock:
+                cursor = handle.idle.pop() if handle.idle else None
+            if cursor is None:
+                cursor = handle.con.cursor()
+                # A cursor starts in the in-memory catalog: without this, SQL naming relations
+                # without a database (a manifest written by hand or another tool) finds nothing.
+                cursor.execute(self._use)
+        except BaseException:
+            self._release(handle)
+            raise
+        return _Use(handle, cursor)
+
+    def _run(self, conn: _Use, sql: str, timeout_seconds: float | None) -> pa.Table:
+        return conn.cursor.sql(sql).to_arrow_table()
+
+    def _cancel(self, conn: _Use) -> None:
+        conn.cursor.interrupt()
+
+    def _close(self, conn: _Use, reusable: bool) -> None:
+        """The cursor back to the handle's idle ones, or closed; then the handle released."""
+        handle, cursor = conn.handle, conn.cursor
+        try:
+            with self._lock:
+                keep = (
+                    reusable
+                    and not self._stopping.is_set()
+                    and not handle.retired
+                    and len(handle.idle) < _IDLE_CURSORS
+                )
+                if keep:
+                    handle.idle.append(cursor)
+            if not keep:
+                cursor.close()
         finally:
-            self._put_back(handle, cursor, reusable)
+            self._release(handle)
 
     def stream(self, sql: str, batch_rows: int = 65_536) -> Iterator[pa.RecordBatch]:
         """The rows of one read-only query as record batches of at most `batch_rows`, fetched
         as they are consumed (exports of any size in bounded memory); an empty result is one
         batch of no rows, so its columns are known. The connection is held until the iterator
         is exhausted or closed."""
-        handle = self._acquire()
-        cursor = None
+        conn = self._begin()
         try:
-            cursor = self._take_cursor(handle)
             try:
                 # A relation's reader hands DuckDB's result over chunk by chunk (measured: an
                 # execute()'d connection's reader held 3x the memory).
-                reader = cursor.sql(sql).to_arrow_reader(batch_rows)
+                reader = conn.cursor.sql(sql).to_arrow_reader(batch_rows)
                 empty = True
                 for batch in reader:
                     empty = False
@@ -203,62 +232,7 @@ class DuckDBWarehouse:
                 raise self._error(e) from e
         finally:
             # Never pooled: a reader closed half-way may leave its result pending on the cursor.
-            self._put_back(handle, cursor, reusable=False)
-
-    def _take_cursor(self, handle: _Handle) -> duckdb.DuckDBPyConnection:
-        """An idle cursor of the handle, else a new one; registered as running (interrupt())."""
-        with self._lock:
-            cursor = handle.idle.pop() if handle.idle else None
-        if cursor is None:
-            cursor = handle.con.cursor()
-            # A cursor starts in the in-memory catalog: without this, SQL naming relations
-            # without a database (a manifest written by hand or another tool) finds nothing.
-            cursor.execute(self._use)
-        with self._lock:
-            self._running.add(cursor)
-        return cursor
-
-    def _put_back(
-        self, handle: _Handle, cursor: duckdb.DuckDBPyConnection | None, reusable: bool
-    ) -> None:
-        """The cursor back to the handle's idle ones, or closed; then the handle released."""
-        try:
-            if cursor is not None:
-                with self._lock:
-                    self._running.discard(cursor)
-                    keep = (
-                        reusable
-                        and not self._stopping.is_set()
-                        and not handle.retired
-                        and len(handle.idle) < _IDLE_CURSORS
-                    )
-                    if keep:
-                        handle.idle.append(cursor)
-                if not keep:
-                    cursor.close()
-        finally:
-            self._release(handle)
-
-    def _error(
-        self, e: duckdb.Error, timed_out: bool = False, timeout: float | None = None
-    ) -> Exception:
-        if self._stopping.is_set():
-            return WarehouseUnavailable("The server is shutting down.")
-        if timed_out:
-            return QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.")
-        if isinstance(e, _DATA_ERRORS):
-            return QueryDataError(f"DuckDB refused a value: {_first_line(e)}")
-        return WarehouseError(f"DuckDB failed to run the query: {_first_line(e)}")
-
-    def ping(self) -> None:
-        self.execute("select 1")
-
-    def interrupt(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            running = list(self._running)
-        for cursor in running:
-            cursor.interrupt()
+            self._end(conn, reusable=False)
 
     def data_version(self) -> str:
         """Changes when the file is replaced or rewritten: inode, size, mtime."""
@@ -290,10 +264,6 @@ def _close_all() -> None:
         warehouse.close()
 
 
-def _first_line(e: Exception) -> str:
-    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-
-
 def data_file(output: Mapping[str, Any], project_dir: Path) -> Path | None:
     """The file a dbt-duckdb output writes. dbt resolves a relative path from the folder it
     runs in: the project folder. In-memory and MotherDuck databases have no local file."""
@@ -304,13 +274,18 @@ def data_file(output: Mapping[str, Any], project_dir: Path) -> Path | None:
     return path if path.is_absolute() else project_dir / path
 
 
-def connect(output: Mapping[str, Any], project_dir: Path) -> DuckDBWarehouse:
+def _local_file(output: Mapping[str, Any], project_dir: Path, why: str) -> Path:
     path = data_file(output, project_dir)
     if path is None:
         raise ConfigurationError(
-            f"DuckDB path {output.get('path')!r} is not a local file: tally serves a DuckDB "
-            "file that dbt built (set `path:` in the profile's output)."
+            f"DuckDB path {output.get('path')!r} is not a local file: {why}."
         )
+    return path
+
+
+def connect(output: Mapping[str, Any], project_dir: Path) -> DuckDBWarehouse:
+    path = _local_file(output, project_dir, "tally serves a DuckDB file that dbt built (set "
+                       "`path:` in the profile's output)")
     settings = output.get("settings") or {}
     return DuckDBWarehouse(path, memory_limit=settings.get("memory_limit"))
 
@@ -319,13 +294,14 @@ def rollup_writer(output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
     """The output's file, opened read-write for building rollups (tally.rollups.build)."""
     from tally.warehouse.duckdb_writer import DuckDBWriter
 
-    path = data_file(output, project_dir)
-    if path is None:
-        raise ConfigurationError(
-            f"DuckDB path {output.get('path')!r} is not a local file: rollups are built in the "
-            "DuckDB file tally serves."
-        )
-    return DuckDBWriter(path)
+    return DuckDBWriter(_local_file(output, project_dir,
+                                    "rollups are built in the DuckDB file tally serves"))
+
+
+def demo_target(output: Mapping[str, Any], project_dir: Path) -> DemoTarget:
+    """The demo's raw data is generated straight into the output's file."""
+    path = _local_file(output, project_dir, "the demo data is generated into a local file")
+    return DemoTarget(where=str(path), file=path)
 
 
 ENGINE = EngineSpec(
@@ -338,4 +314,10 @@ ENGINE = EngineSpec(
     data_errors=_DATA_ERRORS,
     data_file=data_file,
     rollup_writer=rollup_writer,
+    rollup_dialect=RollupDialect(
+        "duckdb", row_hash="hash({})", double="DOUBLE", trunc_keeps_date=True,
+        create_or_replace=True,
+    ),
+    semantic_layer_engine="DUCKDB",
+    demo_target=demo_target,
 )

@@ -1,27 +1,26 @@
 """PostgreSQL through psycopg2 (installed with dbt-postgres), rows converted to Arrow.
 
 Each query gets its own connection with a statement timeout and a read-only transaction, so a
-query can never change data even if something slipped through the checks above.
+query can never change data even if something slipped through the checks above. The time
+limit is PostgreSQL's own (statement_timeout), not the watchdog's.
 """
 
 from __future__ import annotations
 
-import hashlib
-import threading
+import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import psycopg2
+import psycopg2.errors
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec, RollupWriter
+from tally.core.engine import DemoTarget, EngineSpec, RollupWriter
 from tally.core.reserved import STANDARD_RESERVED
-from tally.errors import (
-    QueryDataError,
-    QueryTimeout,
-    WarehouseError,
-    WarehouseUnavailable,
-)
+from tally.core.rollup_dialect import RollupDialect
+from tally.errors import WarehouseUnavailable
+from tally.warehouse.base import BaseWarehouse, Failure, fingerprint
 from tally.warehouse.dbt_adapter import to_arrow
 
 # PostgreSQL type OIDs -> the Arrow type psycopg2's values of that type become (and the ADBC
@@ -59,18 +58,17 @@ def _decimal(precision: int | None, scale: int | None) -> pa.DataType:
     return make(precision, scale or 0)
 
 
-class PostgresWarehouse:
-    dialect = "postgres"
+class PostgresWarehouse(BaseWarehouse[Any]):
+    """A connection per query (see tally.warehouse.postgres_adbc for a pooled path)."""
+
+    name = "PostgreSQL"
+    driver_errors = (psycopg2.Error,)
 
     def __init__(self, **conn: Any) -> None:
+        super().__init__(ENGINE)
         self.conn = {k: v for k, v in conn.items() if v not in (None, "")}
-        self._lock = threading.Lock()
-        self._running: set[Any] = set()
-        self._stopping = threading.Event()
 
-    def _connect(self) -> Any:
-        import psycopg2
-
+    def _open(self) -> Any:
         try:
             # UTC sessions: date_trunc over a date yields a timestamptz, read back at UTC
             # midnight and made naive below, so periods are the same dates as on DuckDB.
@@ -80,78 +78,63 @@ class PostgresWarehouse:
         con.set_session(readonly=True, autocommit=False)
         return con
 
-    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
-        import psycopg2
+    def _watched(self, conn: Any, timeout_seconds: float | None) -> float | None:
+        return None  # statement_timeout, set in the query's transaction
 
-        con = self._connect()
-        with self._lock:
-            self._running.add(con)
-        try:
-            with con.cursor() as cur:
-                if timeout_seconds:
-                    cur.execute("set local statement_timeout = %s", (int(timeout_seconds * 1000),))
-                try:
-                    cur.execute(sql)
-                except psycopg2.errors.QueryCanceled as e:
-                    if self._stopping.is_set():
-                        raise WarehouseUnavailable("The server is shutting down.") from e
-                    raise QueryTimeout(
-                        f"The query ran longer than {timeout_seconds:g} s and was stopped."
-                    ) from e
-                except _data_errors() as e:
-                    raise QueryDataError(
-                        f"PostgreSQL refused a value: {str(e).strip().splitlines()[0]}"
-                    ) from e
-                except psycopg2.Error as e:
-                    raise WarehouseError(
-                        f"PostgreSQL failed to run the query: {str(e).strip().splitlines()[0]}"
-                    ) from e
-                description = cur.description
-                rows = cur.fetchall()
-            return declared_types(to_arrow([d.name for d in description], rows), description)
-        finally:
-            with self._lock:
-                self._running.discard(con)
-            con.rollback()
-            con.close()
+    def _run(self, conn: Any, sql: str, timeout_seconds: float | None) -> pa.Table:
+        with conn.cursor() as cur:
+            if timeout_seconds:
+                cur.execute("set local statement_timeout = %s", (int(timeout_seconds * 1000),))
+            cur.execute(sql)
+            description = cur.description
+            rows = cur.fetchall()
+        return declared_types(to_arrow([d.name for d in description], rows), description)
 
-    def ping(self) -> None:
-        self.execute("select 1")
+    def _cancel(self, conn: Any) -> None:
+        conn.cancel()
 
-    def interrupt(self) -> None:
-        self._stopping.set()
-        with self._lock:
-            running = list(self._running)
-        for con in running:
-            con.cancel()
+    def _close(self, conn: Any, reusable: bool) -> None:
+        with contextlib.suppress(psycopg2.Error):  # a broken connection has nothing to undo
+            conn.rollback()
+        conn.close()
+
+    def _classify(self, e: BaseException) -> Failure | None:
+        if isinstance(e, psycopg2.errors.QueryCanceled):  # statement_timeout, or interrupt()
+            return Failure.CANCELLED
+        return super()._classify(e)
 
     def data_version(self) -> str:
         # Postgres has no cheap "file changed" signal; dbt's run_results.json is used above.
-        return hashlib.sha256(repr(sorted(self.conn.items())).encode()).hexdigest()[:12]
-
-    def close(self) -> None:
-        pass
+        return fingerprint(self.conn)
 
 
-def _data_errors() -> tuple[type[BaseException], ...]:
-    import psycopg2.errors
+_DATA_ERRORS = (
+    psycopg2.errors.DataError,  # class 22: invalid_text_representation, ...
+    psycopg2.errors.UndefinedFunction,  # operator does not exist: text > integer
+    psycopg2.errors.DatatypeMismatch,
+)
 
-    return (
-        psycopg2.errors.DataError,  # class 22: invalid_text_representation, ...
-        psycopg2.errors.UndefinedFunction,  # operator does not exist: text > integer
-        psycopg2.errors.DatatypeMismatch,
-    )
+# hashtextextended: PostgreSQL's 64-bit text hash (11+), over the row's text form; bit_xor
+# (bigint) is 14's (the rollup writer checks the server's version).
+ROLLUP_DIALECT = RollupDialect(
+    "postgres", row_hash="hashtextextended(ROW({})::text, 0)", double="DOUBLE PRECISION",
+    trunc_keeps_date=False, create_or_replace=False,
+)
+
+
+def connection_settings(output: Mapping[str, Any]) -> dict[str, Any]:
+    """The address and login of a dbt postgres output (dbt's aliases: pass, database)."""
+    return {
+        "host": output.get("host"),
+        "port": output.get("port"),
+        "user": output.get("user"),
+        "password": output.get("password") or output.get("pass"),
+        "dbname": output.get("dbname") or output.get("database"),
+    }
 
 
 def connect(output: Mapping[str, Any], project_dir: Path) -> PostgresWarehouse:
-    """psycopg2 connection arguments of a dbt postgres output."""
-    return PostgresWarehouse(
-        host=output.get("host"),
-        port=output.get("port"),
-        user=output.get("user"),
-        password=output.get("password") or output.get("pass"),
-        dbname=output.get("dbname") or output.get("database"),
-    )
+    return PostgresWarehouse(**connection_settings(output))
 
 
 def rollup_writer(output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
@@ -161,6 +144,20 @@ def rollup_writer(output: Mapping[str, Any], project_dir: Path) -> RollupWriter:
     return PostgresWriter(connect(output, project_dir).conn)
 
 
+def demo_target(output: Mapping[str, Any], project_dir: Path) -> DemoTarget:
+    """The demo's raw data, generated in DuckDB, copied into schema raw (COPY); the server
+    must answer first."""
+    from tally.warehouse.postgres_demo import copy_raw_to_postgres
+
+    warehouse = connect(output, project_dir)
+    warehouse.ping()  # before generating: fail fast
+    conn = warehouse.conn
+    return DemoTarget(
+        where=f"PostgreSQL database {conn.get('dbname')!r}",
+        load=lambda file, say: copy_raw_to_postgres(file, conn, progress=say),
+    )
+
+
 ENGINE = EngineSpec(
     adapter_type="postgres",
     dialect="postgres",
@@ -168,6 +165,9 @@ ENGINE = EngineSpec(
     metricflow_renderer="metricflow.sql.render.postgres:PostgresSQLSqlPlanRenderer",
     connect=connect,
     reserved_words=STANDARD_RESERVED,
-    data_errors=_data_errors(),
+    data_errors=_DATA_ERRORS,
     rollup_writer=rollup_writer,
+    rollup_dialect=ROLLUP_DIALECT,
+    semantic_layer_engine="POSTGRES",
+    demo_target=demo_target,
 )

@@ -14,10 +14,8 @@ path computed it (tally.warehouse.adbc_types).
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import dataclasses
 import importlib.util
-import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,20 +23,12 @@ from urllib.parse import quote, urlencode
 
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec
-from tally.core.reserved import STANDARD_RESERVED
-from tally.errors import (
-    ConfigurationError,
-    QueryDataError,
-    QueryTimeout,
-    WarehouseError,
-    WarehouseUnavailable,
-)
+from tally.errors import ConfigurationError, WarehouseUnavailable
 from tally.warehouse import postgres
 from tally.warehouse.adbc_types import arrow_result
+from tally.warehouse.base import BaseWarehouse, Failure, close_quietly, fingerprint, first_line
 
 PACKAGE = "adbc-driver-postgresql"
-_POOL_SIZE = 8
 # libpq connection parameters a dbt postgres output may carry besides the address.
 _PASSED_THROUGH = ("sslmode", "sslcert", "sslkey", "sslrootcert", "application_name")
 # Set for the whole session, and never changed by tally: every transaction is read-only (a
@@ -107,133 +97,121 @@ def _driver() -> Any:
     return dbapi
 
 
-class PostgresAdbcWarehouse:
-    dialect = "postgres"
+class _Statement:
+    """One query's cursor, its connection, and whether that waited in the pool."""
+
+    __slots__ = ("con", "cur", "pooled")
+
+    def __init__(self, con: Any, cur: Any, pooled: bool) -> None:
+        self.con, self.cur, self.pooled = con, cur, pooled
+
+
+class PostgresAdbcWarehouse(BaseWarehouse[_Statement]):
+    name = "PostgreSQL"
 
     def __init__(self, **conn: Any) -> None:
+        super().__init__(ENGINE)
         self._dbapi = _driver()  # a missing driver is a configuration error now, not per query
-        self.engine = ENGINE
+        # A result stream can fail as either.
+        self.driver_errors = (self._dbapi.Error, pa.ArrowException)
         settings = {k: v for k, v in conn.items() if v not in (None, "")}
         self._uri = connection_uri(**settings)
         password = str(settings.get("password", ""))
         # libpq quotes a URI it cannot parse in its message: never with the password in it.
         self._secrets = [x for x in (password, quote(password, safe="")) if x]
-        self._identity = hashlib.sha256(
-            repr(sorted((k, str(v)) for k, v in settings.items() if k != "password")).encode()
-        ).hexdigest()[:12]
-        self._lock = threading.Lock()
-        self._idle: list[Any] = []
-        self._running: set[Any] = set()
-        self._stopping = threading.Event()
+        self._identity = fingerprint(settings)
 
     # Connections --------------------------------------------------------------------------
 
-    def _open(self) -> Any:
+    def _connect(self) -> Any:
         try:
             return self._dbapi.connect(self._uri)  # autocommit off: each query in a transaction
         except self._dbapi.Error as e:
-            message = _first_line(e)
+            message = first_line(e)
             for secret in self._secrets:
                 message = message.replace(secret, "***")
             raise WarehouseUnavailable(f"Cannot connect to PostgreSQL: {message}") from None
 
-    def _take(self) -> tuple[Any, bool]:
-        """A connection, and whether it waited in the pool (the server may have closed it)."""
-        with self._lock:
-            if self._idle:
-                return self._idle.pop(), True
-        return self._open(), False
-
-    def _give_back(self, con: Any) -> None:
-        """Roll back (undoing anything the query set) and keep the connection if it is still
-        sound; a connection that cannot roll back is closed."""
+    def _statement(self, con: Any, pooled: bool) -> _Statement:
         try:
-            con.rollback()
+            return _Statement(con, con.cursor(), pooled)
+        except BaseException:
+            close_quietly(con)
+            raise
+
+    def _open(self) -> _Statement:
+        con = self._pooled()
+        if con is not None:
+            return self._statement(con, True)
+        return self._statement(self._connect(), False)
+
+    def _close(self, conn: _Statement, reusable: bool) -> None:
+        """Roll back (undoing anything the query set) and keep the connection if it is still
+        sound, whether its query failed or not: no cancel of the watchdog's can be on its way
+        (PostgreSQL enforces the time limit), and one that cannot roll back is closed."""
+        close_quietly(conn.cur)  # before the connection goes back: ADBC refuses to close it else
+        try:
+            conn.con.rollback()
         except Exception:  # the connection broke with its query: never reused
-            _close(con)
+            close_quietly(conn.con)
             return
-        with self._lock:
-            if not self._stopping.is_set() and len(self._idle) < _POOL_SIZE:
-                self._idle.append(con)
-                return
-        _close(con)
+        if not self._give_back(conn.con):
+            close_quietly(conn.con)
 
     # Queries ------------------------------------------------------------------------------
 
-    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
-        if self._stopping.is_set():
-            raise WarehouseUnavailable("The server is shutting down.")
-        con, pooled = self._take()
+    def _watched(self, conn: _Statement, timeout_seconds: float | None) -> float | None:
+        return None  # statement_timeout, set in the query's transaction
+
+    def _run(self, conn: _Statement, sql: str, timeout_seconds: float | None) -> pa.Table:
         try:
-            table = self._run(con, sql, timeout_seconds)
-        except (self._dbapi.Error, pa.ArrowException) as e:  # a stream can fail as either
-            if not (pooled and _lost(e)) or self._stopping.is_set():
-                raise self._error(e, timeout_seconds) from e
+            table = self._fetch(conn.cur, sql, timeout_seconds)
+        except self.driver_errors as e:
+            if not (conn.pooled and _lost(e)) or self._stopping.is_set():
+                raise
             # The server closed the connection while it waited in the pool (a restart, an
             # idle timeout), most likely with the others: the query runs once more on a new
             # one, which is safe as queries cannot write.
             self.close()
-            try:
-                table = self._run(self._open(), sql, timeout_seconds)
-            except (self._dbapi.Error, pa.ArrowException) as again:
-                raise self._error(again, timeout_seconds) from again
+            fresh = self._statement(self._connect(), False)
+            with self._lock:  # interrupt() cancels the new cursor from now on, not the old
+                old = _Statement(conn.con, conn.cur, True)
+                conn.con, conn.cur, conn.pooled = fresh.con, fresh.cur, False
+            close_quietly(old.cur)
+            close_quietly(old.con)
+            table = self._fetch(conn.cur, sql, timeout_seconds)
         return arrow_result(table)
 
-    def _run(self, con: Any, sql: str, timeout_seconds: float | None) -> pa.Table:
-        try:
-            cur = con.cursor()
-        except BaseException:
-            _close(con)
-            raise
-        with self._lock:
-            self._running.add(cur)
-        try:
-            if timeout_seconds:
-                # `local`: ends with the transaction, so a pooled connection keeps no timeout.
-                cur.execute(f"set local statement_timeout = {int(timeout_seconds * 1000)}")
-            cur.execute(sql)
-            return cur.fetch_arrow_table()
-        finally:
-            with self._lock:
-                self._running.discard(cur)
-            _close(cur)  # before the connection goes back: ADBC refuses to close it otherwise
-            self._give_back(con)
+    def _fetch(self, cur: Any, sql: str, timeout_seconds: float | None) -> pa.Table:
+        if timeout_seconds:
+            # `local`: ends with the transaction, so a pooled connection keeps no timeout.
+            cur.execute(f"set local statement_timeout = {int(timeout_seconds * 1000)}")
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
 
-    def _error(self, e: BaseException, timeout_seconds: float | None) -> Exception:
+    def _cancel(self, conn: _Statement) -> None:
+        conn.cur.adbc_cancel()
+
+    def _classify(self, e: BaseException) -> Failure | None:
         state = getattr(e, "sqlstate", None) or ""
         if state == "57014":  # query_canceled: our timeout, or interrupt() at shutdown
-            if self._stopping.is_set():
-                return WarehouseUnavailable("The server is shutting down.")
-            return QueryTimeout(
-                f"The query ran longer than {timeout_seconds or 0:g} s and was stopped."
-            )
+            return Failure.CANCELLED
         if state.startswith("22") or state in ("42883", "42804"):
-            return QueryDataError(f"PostgreSQL refused a value: {_message(e)}")
-        if _lost(e) or (not state and self._stopping.is_set()):
-            return WarehouseUnavailable(f"PostgreSQL is unavailable: {_message(e)}")
-        return WarehouseError(f"PostgreSQL failed to run the query: {_message(e)}")
+            return Failure.DATA
+        if _lost(e):
+            return Failure.UNAVAILABLE
+        return None
 
-    def ping(self) -> None:
-        self.execute("select 1")
-
-    def interrupt(self) -> None:
-        self._stopping.set()
-        # Under the lock: a cursor is closed only after it leaves `_running`, so none is
-        # cancelled after it was closed.
-        with self._lock:
-            for cur in self._running:
-                with contextlib.suppress(Exception):  # finished meanwhile: nothing to cancel
-                    cur.adbc_cancel()
+    def _message(self, e: BaseException) -> str:
+        """The server's own message, without the driver's prefixes ("INVALID_DATA: [libpq]
+        Failed to prepare query: ERROR:  ...")."""
+        line = first_line(e)
+        marker = "ERROR:"
+        return line.split(marker, 1)[1].strip() if marker in line else line
 
     def data_version(self) -> str:
         # No cheap change signal on PostgreSQL: dbt's run_results.json says when data changed.
         return f"postgres-adbc-{self._identity}"
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for con in idle:
-            _close(con)
 
 
 def _lost(e: BaseException) -> bool:
@@ -245,49 +223,23 @@ def _lost(e: BaseException) -> bool:
     return status == "IO" or state.startswith("08") or state in ("57P01", "57P02", "57P03")
 
 
-def _message(e: BaseException) -> str:
-    """The server's own message, without the driver's prefixes ("INVALID_DATA: [libpq] Failed
-    to prepare query: ERROR:  ...")."""
-    line = _first_line(e)
-    marker = "ERROR:"
-    return line.split(marker, 1)[1].strip() if marker in line else line
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return text.splitlines()[0] if text else type(e).__name__
-
-
-def _close(thing: Any) -> None:
-    with contextlib.suppress(Exception):  # already closed, or its connection broke
-        thing.close()
-
-
 def connect(output: Mapping[str, Any], project_dir: Path) -> PostgresAdbcWarehouse:
     """An ADBC warehouse for a dbt postgres output (the keys the psycopg2 engine reads, plus
     the SSL settings and connect_timeout libpq takes from the same output)."""
     return PostgresAdbcWarehouse(
-        host=output.get("host"),
-        port=output.get("port"),
-        user=output.get("user"),
-        password=output.get("password") or output.get("pass"),
-        dbname=output.get("dbname") or output.get("database"),
+        **postgres.connection_settings(output),
         connect_timeout=output.get("connect_timeout") or 5,
         **{k: output.get(k) for k in _PASSED_THROUGH},
     )
 
 
-ENGINE = EngineSpec(
-    adapter_type="postgres",
-    dialect="postgres",
-    metricflow_engine="POSTGRES",
-    metricflow_renderer="metricflow.sql.render.postgres:PostgresSQLSqlPlanRenderer",
+# The PostgreSQL engine's facts (dialect, MetricFlow, reserved words, rollups, which are written
+# through psycopg2, installed with dbt-postgres; the demo data), reached through another driver.
+ENGINE = dataclasses.replace(
+    postgres.ENGINE,
     connect=connect,
-    reserved_words=STANDARD_RESERVED,
     # Raised as QueryDataError by SQLSTATE above (the driver's DataError class covers class 22
     # only, and importing it here would make the driver a requirement of the registry).
     data_errors=(),
     execution_path="adbc",
-    # Rollups are written through psycopg2 (installed with dbt-postgres): ADBC reads.
-    rollup_writer=postgres.rollup_writer,
 )

@@ -1,7 +1,9 @@
 """Every warehouse engine tally can execute on, keyed by the dbt adapter type of a profile
 output. Adding an engine is one module declaring `ENGINE = EngineSpec(...)` (how it connects
-from a dbt profile, its dialect, MetricFlow's engine and renderer, its reserved words and which
-of its errors are the caller's) and one line below.
+from a dbt profile, its dialect, MetricFlow's engine and renderer, its reserved words, which
+of its errors are the caller's, and optionally its rollup writer and spellings, its dbt
+Semantic Layer name and its demo data target), usually with a `BaseWarehouse` subclass
+(tally.warehouse.base), and one line below.
 
 An adapter type without an engine module of its own runs through its installed dbt adapter
 (tally.warehouse.dbt_adapter: Snowflake, BigQuery, Databricks, Spark, Trino, Redshift, ...).
@@ -65,7 +67,7 @@ def engine_for(adapter_type: str | None, path: str = "auto") -> EngineSpec:
             f"{adapter_type!r} (native: {', '.join(sorted(ENGINES))}); use auto."
         )
     if path == "dbt-adapter" or (spec is None and adapter in dbt_adapter.DIALECTS):
-        return dbt_adapter.engine(adapter)
+        return dbt_adapter.engine(adapter, native=spec)
     if spec is None:
         raise ConfigurationError(
             f"tally has no warehouse engine for dbt adapter type {adapter_type!r} (engines: "

@@ -2,8 +2,9 @@
 the cluster its `spark.master` names).
 
 With dbt-spark's `session` method, queries run on that SparkSession and come back as Arrow
-(`DataFrame.toArrow()`, no row-by-row conversion); a timeout cancels the query's Spark jobs
-(a job group per query). Other methods (thrift, http, odbc) take the generic dbt-adapter path.
+(`DataFrame.toArrow()`, no row-by-row conversion; dbt-spark itself is not needed to serve);
+a timeout cancels the query's Spark jobs (a job group per query). Other methods (thrift,
+http, odbc) take the generic dbt-adapter path, through dbt-spark.
 
 MetricFlow has no Spark renderer; its Databricks renderer writes the SQL. Where Databricks SQL
 and Spark SQL differ for what MetricFlow writes, it is handled here:
@@ -22,6 +23,7 @@ and Spark SQL differ for what MetricFlow writes, it is handled here:
 
 from __future__ import annotations
 
+import re
 import threading
 import uuid
 from collections.abc import Mapping
@@ -30,24 +32,31 @@ from typing import Any
 
 import pyarrow as pa
 
-from tally.core.engine import EngineSpec
+from tally.core.engine import DemoTarget, EngineSpec
 from tally.core.reserved import STANDARD_RESERVED
-from tally.errors import QueryDataError, QueryTimeout, WarehouseError, WarehouseUnavailable
-from tally.project import spark_session_paths
+from tally.errors import ConfigurationError, WarehouseUnavailable
+from tally.warehouse.base import BaseWarehouse, Failure, fingerprint
 from tally.warehouse.dbt_adapter import DIALECTS, DbtAdapterWarehouse, naive_utc, to_arrow
-from tally.warehouse.deadlines import WATCHDOG
 
 # Spark error classes that mean a value in the query does not fit (ANSI casts, overflow).
 _DATA_ERRORS = ("CAST_INVALID_INPUT", "DATETIME", "ARITHMETIC_OVERFLOW", "INVALID_FORMAT",
                 "DATATYPE_MISMATCH")  # fmt: skip
 
 
-class SparkWarehouse(DbtAdapterWarehouse):
+class SparkWarehouse(BaseWarehouse[str]):
+    """Queries on the process's SparkSession, one job group each (what a cancel names)."""
+
+    name = "Spark"
+
     def __init__(self, spec: EngineSpec, output: Mapping[str, Any]) -> None:
-        super().__init__(spec, output)
-        self._session_method = str(output.get("method", "")) == "session"
+        if str(output.get("method", "")) != "session":
+            raise ConfigurationError(
+                "SparkWarehouse runs dbt-spark's `session` method; other methods take the "
+                "dbt-adapter path (tally.warehouse.spark.connect chooses)."
+            )
+        super().__init__(spec)
         self._parameters = dict(output.get("server_side_parameters") or {})
-        self._groups: set[str] = set()
+        self._identity = fingerprint(output)
         self._session: Any = None
         self._session_lock = threading.Lock()
 
@@ -55,66 +64,71 @@ class SparkWarehouse(DbtAdapterWarehouse):
         if self._session is None:
             with self._session_lock:
                 if self._session is None:
-                    from pyspark.sql import SparkSession
-
-                    builder = SparkSession.builder.enableHiveSupport()
-                    for key, value in self._parameters.items():
-                        builder = builder.config(key, str(value))
                     try:
-                        self._session = builder.getOrCreate()
+                        self._session = session(self._parameters)
                     except Exception as e:
                         raise WarehouseUnavailable(f"Cannot start a Spark session: {e}") from e
         return self._session
 
-    def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
-        if not self._session_method:
-            return super().execute(sql, timeout_seconds)
-        if self._stopping.is_set():
-            raise WarehouseUnavailable("The server is shutting down.")
+    def _open(self) -> str:
         spark = self._spark()
         group = f"tally-{uuid.uuid4().hex}"
-        with self._lock:
-            self._groups.add(group)
-        try:
-            # Pinned threads (PySpark's default): the group applies to this thread's jobs.
-            spark.sparkContext.setJobGroup(group, "tally query", interruptOnCancel=True)
-            cancel = lambda: spark.sparkContext.cancelJobGroup(group)  # noqa: E731
-            with WATCHDOG.limit(timeout_seconds, cancel) as timed_out:
-                try:
-                    table = spark.sql(float_division(sql)).toArrow()
-                except Exception as e:
-                    raise self._error(e, timed_out, timeout_seconds) from e
-        finally:
-            with self._lock:
-                self._groups.discard(group)
+        # Pinned threads (PySpark's default): the group applies to this thread's jobs, and
+        # _run runs on this thread.
+        spark.sparkContext.setJobGroup(group, "tally query", interruptOnCancel=True)
+        return group
+
+    def _run(self, conn: str, sql: str, timeout_seconds: float | None) -> pa.Table:
+        table = self._session.sql(float_division(sql)).toArrow()
         # Arrow's own types are kept (decimals stay exact); Spark's timestamps are zoned (UTC).
         return naive_utc(table) if table.num_columns else to_arrow([], [])
 
-    def _error(self, e: Exception, timed_out: threading.Event, timeout: float | None):
-        text = str(e).strip()
-        first = text.splitlines()[0] if text else type(e).__name__
-        if self._stopping.is_set():
-            return WarehouseUnavailable("The server is shutting down.")
-        if timed_out.is_set():
-            return QueryTimeout(f"The query ran longer than {timeout:g} s and was stopped.")
-        if any(code in text for code in _DATA_ERRORS):
-            return QueryDataError(f"Spark refused a value: {first}")
-        return WarehouseError(f"Spark failed to run the query: {first}")
+    def _cancel(self, conn: str) -> None:
+        self._session.sparkContext.cancelJobGroup(conn)
 
-    def ping(self) -> None:
-        self.execute("select 1")
+    def _close(self, conn: str, reusable: bool) -> None:
+        pass  # a job group is only a name
 
-    def interrupt(self) -> None:
-        super().interrupt()
-        if self._session is not None:
-            with self._lock:
-                groups = list(self._groups)
-            for group in groups:
-                self._session.sparkContext.cancelJobGroup(group)
+    def _classify(self, e: BaseException) -> Failure | None:
+        text = str(e)
+        return Failure.DATA if any(code in text for code in _DATA_ERRORS) else None
 
-    def close(self) -> None:
-        super().close()
-        # The SparkSession belongs to the process (one per JVM); it stops when it exits.
+    def data_version(self) -> str:
+        # No cheap change signal: dbt's run_results.json says when the data changed.
+        return f"spark-{self._identity}"
+
+    # close(): the base's. The SparkSession belongs to the process (one per JVM); it stops
+    # when the process exits.
+
+
+def session(parameters: Mapping[str, Any]) -> Any:
+    """The process's SparkSession (created with these settings, or the running one)."""
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.enableHiveSupport()
+    for key, value in parameters.items():
+        builder = builder.config(key, str(value))
+    return builder.getOrCreate()
+
+
+_DERBY_PATH = re.compile(r"(databaseName=)([^;]+)")
+
+
+def session_paths(output: Mapping[str, Any], project_dir: Path) -> dict[str, Any]:
+    """A dbt-spark output with a relative Spark warehouse folder and Derby metastore made
+    absolute from the project folder, where dbt runs and reads them: tally (and `tally
+    generate`) may run from anywhere and must open the same tables."""
+
+    def absolute(path: str) -> str:
+        return path if Path(path).is_absolute() else str((project_dir / path).resolve())
+
+    params = dict(output.get("server_side_parameters") or {})
+    if "spark.sql.warehouse.dir" in params:
+        params["spark.sql.warehouse.dir"] = absolute(str(params["spark.sql.warehouse.dir"]))
+    key = "spark.hadoop.javax.jdo.option.ConnectionURL"
+    if key in params:
+        params[key] = _DERBY_PATH.sub(lambda m: m[1] + absolute(m[2]), str(params[key]))
+    return {**output, "server_side_parameters": params}
 
 
 def float_division(sql: str) -> str:
@@ -144,17 +158,35 @@ def float_division(sql: str) -> str:
     return tree.transform(to_double).sql(dialect="spark")
 
 
-def connect(output: Mapping[str, Any], project_dir: Path) -> SparkWarehouse:
-    return SparkWarehouse(ENGINE, spark_session_paths(output, project_dir))
+def connect(
+    output: Mapping[str, Any], project_dir: Path
+) -> SparkWarehouse | DbtAdapterWarehouse:
+    if str(output.get("method", "")) != "session":
+        return DbtAdapterWarehouse(ENGINE, output)  # thrift, http, odbc: through dbt-spark
+    return SparkWarehouse(ENGINE, session_paths(output, project_dir))
 
 
-_dialect, _mf_engine, _renderer = DIALECTS["spark"]
+def demo_target(output: Mapping[str, Any], project_dir: Path) -> DemoTarget:
+    """The demo's raw data, generated in DuckDB, written as Parquet tables of database raw in
+    the output's SparkSession."""
+    from tally.warehouse.spark_demo import load_raw_into_spark
+
+    resolved = session_paths(output, project_dir)
+    return DemoTarget(
+        where="Spark database raw",
+        load=lambda file, say: load_raw_into_spark(file, resolved, session, progress=say),
+    )
+
+
+_DIALECT = DIALECTS["spark"]
 ENGINE = EngineSpec(
     adapter_type="spark",
-    dialect=_dialect,
-    metricflow_engine=_mf_engine,
-    metricflow_renderer=_renderer,
+    dialect=_DIALECT.sql,
+    metricflow_engine=_DIALECT.metricflow_engine,
+    metricflow_renderer=_DIALECT.metricflow_renderer,
     connect=connect,
     reserved_words=STANDARD_RESERVED,
     execution_path="dbt-adapter (session: Arrow)",
+    semantic_layer_engine=_DIALECT.semantic_layer_engine,
+    demo_target=demo_target,
 )

@@ -99,6 +99,16 @@ async def test_other_metadata(client):
                                                                            "item_cost"}
 
 
+async def test_environment_info_names_the_engine(client):
+    """The dialect is the one the engine's module declares (its spec), here DuckDB's."""
+    body = await sl(client, """{ environmentInfo(environmentId: 1) {
+        sqlDialect dialect dialectSupportedBySlg hasMetricsDefined } }""")
+    assert "errors" not in body, body
+    assert body["data"]["environmentInfo"] == {
+        "sqlDialect": "DUCKDB", "dialect": "DUCKDB", "dialectSupportedBySlg": True,
+        "hasMetricsDefined": True}
+
+
 async def test_pages_of_1024_rows_and_json_orients(client, service):
     query_id = await create(client, 'metrics: [{name: "order_count"}], groupBy: '
                                     '[{name: "metric_time", grain: DAY}]')

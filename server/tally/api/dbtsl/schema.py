@@ -99,12 +99,13 @@ class Query:
     async def environment_info(self, info: Info, environment_id: EnvironmentId
                                ) -> t.EnvironmentInfo:
         svc, _ = check(info, environment_id)
-        adapter = (await svc.run(lambda: svc.engine.adapter_type)).upper()
+        engine = await svc.run(lambda: svc.engine)
         metrics = await call(info, "list_metrics")
+        named = engine.semantic_layer_engine  # the engine module declares it
         return t.EnvironmentInfo(
-            sql_dialect=adapter,
+            sql_dialect=engine.adapter_type.upper(),
             has_metrics_defined=bool(metrics),
-            dialect=t.SqlEngine[adapter] if adapter in t.SqlEngine.__members__
+            dialect=t.SqlEngine[named] if named in t.SqlEngine.__members__
             else t.SqlEngine.UNKNOWN,
             dialect_supported_by_slg=True,
         )

@@ -1,5 +1,6 @@
 """Copy the generated raw tables from a DuckDB file into PostgreSQL (schema ``raw``), so the dbt
-project and tally can run on a second warehouse over the very same data.
+project and tally can run on a second warehouse over the very same data (`tally generate
+--target postgres`: the PostgreSQL engine's `demo_target`).
 
 Each table goes through one CSV file and PostgreSQL's COPY: DuckDB writes NULL as an empty
 field and an empty string as "", which COPY's CSV format reads back the same way (the raw
@@ -18,8 +19,6 @@ from typing import Any
 import duckdb
 
 from tally.errors import WarehouseUnavailable
-
-TABLES = ("customers", "products", "orders", "order_items")
 
 # DuckDB column types of the generator -> PostgreSQL types.
 _TYPES = {
@@ -41,25 +40,14 @@ def _pg_type(duckdb_type: str) -> str:
     return _TYPES[duckdb_type]
 
 
-def postgres_args(output: dict[str, Any]) -> dict[str, Any]:
-    """psycopg2 connection arguments of a rendered dbt postgres profile output."""
-    return {
-        "host": output.get("host"),
-        "port": output.get("port"),
-        "user": output.get("user"),
-        "password": output.get("password") or output.get("pass"),
-        "dbname": output.get("dbname") or output.get("database"),
-    }
-
-
-def ping(conn: dict[str, Any]) -> None:
-    """Raise WarehouseUnavailable unless PostgreSQL accepts the connection."""
-    import psycopg2
-
-    try:
-        psycopg2.connect(connect_timeout=5, **{k: v for k, v in conn.items() if v}).close()
-    except psycopg2.Error as e:
-        raise WarehouseUnavailable(f"Cannot connect to PostgreSQL: {str(e).strip()}") from e
+def raw_tables(source: duckdb.DuckDBPyConnection, schema: str = "raw") -> list[str]:
+    """The tables of a schema of a DuckDB file, in the order they were created (the
+    generator's: customers, products, orders, order_items)."""
+    rows = source.execute(
+        "select table_name from duckdb_tables() where schema_name = ? order by table_oid",
+        [schema],
+    ).fetchall()
+    return [name for (name,) in rows]
 
 
 def copy_raw_to_postgres(
@@ -88,7 +76,7 @@ def copy_raw_to_postgres(
                     s=sql.Identifier(schema)
                 )
             )
-            for table in TABLES:
+            for table in raw_tables(source):
                 t0 = time.perf_counter()
                 columns = source.execute(
                     "select column_name, data_type from information_schema.columns "

@@ -1,8 +1,8 @@
-"""The few SQL spellings that differ between the engines rollups are built on (DuckDB and
-PostgreSQL), in one place. Everything else tally writes for rollups is SQL both accept, or is
-MetricFlow's own SQL for the engine.
+"""The few SQL spellings that differ between the engines rollups are built on, as a value an
+engine module declares in its spec (`EngineSpec.rollup_dialect`). Everything else tally writes
+for rollups is SQL every such engine accepts, or is MetricFlow's own SQL for the engine.
 
-A dialect without an entry here has no rollups: `tally rollups build` says so, naming the
+An engine whose spec declares none has no rollups: `tally rollups build` says so, naming the
 engine, and routing never finds a registry to read."""
 
 from __future__ import annotations
@@ -41,21 +41,3 @@ class RollupDialect:
         """A column's value truncated to a coarser grain (grain: one of routing's grains)."""
         truncated = f"DATE_TRUNC('{grain}', {column})"
         return f"CAST({truncated} AS DATE)" if self.trunc_keeps_date else truncated
-
-
-DIALECTS = {
-    "duckdb": RollupDialect(
-        "duckdb", row_hash="hash({})", double="DOUBLE", trunc_keeps_date=True,
-        create_or_replace=True,
-    ),
-    # hashtextextended: PostgreSQL's 64-bit text hash (11+), over the row's text form;
-    # bit_xor(bigint) is 14's (the writer checks the server's version).
-    "postgres": RollupDialect(
-        "postgres", row_hash="hashtextextended(ROW({})::text, 0)", double="DOUBLE PRECISION",
-        trunc_keeps_date=False, create_or_replace=False,
-    ),
-}
-
-
-def dialect_of(name: str) -> RollupDialect | None:
-    return DIALECTS.get(name)
