@@ -188,3 +188,49 @@ def test_spellings_of_one_filter_still_share_a_result_key():
     keys = {result_key(QueryRequest.create(metrics=["order_count"], where=[s]), "m", "d")
             for s in spellings}
     assert len(keys) == 1
+
+
+# Filters are compared in the warehouse's own dialect ------------------------------------------
+
+CASTS = ["CHAR", "VARCHAR", "TEXT"]
+
+
+def test_casts_a_dialect_writes_apart_never_share_a_key_there():
+    """sqlglot's DuckDB dialect writes CHAR, VARCHAR and TEXT alike (DuckDB treats them alike);
+    PostgreSQL does not (CAST('DE' AS CHAR) is 'D'), so on PostgreSQL they are three keys."""
+    def key(cast: str, dialect: str) -> str:
+        where = f"CAST({{{{ Dimension('customer__country') }}}} AS {cast}) = 'D'"
+        return result_key(QueryRequest.create(metrics=["customers"], where=[where]), "m", "d",
+                          (), dialect)  # fmt: skip
+
+    assert len({key(c, "postgres") for c in CASTS}) == 3
+    assert len({key(c, "duckdb") for c in CASTS}) == 1  # one question in DuckDB
+
+
+@pytest.fixture(scope="module")
+def postgres_service(engines, pg_warehouse):
+    from tally.warehouse.postgres import PostgresWarehouse
+    from tests.support.services import ServiceFactory
+
+    factory = ServiceFactory(engines, pg_warehouse.manifest_path,
+                             lambda: PostgresWarehouse(**pg_warehouse.conn()), target="postgres")
+    yield factory.service()
+    factory.close()
+
+
+def test_on_postgres_a_char_cast_is_not_answered_from_a_varchar_one(postgres_service, raw):
+    from tally.core.caller import ANONYMOUS
+
+    def served(cast: str):
+        where = f"CAST({{{{ Dimension('customer__country') }}}} AS {cast}) = 'D'"
+        result = postgres_service.query(
+            QueryRequest.create(metrics=["customers"], where=[where]), ANONYMOUS)
+        return result.cache.hit, result.table.column("customers").to_pylist()
+
+    # PostgreSQL's CHAR is one character: the valid customers of countries starting with D.
+    expected = raw.execute(f"with {VALID_ORDERS} select count(*) from valid_customers "
+                           "where left(country, 1) = 'D'").fetchone()[0]
+    assert expected > 0
+    assert served("VARCHAR")[1] in ([], [0], [None])  # no two-letter country is 'D'
+    hit, rows = served("CHAR")
+    assert not hit and rows == [expected]

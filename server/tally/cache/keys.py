@@ -14,31 +14,33 @@ from tally.errors import InvalidFilter
 
 
 @functools.lru_cache(maxsize=4096)
-def canonical_where(clause: Where) -> str:
+def canonical_where(clause: Where, dialect: str = "duckdb") -> str:
     """One spelling per filter: keyword case, spaces between tokens and the quotes around a
     reference's name do not matter, nor whether it was written as SQL or as a structured
     filter. Values are never rewritten (sqlglot keeps each literal's text). A clause that
-    does not parse is kept exactly (it is rejected when the query is compiled)."""
-    text = _text(clause)
+    does not parse is kept exactly (it is rejected when the query is compiled). Parsed in the
+    warehouse's dialect: spellings it writes alike are the same SQL there (DuckDB writes CHAR
+    and VARCHAR alike, PostgreSQL does not)."""
+    text = _text(clause, dialect)
     if text is None:
         return repr(clause)
     try:
-        return check_where(text).sql
+        return check_where(text, dialect).sql
     except InvalidFilter:
         return text
 
 
 @functools.lru_cache(maxsize=4096)
-def where_key(clause: Where) -> tuple[str, tuple[str, ...]]:
+def where_key(clause: Where, dialect: str = "duckdb") -> tuple[str, tuple[str, ...]]:
     """A filter as key material: its canonical SQL and each value exactly as written."""
-    text = _text(clause)
-    return canonical_where(clause), literal_spellings(text) if text is not None else ()
+    text = _text(clause, dialect)
+    return canonical_where(clause, dialect), literal_spellings(text) if text is not None else ()
 
 
-def _text(clause: Where) -> str | None:
+def _text(clause: Where, dialect: str = "duckdb") -> str | None:
     if isinstance(clause, StructuredFilter):
         try:
-            return clause.to_where()
+            return clause.to_where(dialect)
         except InvalidFilter:
             return None
     return clause
@@ -61,19 +63,22 @@ def result_key(
     manifest_version: str,
     data_version: str,
     access: tuple[tuple[str, str], ...] = (),
+    dialect: str = "duckdb",
 ) -> str:
-    """The key of a result: the question, the definitions, the data, and who may see it."""
+    """The key of a result: the question, the definitions, the data, and who may see it.
+    `dialect`: the warehouse's, in which filters are compared."""
     n = request.normalized()
     payload = {
         "metrics": n.metrics,
         "group_by": n.group_by,
-        "where": sorted(where_key(w) for w in n.where),
+        "where": sorted(where_key(w, dialect) for w in n.where),
         "order": effective_order(request),
         "limit": n.limit,
         "saved_query": n.saved_query,
         "start": n.start.isoformat() if n.start else None,
         "end": n.end.isoformat() if n.end else None,
         "access": access,
+        "dialect": dialect,
         "manifest": manifest_version,
         "data": data_version,
     }

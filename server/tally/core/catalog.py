@@ -37,6 +37,9 @@ class MetricInfo:
     # Hidden from the catalog (`meta: {hidden: true}`): a building block of other metrics.
     # It can still be queried by name.
     hidden: bool = False
+    # Its definition filters by another metric ({{ Metric(...) }} in its filter or an input's):
+    # MetricFlow computes that metric in a subquery of its own, outside a caller's row filters.
+    filters_by_metric: bool = False
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ def metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
     metric_filter = (
         " AND ".join(f.where_sql_template for f in m.filter.where_filters) if m.filter else None
     )
+    input_filters = [f.where_sql_template for i in tp.metrics or []
+                     if getattr(i, "filter", None) for f in i.filter.where_filters]  # fmt: skip
     requires_time = any(
         getattr(i, "offset_window", None) or getattr(i, "offset_to_grain", None)
         for i in tp.metrics or []
@@ -138,6 +143,7 @@ def metric_info(m: Any, extra_meta: dict[str, Any]) -> MetricInfo:
         inputs=tuple(dict.fromkeys(inputs)),
         filter=metric_filter,
         hidden=is_hidden(meta),
+        filters_by_metric=any("Metric(" in t for t in [metric_filter or "", *input_filters]),
     )
 
 

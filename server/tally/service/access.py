@@ -76,6 +76,8 @@ def may_see(compiler: Compiler, request: QueryRequest, caller: Caller) -> bool:
 def check_members(compiler: Compiler, expanded: QueryRequest, grant: Grant) -> None:
     """Forbidden (403) for the first metric or dimension of the (expanded) request, in its
     metrics, group-bys or filters, that the grant does not allow."""
+    if grant.row_filters:
+        _refuse_metric_filters(compiler, expanded)
     for name in expanded.metrics:
         grant.check_metric(compiler.metric(name).name)
     index = compiler.index(tuple(compiler.metric(m).name for m in expanded.metrics))
@@ -89,6 +91,33 @@ def check_members(compiler: Compiler, expanded: QueryRequest, grant: Grant) -> N
                 names.append(ref.group_by_name())
     for name in names:
         grant.check_dimension(*_dimension_identity(index, name))
+
+
+def _refuse_metric_filters(compiler: Compiler, expanded: QueryRequest) -> None:
+    """A caller limited to some rows may not filter by a metric: MetricFlow computes a
+    `{{ Metric(...) }}` condition (in a filter, or in a metric's own definition) in a subquery
+    of its own, over every row, before the caller's row filters apply, so the condition would
+    answer questions about other tenants' rows."""
+    refused = Forbidden(
+        "Filters on a metric ({{ Metric(...) }}, in a filter or in a metric's definition) are "
+        "computed over every row, outside your access policy's row filters, so they are not "
+        "available to you. Filter on dimensions instead."
+    )
+    for clause in expanded.where:
+        text = clause if isinstance(clause, str) else clause.to_where(compiler.dialect)
+        if any(r.kind == "Metric" for r in check_where(text, compiler.dialect).references):
+            raise refused
+    seen: set[str] = set()
+    todo = list(expanded.metrics)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in compiler.metrics:
+            continue
+        seen.add(name)
+        metric = compiler.metrics[name]
+        if metric.filters_by_metric:
+            raise refused
+        todo += [i for i in metric.inputs if i in compiler.metrics]
 
 
 def check_dimensions(compiler: Compiler, names: tuple[str, ...], caller: Caller) -> None:

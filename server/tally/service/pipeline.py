@@ -64,7 +64,8 @@ class Admitted:
     @property
     def stale_key(self) -> str:
         """The key of this shape's last answer under any data version (stale-if-error)."""
-        return result_key(self.request, self.versions[0], "", self.caller.access)
+        return result_key(self.request, self.versions[0], "", self.caller.access,
+                          self.compiler.dialect)
 
 
 class QueryPipeline:
@@ -209,8 +210,8 @@ class QueryPipeline:
     def admit(self, compiler: Compiler, versions: tuple[str, str], request: QueryRequest,
               caller: Caller) -> Admitted:  # fmt: skip
         allowed = self.authorize(compiler, request, caller)
-        return Admitted(compiler, versions, allowed, result_key(allowed, *versions, caller.access),
-                        caller)  # fmt: skip
+        key = result_key(allowed, *versions, caller.access, compiler.dialect)
+        return Admitted(compiler, versions, allowed, key, caller)
 
     def lookup(self, key: str) -> CacheEntry | None:
         """The one look-up before single flight; a hit is counted here."""
