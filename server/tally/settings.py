@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         description="Largest cached result (Arrow bytes) the event loop shapes and encodes "
         "itself; larger hits are encoded in the query thread pool.",
     )
+    max_connections: int = Field(
+        1024, ge=1, description="Connections (and their requests) the HTTP server serves at "
+        "once; more are answered 503 at once, so that no flood of connections takes the "
+        "server's memory or file descriptors from the callers already served."
+    )
     max_body_bytes: int = Field(
         1024 * 1024, ge=1, description="Largest request body accepted (413 above it)."
     )
@@ -180,6 +185,11 @@ class Settings(BaseSettings):
         64 * 1024 * 1024, ge=0, description="Bytes of finished asynchronous results one caller "
         "may hold; its oldest results are forgotten to make room, and a single larger result "
         "fails with result_too_large (export it instead)."
+    )
+    embed_fanout: int = Field(
+        4, ge=1, description="The embed tokens of one minting key (each with a subject of "
+        "its own) together get at most this many times each per-caller limit: requests a "
+        "minute, queries at once, asynchronous queries held and their result bytes."
     )
     max_filter_values: int = Field(
         1000, ge=1, description="Most values in one structured filter (an `in` list); more "

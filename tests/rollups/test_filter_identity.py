@@ -61,3 +61,21 @@ def test_rollup_misses_only_with_the_sql_scope(routed):
     plain = routed.query(request, reader)
     assert plain.rollup.used == full.rollup.used and plain.rollup.misses == ()
     assert plain.sql == ""
+
+
+def test_the_rollup_used_is_named_only_to_who_may_run_it(routed):
+    """order_count by month and customer status is answered by a rollup whose saved query
+    also groups by customer__customer_segment: a caller denied the segment may ask this
+    question, but may not run that saved query, so without the `sql` scope it is not told
+    the rollup's name."""
+    from tally.core.access import Grant
+
+    request = QueryRequest.create(metrics=["order_count"],
+                                  group_by=["metric_time__month", "customer__customer_status"])
+    full = routed.query(request, ANONYMOUS)
+    assert full.rollup.used
+    grant = Grant(roles=("r",), dimensions_deny=frozenset({"customer__customer_segment"}))
+    denied = replace(Caller.of("rest", subject="restricted"), scopes=frozenset({"query"}),
+                     grant=grant, access=grant.access())
+    plain = routed.query(request, denied)
+    assert plain.rollup.used == "rollup" != full.rollup.used  # ran, but not named

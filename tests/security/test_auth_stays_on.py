@@ -112,3 +112,15 @@ def test_serve_refuses_to_start_on_a_corrupt_key_store_with_one_line(tmp_path, w
     assert len(lines) == 1, lines
     assert "keys.json cannot be read" in lines[0] and "tally keys create" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_two_active_keys_cannot_share_a_name(keyed):
+    """A key's name is its subject (rate limits, jobs, the audit log): a second active key of
+    one name would share them. Once the first is revoked, the name is free again."""
+    from tally.errors import CallerError
+
+    _, store, _, _ = keyed
+    with pytest.raises(CallerError, match="already named 'only'"):
+        store.create("only", ["meta"], {})
+    store.revoke("only")
+    store.create("only", ["meta"], {})

@@ -83,3 +83,22 @@ def test_the_cap_is_a_setting(client_with, secured):
     # Catalog fields are not costly: any number of them (within the alias bound).
     catalog = "{ " + " ".join(f"m{i}: metrics {{ name }}" for i in range(12)) + " }"
     assert _code(_post(client, "/graphql", token, catalog)) is None
+
+
+CATALOG = {
+    "/graphql": 'q{i}: dimensions(metrics: ["{m}"]) {{ name }}',
+    "/api/graphql": 'q{i}: dimensions(environmentId: 1, metrics: [{{name: "{m}"}}]) {{ name }}',
+}
+
+
+@pytest.mark.parametrize("path", sorted(CATALOG))
+def test_catalog_fields_pay_too(client_with, secured, path):
+    """A catalog field with a new set of metrics builds its group-by index under MetricFlow's
+    lock: thirty of them in one document cost thirty requests (the adversarial pass slowed
+    another tenant's queries a hundredfold with free ones)."""
+    client = client_with(rate_limit_per_minute=RATE)
+    metrics = ["revenue", "order_count", "items_sold", "customers", "discounts"]
+    few = "{ " + " ".join(CATALOG[path].format(i=i, m=m) for i, m in enumerate(metrics)) + " }"
+    assert _code(_post(client, path, secured.keys["reader"], few)) is None  # 5 of a burst of 10
+    many = "{ " + " ".join(CATALOG[path].format(i=i, m=metrics[i % 5]) for i in range(30)) + " }"
+    assert _code(_post(client, path, secured.keys["sql-reader"], many)) == "too_many_requests"

@@ -222,3 +222,22 @@ def test_the_global_byte_budget_trims_the_largest_holder():
             jobs.get(alice[0].id, ALICE)
 
     asyncio.run(scenario())
+
+
+def test_a_jobs_result_keeps_no_encoded_text(session_with, secured):
+    """A job holds its result without the cache entry's memo (where encoders keep a result's
+    JSON text, several times its Arrow bytes, outside every job budget once the cache lets the
+    entry go)."""
+    admin = secured.keys["admin"]
+
+    async def scenario(s):
+        job = (await s.submit(admin, QUERY)).json()["id"]
+        assert (await s.done(admin, job))["status"] == "SUCCESSFUL"
+        for _ in range(2):
+            r = await s.request("GET", f"/api/v1/queries/{job}/result", admin)
+            assert r.status_code == 200 and r.json()["row_count"] > 1000
+        held = s.app.state.service.jobs.get(job, s.app.state.service.authenticate(
+            admin, transport="rest"))
+        assert held.result.memo is None
+
+    session_with().run(scenario)

@@ -9,6 +9,7 @@ the helpful answer."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
@@ -68,9 +69,12 @@ def test_a_dashboard_lists_only_the_tiles_its_viewer_may_query(client, secured):
     assert "gross_margin" not in str(mine)
     full = client.request("GET", "/api/v1/dashboards/overview", secured.keys["admin"]).json()
     assert "margin_by_category" in {t["name"] for t in full["tiles"]}
+    # Also gone: the cohort grid, which the tenant's row filter (by country) cannot reach.
+    gone = {t["name"] for t in full["tiles"]} - {t["name"] for t in mine["tiles"]}
+    assert gone == {"margin_by_category", "cohort_retention"}
     listed = client.request("GET", "/api/v1/dashboards", tenant).json()["dashboards"]
     overview = next(d for d in listed if d["name"] == "overview")
-    assert overview["tiles"] == len(mine["tiles"]) == len(full["tiles"]) - 1
+    assert overview["tiles"] == len(mine["tiles"]) == len(full["tiles"]) - 2
 
 
 def test_measures_show_their_sql_only_with_the_sql_scope(service):
@@ -95,3 +99,28 @@ def test_metrics_for_a_denied_dimension_is_forbidden(secured, service):
     assert svc.metrics_for(("customer__country",), tenant)
     with pytest.raises(Forbidden):
         svc.check(QueryRequest.create(metrics=["gross_margin"]), tenant)
+
+
+def test_a_metrics_filter_is_shown_only_when_it_names_nothing_denied(client, secured):
+    """high_value_customers filters by customer__customer_segment, which the tenant role may
+    not see: the tenant sees the metric, not its filter's text."""
+    tenant = client.request("GET", "/api/v1/metrics/high_value_customers",
+                            secured.tenant("DE")).json()
+    admin = client.request("GET", "/api/v1/metrics/high_value_customers",
+                           secured.keys["admin"]).json()
+    assert "customer_segment" in str(admin["filter"])
+    assert tenant["filter"] is None and "customer_segment" not in str(tenant)
+    listed = client.request("GET", "/api/v1/metrics", secured.tenant("DE")).json()
+    assert "customer_segment" not in json.dumps(listed)
+
+
+def test_a_metric_the_row_filter_cannot_reach_is_a_403_saying_why(client, secured):
+    """The cohort metrics cannot be filtered by customer__country, the tenant's row filter:
+    refused (never answered unfiltered), and not reported as the tenant's own mistake."""
+    r = client.query({"metrics": ["retention_rate"],
+                      "group_by": ["cohort__cohort_month__month"]}, secured.tenant("DE"))
+    assert r.status_code == 403, r.text
+    message = r.json()["error"]["message"]
+    assert "access policy" in message and "customer__country" in message
+    dashboard = client.request("GET", "/api/v1/dashboards/overview", secured.tenant("DE")).json()
+    assert "cohort_retention" not in {t["name"] for t in dashboard["tiles"]}

@@ -95,3 +95,15 @@ def test_nested_claims_are_read_by_path_and_their_policy_holds(nested_client, se
     missing = _token(secured.jwt_secret, iat=now, exp=now + 300,
                      realm_access={"roles": ["tenant"]})
     assert nested_client.query(QUERY, missing).status_code == 403  # no claim: no rows
+
+
+@pytest.mark.parametrize("roles", [None, "", []])
+def test_an_empty_roles_claim_does_not_hide_a_role_claim(client, secured, raw, roles):
+    """`roles: []` beside `role: tenant` is a tenant, limited to its countries (it was read
+    as a caller without roles, unrestricted)."""
+    now = int(time.time())
+    token = _token(secured.jwt_secret, iat=now, exp=now + 300, roles=roles, role="tenant",
+                   countries=["DE"])
+    r = client.query(QUERY, token)
+    assert r.status_code == 200, r.text
+    assert {row["customer__country"] for row in r.json()["data"]} == {"DE"}

@@ -18,6 +18,7 @@ from tally.api.dbtsl.schema import semantic_layer_router
 from tally.api.graphql.schema import graphql_router
 from tally.api.limits import BodyLimitMiddleware
 from tally.api.observability import Metrics, RequestMiddleware
+from tally.api.preauth import AuthenticateFirst
 from tally.api.rest import admin, catalog, embed, exports, queries, query, refresh, saved_queries
 from tally.api.slow_clients import BodyTimeoutMiddleware
 from tally.service import TallyService
@@ -86,6 +87,8 @@ def create_api(
     app.add_middleware(
         GZipMiddleware, minimum_size=16_384, compresslevel=6, thread_minimum_size=65_536
     )
+    # Before a body is read: authenticated from the headers (a refused caller holds nothing).
+    app.add_middleware(AuthenticateFirst, service=service)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],

@@ -107,7 +107,9 @@ async def asset(file: str, svc: ServiceDep) -> Response:
 @router.get("/dashboards/{name}", include_in_schema=False, response_class=HTMLResponse)
 async def page(name: str, request: Request, svc: ServiceDep) -> HTMLResponse:
     d = await svc.run(_one, svc, name)
-    return HTMLResponse(render_page(d, str(request.base_url).rstrip("/")))
+    # A path, never the Host header: the page is the same whatever host a client named (a
+    # shared cache may keep it), and its assets and API are on its own origin.
+    return HTMLResponse(render_page(d, request.scope.get("root_path", "").rstrip("/")))
 
 
 def render_page(d: Dashboard, base_url: str) -> str:

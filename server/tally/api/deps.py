@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from tally.core.caller import Caller
+from tally.core.caller import SCOPE_KEY, Caller
 from tally.errors import TallyError, Unauthorized
 from tally.service import TallyService
 from tally.service.access import require
@@ -42,8 +42,9 @@ def caller_of(request: Request, transport: str = "rest") -> Caller:
     state = request.scope.get("state", {})
     svc: TallyService = request.app.state.service
     audit = current_audit.get()
+    early: Caller | None = state.get(SCOPE_KEY)  # authenticated before its body (preauth.py)
     try:
-        caller = svc.authenticate(
+        caller = early.with_transport(transport) if early is not None else svc.authenticate(
             bearer_token(request), transport=transport, request_id=state.get("request_id", "-")
         )
     except TallyError as e:

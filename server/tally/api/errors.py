@@ -4,15 +4,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from tally.errors import TallyError, cut
 
@@ -89,6 +91,14 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
+class ErrorJSON(JSONResponse):
+    """An error body as ASCII JSON: a caller's text echoed in a message may hold characters
+    UTF-8 cannot carry (a lone surrogate), which must not turn an error into a 500."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict | None = None, **details: object
 ) -> JSONResponse:
@@ -96,7 +106,7 @@ def error_response(
     details = {k: v for k, v in details.items() if v is not None}
     if details:
         body["details"] = details
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return ErrorJSON({"error": body}, status_code=status, headers=headers)
 
 
 class HTTPError(TallyError):
@@ -124,7 +134,7 @@ def install(app: FastAPI) -> None:
     async def tally_error(request: Request, exc: TallyError) -> JSONResponse:
         if exc.status >= 500:
             log.warning("server fault %s on %s: %s", exc.code, request.url.path, exc.message)
-        return JSONResponse(exc.to_dict(), status_code=exc.status, headers=error_headers(exc))
+        return ErrorJSON(exc.to_dict(), status_code=exc.status, headers=error_headers(exc))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -149,6 +159,13 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             message = f"Method {cut(request.method)} is not allowed on {cut(request.url.path)}."
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client left while its body was read: no one to answer, and nothing wrong with
+        # the server (a traceback per disconnect would let anyone flood the log).
+        log.debug("client disconnected during %s %s", request.method, request.url.path)
+        return Response(status_code=499)  # "client closed request", as proxies log it
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

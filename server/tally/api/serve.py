@@ -27,7 +27,9 @@ def serve(app: FastAPI, settings: Settings, log_level: str = "info") -> int:
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
         http=header_timeout_protocol(settings.header_timeout_seconds),
         timeout_keep_alive=5,
+        limit_concurrency=settings.max_connections,
     )
+    _raise_descriptor_limit(settings.max_connections)
     server = uvicorn.Server(config)
     # uvicorn handles SIGTERM while it serves, and after its graceful shutdown re-raises the
     # signal to the handler that was there before it: this one, which ends the process with 0
@@ -38,6 +40,21 @@ def serve(app: FastAPI, settings: Settings, log_level: str = "info") -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _raise_descriptor_limit(connections: int) -> None:
+    """Room for the connections served at once and everything else the server opens (the
+    warehouse, Redis, log files): the soft limit up to the hard one, which the system sets."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        wanted = connections * 2 + 256
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, ValueError, OSError):
+        pass  # not POSIX, or not allowed: the system's limit stands
 
 
 def _stopped(signum: int, frame: FrameType | None) -> None:

@@ -49,12 +49,24 @@ class Caller:
         network request: those get theirs from `TallyService.authenticate`."""
         return cls(transport=transport)
 
+    @property
+    def group(self) -> str | None:
+        """The group whose callers share limits beyond each one's own: the embed tokens of
+        one minting key (each has a subject of its own); None for a caller on its own."""
+        group = self.extra.get("group")
+        return str(group) if group else None
+
     def with_transport(self, transport: str) -> Caller:
         return replace(self, transport=transport)
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes
 
+
+#: Where a transport that authenticated a request early (before reading its body) keeps the
+#: caller in the ASGI scope's state, for the route's own code to find (one authentication and
+#: one rate-limit token per request).
+SCOPE_KEY = "tally_caller"
 
 #: Full access, no subject: what `Caller.local` gives a tool of no particular transport. Service
 #: methods take the caller as a required argument, so that a call site that forgets it fails

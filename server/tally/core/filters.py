@@ -561,6 +561,9 @@ def _values(item: Mapping[str, Any], op: str) -> list[Any]:
     for v in values:
         if not isinstance(v, str | int | float | bool) or v is None:
             raise InvalidFilter(f"Filter values must be strings, numbers or booleans, got {v!r}.")
+        if isinstance(v, str) and any("\ud800" <= c <= "\udfff" for c in v):
+            raise InvalidFilter("A filter value holds a character that is not valid Unicode (a "
+                                "lone surrogate); send text as UTF-8.")  # fmt: skip
     return values
 
 

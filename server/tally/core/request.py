@@ -169,6 +169,7 @@ def _wheres(value: Iterable[Any] | str | None) -> tuple[Where, ...]:
         elif isinstance(item, str):
             if len(item) > _MAX_WHERE_LENGTH:
                 raise InvalidFilter(f"Filter is too long ({len(item)} characters).")
+            check_text(item, f"Filter #{index + 1}")
             if item.strip():
                 out.append(item.strip())
         else:
@@ -176,6 +177,17 @@ def _wheres(value: Iterable[Any] | str | None) -> tuple[Where, ...]:
                 f"Each item of where must be a filter string or object, got {shorten(item)}."
             )
     return tuple(out)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def check_text(text: str, what: str) -> None:
+    """InvalidRequest for text no UTF-8 can carry (a lone surrogate, as JSON's "\\ud800"
+    can spell): it could reach neither the warehouse nor a response."""
+    if _SURROGATE.search(text):
+        raise InvalidRequest(f"{what} holds a character that is not valid Unicode (a lone "
+                             "surrogate); send text as UTF-8.")  # fmt: skip
 
 
 def _limit(value: Any) -> int | None:
@@ -216,7 +228,12 @@ def _instant(value: Any, what: str) -> dt.datetime | None:
             f"{what} must be an ISO date or date-time (2025-01-31), got {shorten(value)}."
         )
     if instant.tzinfo is not None:
-        instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            instant = instant.astimezone(dt.UTC).replace(tzinfo=None)
+        except (OverflowError, ValueError):  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+            raise InvalidRequest(
+                f"{what} {shorten(value)} is out of range once read in UTC."
+            ) from None
     return instant
 
 

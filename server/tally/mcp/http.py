@@ -18,8 +18,8 @@ from mcp.server.streamable_http_manager import (
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from tally.core.caller import Caller
-from tally.errors import ServerFault, TallyError
+from tally.core.caller import SCOPE_KEY, Caller
+from tally.errors import CallerError, ServerFault, TallyError
 from tally.mcp.server import build_server, current_caller
 from tally.service import TallyService
 from tally.service.telemetry import current_audit
@@ -42,10 +42,11 @@ class ServiceUnavailable(ServerFault):
     status = 503
 
 
-async def _send_error(send: Send, e: TallyError) -> None:
+async def _send_error(send: Send, e: TallyError, extra: list[tuple[bytes, bytes]] = ()
+                      ) -> None:  # fmt: skip
     body = json.dumps(e.to_dict()).encode()
     headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]  # fmt: skip
+               (b"content-length", str(len(body)).encode()), *extra]  # fmt: skip
     if e.status == 401:
         headers.append((b"www-authenticate", b'Bearer realm="tally"'))
     await send({"type": "http.response.start", "status": e.status, "headers": headers})
@@ -62,10 +63,11 @@ class _Authenticated:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = scope.setdefault("state", {})
         audit = current_audit.get()  # the HTTP request's audit record, as REST fills it
+        early = state.get(SCOPE_KEY)  # authenticated before its body (the HTTP app's preauth)
         try:
-            caller = self.service.authenticate(
-                _bearer(scope), transport="mcp", request_id=state.get("request_id", "-")
-            )
+            caller = early.with_transport("mcp") if early is not None else \
+                self.service.authenticate(_bearer(scope), transport="mcp",
+                                          request_id=state.get("request_id", "-"))
         except TallyError as e:
             if audit is not None:
                 audit.update(transport="mcp", auth_failed=e.code, reason=e.message)
@@ -124,12 +126,30 @@ class _Endpoint:
         await self.app(scope, receive, send)
 
 
+class NoStream(CallerError):
+    code = "method_not_allowed"
+    status = 405
+
+
+class _PostOnly:
+    """GET (an event stream for server-initiated messages) and DELETE (ending a session) have
+    nothing to serve on a stateless endpoint, and an event stream would stay open for as long
+    as its client likes: refused, as the protocol allows (405), before anything is held."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await _send_error(send, NoStream(
+            "tally's MCP endpoint is stateless: POST each JSON-RPC message; it opens no event "
+            "stream (GET) and keeps no session (DELETE)."
+        ), extra=[(b"allow", b"POST")])  # fmt: skip
+
+
 def mount(app: FastAPI, service: TallyService) -> None:
     """Serve MCP at /mcp on `app`; its session manager runs inside the app's lifespan."""
     endpoint = _Endpoint(service)
     app.router.routes.append(
-        Route(PATH, endpoint=_Authenticated(endpoint, service), methods=["GET", "POST", "DELETE"])
+        Route(PATH, endpoint=_Authenticated(endpoint, service), methods=["POST"])
     )
+    app.router.routes.append(Route(PATH, endpoint=_PostOnly(), methods=["GET", "DELETE"]))
     outer = app.router.lifespan_context
 
     @asynccontextmanager

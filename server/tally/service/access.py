@@ -18,6 +18,7 @@ from tally.core.group_bys import GroupByIndex
 from tally.core.request import QueryRequest
 from tally.core.resolve import expand
 from tally.errors import (
+    CallerError,
     Forbidden,
     Unauthorized,
     UnknownMetric,
@@ -58,7 +59,25 @@ def authorize(compiler: Compiler, request: QueryRequest, caller: Caller) -> Quer
         return request
     expanded = expand(compiler, request)
     check_members(compiler, expanded, grant)
+    _check_row_filters_apply(compiler, expanded, grant)
     return replace(expanded, where=(*expanded.where, *grant.row_filters))
+
+
+def _check_row_filters_apply(compiler: Compiler, expanded: QueryRequest, grant: Grant) -> None:
+    """Forbidden (403), saying why, when a metric asked for cannot be filtered by a dimension
+    the caller's row filters use (the filter could not hold back any row: refused, not
+    answered, and not reported as the caller's own unknown dimension)."""
+    metrics = tuple(compiler.metric(m).name for m in expanded.metrics)
+    index = compiler.index(metrics)
+    for clause in grant.row_filters:
+        text = clause if isinstance(clause, str) else clause.to_where(compiler.dialect)
+        for ref in check_where(text, compiler.dialect).references:
+            if ref.kind != "Metric" and index.resolve(ref.group_by_name()) is None:
+                raise Forbidden(
+                    f"Your access policy filters rows by {ref.name}, which "
+                    f"{', '.join(metrics) or 'this question'} cannot be filtered by: you may "
+                    "not query it."
+                )
 
 
 def may_see(compiler: Compiler, request: QueryRequest, caller: Caller) -> bool:
@@ -67,7 +86,9 @@ def may_see(compiler: Compiler, request: QueryRequest, caller: Caller) -> bool:
     if caller.grant is None:
         return True
     try:
-        check_members(compiler, expand(compiler, request), caller.grant)
+        expanded = expand(compiler, request)
+        check_members(compiler, expanded, caller.grant)
+        _check_row_filters_apply(compiler, expanded, caller.grant)
     except Forbidden:
         return False
     return True
@@ -164,6 +185,32 @@ def _visibility(compiler: Compiler, caller: Caller, e: UnknownName) -> Callable[
         return lambda name: _may_run_saved(compiler, name, caller)
     index = compiler.index(())
     return lambda name: grant.may_see_dimension(*_dimension_identity(index, name))
+
+
+def may_run_saved(compiler: Compiler, name: str, caller: Caller) -> bool:
+    """Whether the caller may run the saved query (every member it names visible)."""
+    return _may_run_saved(compiler, name, caller)
+
+
+def visible_filter(compiler: Compiler, metric: MetricInfo, caller: Caller) -> MetricInfo:
+    """The metric with its filter shown only when every dimension the filter names is visible
+    to the caller (a filter's text would otherwise name a denied dimension)."""
+    grant = caller.grant
+    if grant is None or not metric.filter:
+        return metric
+    index = compiler.index(())
+    try:
+        refs = check_where(metric.filter, compiler.dialect).references
+    except CallerError:
+        return replace(metric, filter=None)
+    for ref in refs:
+        if ref.kind == "Metric":
+            visible = grant.may_see_metric(ref.name)
+        else:
+            visible = grant.may_see_dimension(*_dimension_identity(index, ref.group_by_name()))
+        if not visible:
+            return replace(metric, filter=None)
+    return metric
 
 
 def _may_run_saved(compiler: Compiler, name: str, caller: Caller) -> bool:

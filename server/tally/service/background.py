@@ -39,8 +39,8 @@ class Background:
             result, _ = await self.pipeline.query_async(request, caller, read_cache=read_cache)
             if rename:
                 names = [rename.get(n, n) for n in result.table.column_names]
-                result = replace(result, table=result.table.rename_columns(names), memo=None)
-            return result
+                result = replace(result, table=result.table.rename_columns(names))
+            return _held(result)
 
         return self.jobs.submit(caller, "query", work)
 
@@ -56,7 +56,7 @@ class Background:
             )
             job.compiled(await self.rt.run(self._sql, request, caller))
             result, _ = await self.pipeline.query_async(request, caller)
-            return values_only(result)
+            return _held(values_only(result))
 
         return self.jobs.submit(caller, "dimension_values", work)
 
@@ -66,3 +66,11 @@ class Background:
         with visible_errors(caller, lambda: compiler):
             sql = compiler.compile(self.pipeline.authorize(compiler, request, caller)).sql
         return sql if caller.has("sql") else ""
+
+
+def _held(result: QueryResult) -> QueryResult:
+    """A job's result as the job holds it: without the cache entry's memo, where encoders keep
+    a result's encoded text (the JSON of 70,000 rows is several times its Arrow bytes). A job
+    counts its result's bytes against its caller's budget; text kept in a memo would be
+    outside every budget once the cache has let the entry go."""
+    return replace(result, memo=None)

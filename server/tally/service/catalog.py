@@ -27,6 +27,7 @@ from tally.service.access import (
     visible_dimensions,
     visible_entities,
     visible_errors,
+    visible_filter,
     visible_metrics,
 )
 from tally.service.runtime import Runtime
@@ -40,8 +41,10 @@ class Catalog:
         """The project's metrics this caller may see, without hidden ones (they can still be
         queried by name)."""
         require(caller, "meta")
-        metrics = (m for m in self.rt.compiler.metrics.values() if not m.hidden)
-        return visible_metrics(tuple(sorted(metrics, key=lambda m: m.name)), caller)
+        compiler = self.rt.compiler
+        metrics = (m for m in compiler.metrics.values() if not m.hidden)
+        shown = visible_metrics(tuple(sorted(metrics, key=lambda m: m.name)), caller)
+        return tuple(visible_filter(compiler, m, caller) for m in shown)
 
     def get_metric(self, name: str, caller: Caller) -> MetricInfo:
         """One metric by name, spelt in any case; NotFound (404) when there is none, Forbidden
@@ -55,7 +58,7 @@ class Catalog:
             raise NotFound.of(e) from None
         if caller.grant is not None:
             caller.grant.check_metric(metric.name)
-        return metric
+        return visible_filter(compiler, metric, caller)
 
     def list_dimensions(
         self, metrics: tuple[str, ...], caller: Caller

@@ -12,6 +12,7 @@ thread: every method here is called from a coroutine or a callback on that loop.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -80,6 +81,15 @@ def owner_of(caller: Caller) -> Owner:
     return (caller.subject, caller.access)
 
 
+Holder = Owner | tuple[str, str]
+
+
+def holder_of(caller: Caller) -> Holder:
+    """Who a job counts against when the server is shared out: the group of a minting key's
+    tokens (however many subjects they carry), else its owner."""
+    return ("group", caller.group) if caller.group is not None else owner_of(caller)
+
+
 class JobManager:
     """The jobs of one server, bounded so that no caller can crowd out the others:
     * count: at most `max_per_caller` held per caller and `max_jobs` in all; when the table is
@@ -103,6 +113,7 @@ class JobManager:
         max_running_per_caller: int | None = None,
         max_bytes: int = 0,
         max_bytes_per_caller: int = 0,
+        fanout: int = 4,
     ) -> None:
         self.max_running = max_running
         self.retention_seconds = retention_seconds
@@ -111,12 +122,15 @@ class JobManager:
         self.max_running_per_caller = min(max_running_per_caller or max_running, max_running)
         self.max_bytes = max_bytes  # 0: not bounded
         self.max_bytes_per_caller = max_bytes_per_caller
+        # The callers of one group (embed tokens of one minter) together: this many times a
+        # caller's quota and byte budget.
+        self.fanout = max(1, fanout)
         self.clock = clock
         self._jobs: dict[str, Job] = {}
         self._expired: OrderedDict[str, str] = OrderedDict()  # id -> why it is gone
         self._slots: asyncio.Semaphore | None = None
-        self._own_slots: dict[Owner, asyncio.Semaphore] = {}
-        self._own_users: dict[Owner, int] = {}  # jobs running or waiting, per caller
+        self._own_slots: dict[Holder, asyncio.Semaphore] = {}
+        self._own_users: dict[Holder, int] = {}  # jobs running or waiting, per holder
         self._bytes: dict[str, int] = {}  # finished job id -> its result's bytes
 
     def submit(self, caller: Caller, kind: str, work: Work) -> Job:
@@ -129,7 +143,16 @@ class JobManager:
                 f"You hold {len(held)} asynchronous queries, the most one caller may "
                 "(TALLY_JOB_MAX_PER_CALLER); read or cancel some, or retry once they expire."
             )
-        if len(self._jobs) >= self.max_jobs and not self._make_room_for(owner):
+        group = caller.group
+        if group is not None:
+            together = sum(1 for j in self._jobs.values() if j.caller.group == group)
+            if together >= self.max_per_caller * self.fanout:
+                raise TooManyQueries(
+                    f"The tokens of your minting key hold {together} asynchronous queries, the "
+                    "most they may together (TALLY_JOB_MAX_PER_CALLER x TALLY_EMBED_FANOUT); "
+                    "retry once some have finished or expired."
+                )
+        if len(self._jobs) >= self.max_jobs and not self._make_room_for(caller):
             raise TooManyQueries(
                 f"The server holds {len(self._jobs)} asynchronous queries (its maximum, "
                 "TALLY_JOB_MAX_HELD); retry once some have finished or expired."
@@ -190,18 +213,18 @@ class JobManager:
     def _held_by(self, owner: Owner) -> list[Job]:
         return [j for j in self._jobs.values() if owner_of(j.caller) == owner]
 
-    def _make_room_for(self, owner: Owner) -> bool:
-        """Forget the oldest finished job of the caller holding the most, if that caller holds
-        more than `owner` does: a full table then costs the largest holder, never a caller
-        with fewer queries."""
-        counts: dict[Owner, int] = {}
+    def _make_room_for(self, caller: Caller) -> bool:
+        """Forget the oldest finished job of the holder holding the most (a caller, or the
+        group of a minting key's tokens), if it holds more than `caller`'s holder does: a full
+        table then costs the largest holder, never one with fewer queries."""
+        counts: dict[Holder, int] = {}
         for job in self._jobs.values():
-            counts[owner_of(job.caller)] = counts.get(owner_of(job.caller), 0) + 1
-        mine = counts.get(owner, 0)
+            counts[holder_of(job.caller)] = counts.get(holder_of(job.caller), 0) + 1
+        mine = counts.get(holder_of(caller), 0)
         for other, count in sorted(counts.items(), key=lambda kv: -kv[1]):
             if count <= mine:
                 return False
-            finished = [j for j in self._held_by(other) if j.done]
+            finished = [j for j in self._jobs.values() if j.done and holder_of(j.caller) == other]
             if finished:
                 oldest = min(finished, key=lambda j: j.finished_at or 0.0)
                 self._forget(oldest, "the server's table of asynchronous queries was full "
@@ -226,6 +249,9 @@ class JobManager:
                 self.max_bytes_per_caller - nbytes,
                 "this caller's asynchronous results exceeded its memory budget.",
             )
+            group = job.caller.group
+            if group is not None:
+                self._trim_group(group, self.max_bytes_per_caller * self.fanout - nbytes)
         if self.max_bytes:
             while self.result_bytes + nbytes > self.max_bytes and self._bytes:
                 largest = self._largest_holder()
@@ -248,6 +274,18 @@ class JobManager:
             total -= self._bytes[job.id]
             self._forget(job, why)
 
+    def _trim_group(self, group: str, budget: int) -> None:
+        """Forget the group's oldest finished results until they hold <= budget."""
+        held = sorted((self._jobs[i] for i in self._bytes if self._jobs[i].caller.group == group),
+                      key=lambda j: j.finished_at or 0.0)  # fmt: skip
+        total = sum(self._bytes[j.id] for j in held)
+        for job in held:
+            if total <= budget:
+                return
+            total -= self._bytes[job.id]
+            self._forget(job, "the asynchronous results of your minting key's tokens exceeded "
+                         "their memory budget.")  # fmt: skip
+
     def _owner_bytes(self, owner: Owner) -> int:
         return sum(n for i, n in self._bytes.items() if owner_of(self._jobs[i].caller) == owner)
 
@@ -268,10 +306,14 @@ class JobManager:
     async def _run(self, job: Job, work: Work) -> None:
         if self._slots is None:  # created on the loop that runs the jobs
             self._slots = asyncio.Semaphore(self.max_running)
-        owner = owner_of(job.caller)
+        owner = holder_of(job.caller)
         own = self._own_slots.get(owner)
         if own is None:
-            own = self._own_slots[owner] = asyncio.Semaphore(self.max_running_per_caller)
+            # A group (a minting key's tokens) runs as many as a few callers, and never more
+            # than half the workers, whatever subjects its tokens carry.
+            size = self.max_running_per_caller if job.caller.group is None else min(
+                self.max_running_per_caller * self.fanout, max(1, self.max_running // 2))
+            own = self._own_slots[owner] = asyncio.Semaphore(size)
         self._own_users[owner] = self._own_users.get(owner, 0) + 1
         try:
             async with own, self._slots:
@@ -309,6 +351,9 @@ class JobManager:
             job.sql = result.sql
         job.status = JobStatus.FAILED if error is not None else JobStatus.SUCCESSFUL
         job.finished_at = self.clock()
+        with contextlib.suppress(RuntimeError):  # no running loop: swept at the next call
+            # Forgotten when its retention ends, even if no one calls the job API again.
+            asyncio.get_running_loop().call_later(self.retention_seconds + 1, self.sweep)
 
 
 def _nbytes(result: object) -> int:

@@ -27,42 +27,56 @@ class TooManyRequests(CallerError):
 
 
 class Limits:
+    """`fanout`: the callers of one group (the embed tokens of one minting key, each with a
+    subject of its own) together get at most this many times each per-caller limit, so that
+    minting subjects cannot multiply what one key may take."""
+
     def __init__(
         self,
         rate_per_minute: int,
         max_concurrent: int,
         clock: Callable[[], float],
         pool_size: int | None = None,
+        fanout: int = 4,
     ) -> None:
         self.rate = rate_per_minute
         self.burst = max(1, rate_per_minute // 6) if rate_per_minute else 0  # ten seconds' worth
+        self.share: int | None = None
         if pool_size is not None:
-            share = max(1, pool_size - max(1, pool_size // 4))  # the rest is kept for others
-            max_concurrent = min(max_concurrent, share) if max_concurrent else share
+            self.share = max(1, pool_size - max(1, pool_size // 4))  # the rest is for others
+            max_concurrent = min(max_concurrent, self.share) if max_concurrent else self.share
         self.max_concurrent = max_concurrent
+        self.fanout = max(1, fanout)
         self.clock = clock
         self._lock = threading.Lock()
         self._buckets: LRUCache = LRUCache(maxsize=100_000)  # subject -> (tokens, at)
         self._running: dict[str, int] = {}
 
     def admit(self, caller: Caller) -> None:
-        """Take one request from the caller's bucket, or raise TooManyRequests."""
+        """Take one request from the caller's bucket (and its group's), or raise
+        TooManyRequests."""
         if not self.rate or caller.subject is None:
             return
-        per_second = self.rate / 60.0
-        now = self.clock()
         with self._lock:
-            tokens, at = self._buckets.get(caller.subject, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - at) * per_second)
-            if tokens < 1.0:
-                wait = (1.0 - tokens) / per_second
-                self._buckets[caller.subject] = (tokens, now)
-                raise TooManyRequests(
-                    f"Rate limit: at most {self.rate} requests a minute for {caller.subject}; "
-                    f"retry in {wait:.1f} s.",
-                    retry_after_seconds=round(wait, 3),
-                )
-            self._buckets[caller.subject] = (tokens - 1.0, now)
+            self._take(caller.subject, self.rate, self.burst)
+            if caller.group is not None:
+                self._take(f"group:{caller.group}", self.rate * self.fanout,
+                           self.burst * self.fanout)  # fmt: skip
+
+    def _take(self, who: str, rate: int, burst: int) -> None:
+        per_second = rate / 60.0
+        now = self.clock()
+        tokens, at = self._buckets.get(who, (float(burst), now))
+        tokens = min(float(burst), tokens + (now - at) * per_second)
+        if tokens < 1.0:
+            wait = (1.0 - tokens) / per_second
+            self._buckets[who] = (tokens, now)
+            raise TooManyRequests(
+                f"Rate limit: at most {rate} requests a minute for {who}; "
+                f"retry in {wait:.1f} s.",
+                retry_after_seconds=round(wait, 3),
+            )
+        self._buckets[who] = (tokens - 1.0, now)
 
     @contextmanager
     def running(self, caller: Caller | None) -> Iterator[None]:
@@ -80,15 +94,22 @@ class Limits:
         subject = caller.subject if caller is not None else None
         if not self.max_concurrent or subject is None:
             return lambda: None
+        holders = [(subject, self.max_concurrent)]
+        if caller is not None and caller.group is not None:
+            group_cap = self.max_concurrent * self.fanout
+            if self.share is not None:
+                group_cap = min(group_cap, self.share)  # a group never holds the whole pool
+            holders.append((f"group:{caller.group}", group_cap))
         with self._lock:
-            count = self._running.get(subject, 0)
-            if count >= self.max_concurrent:
-                raise TooManyRequests(
-                    f"At most {self.max_concurrent} queries may run at once for {subject}; "
-                    "retry when one has finished.",
-                    retry_after_seconds=1,
-                )
-            self._running[subject] = count + 1
+            for who, cap in holders:
+                if self._running.get(who, 0) >= cap:
+                    raise TooManyRequests(
+                        f"At most {cap} queries may run at once for {who}; retry when one "
+                        "has finished.",
+                        retry_after_seconds=1,
+                    )
+            for who, _ in holders:
+                self._running[who] = self._running.get(who, 0) + 1
         released = threading.Event()
 
         def release() -> None:
@@ -96,11 +117,12 @@ class Limits:
                 if released.is_set():
                     return
                 released.set()
-                left = self._running[subject] - 1
-                if left:
-                    self._running[subject] = left
-                else:
-                    del self._running[subject]
+                for who, _ in holders:
+                    left = self._running[who] - 1
+                    if left:
+                        self._running[who] = left
+                    else:
+                        del self._running[who]
 
         return release
 

@@ -38,7 +38,7 @@ from tally.errors import (
     WarehouseError,
     WarehouseUnavailable,
 )
-from tally.service.access import authorize, require, visible_errors
+from tally.service.access import authorize, may_run_saved, require, visible_errors
 from tally.service.exports import Export
 from tally.service.exports import batches as export_batches
 from tally.service.limits import check_filter_size, filter_bytes
@@ -48,6 +48,8 @@ log = logging.getLogger("tally")
 T = TypeVar("T")
 # Filters up to this size are checked on the event loop (microseconds); larger in the pool.
 _LOOP_FILTER_BYTES = 2048
+# What a caller without the `sql` scope reads for a rollup whose saved query it may not run.
+ROLLUP = "rollup"
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class QueryPipeline:
         compiler = self.rt.compiler
         with visible_errors(caller, lambda: compiler):
             compiled = self.rt.compile(compiler, self.authorize(compiler, request, caller), None)
+        compiled = replace(compiled, rollup=_rollup_seen_by(compiled.rollup, caller, compiler))
         release = self.rt.limits.acquire(caller)  # 429 now, before any byte is sent
         self.rt.counters.executed()
         batches = _releasing(release, export_batches(self.rt.warehouse, compiled))
@@ -346,7 +349,7 @@ class QueryPipeline:
             manifest_version=admitted.versions[0],
             # Encoders memoise their output with the entry, for its own row order only.
             memo=None if resort else entry.extra,
-            rollup=_rollup_seen_by(entry.extra.get("rollup"), caller),
+            rollup=_rollup_seen_by(entry.extra.get("rollup"), caller, admitted.compiler),
         )
 
     def _execution_limit(self, request: QueryRequest) -> int:
@@ -363,12 +366,16 @@ class QueryPipeline:
         return self.rt.settings.cache_ttl_seconds
 
 
-def _rollup_seen_by(status: Any, caller: Caller) -> Any:
+def _rollup_seen_by(status: Any, caller: Caller, compiler: Compiler) -> Any:
     """Why each other rollup could not answer names rollups and their contents: like the SQL,
-    only for a caller with the `sql` scope."""
-    if status is None or caller.has("sql") or not status.misses:
+    only for a caller with the `sql` scope. Without it, the rollup that answered is named
+    only when the caller may run its saved query (else it reads `rollup`)."""
+    if status is None or caller.has("sql"):
         return status
-    return replace(status, misses=())
+    used = status.used
+    if used and caller.grant is not None and not may_run_saved(compiler, used, caller):
+        used = ROLLUP
+    return replace(status, used=used, misses=())
 
 
 def _releasing(release: Callable[[], None], batches: Iterator[T]) -> Iterator[T]:

@@ -86,6 +86,7 @@ class Runtime:
             settings.max_concurrent_per_caller,
             clock,
             pool_size=settings.query_workers,
+            fanout=settings.embed_fanout,
         )
 
     # Connections and pools ---------------------------------------------------------------

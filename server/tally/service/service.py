@@ -82,6 +82,7 @@ class TallyService:
             max_running_per_caller=settings.job_max_running_per_caller,
             max_bytes=settings.job_results_max_bytes,
             max_bytes_per_caller=settings.job_results_max_bytes_per_caller,
+            fanout=settings.embed_fanout,
         )
         self._pipeline = QueryPipeline(rt)
         self._values = DimensionValues(self._pipeline)

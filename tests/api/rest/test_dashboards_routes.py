@@ -54,3 +54,10 @@ async def test_assets_are_served_and_nothing_outside_their_folder(make_app, tmp_
     async with asgi_client(make_app(dashboard_assets_dir=tmp_path / "unbuilt")) as c:
         assert_error(await c.get("/dashboards/assets/tally-dashboard.js"), 404, "not_found",
                      "make dashboard-build")  # fmt: skip
+
+
+async def test_the_page_names_no_host_it_was_asked_for(client):
+    """The page's links are paths: a Host header a client sets is not written into it."""
+    r = await client.get("/dashboards/overview", headers={"host": "evil.example"})
+    assert r.status_code == 200 and "evil.example" not in r.text
+    assert 'src="/dashboards/assets/tally-dashboard.js"' in r.text

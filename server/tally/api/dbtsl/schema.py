@@ -23,9 +23,9 @@ from tally.api.dbtsl.context import call, caller_in, check, info_caller
 from tally.api.dbtsl.results import QueryResult, query_result
 from tally.api.graphql.schema import ErrorShapingRouter, build_schema
 from tally.core.caller import Caller
-from tally.core.request import QueryRequest
+from tally.core.request import QueryRequest, check_text
 from tally.core.semantic_layer import GroupBy, OrderBy, build_request
-from tally.errors import InvalidRequest, TallyError
+from tally.errors import InvalidRequest, TallyError, shorten
 from tally.service import TallyService
 from tally.service.access import require
 
@@ -79,7 +79,23 @@ def _request(
         saved_group_bys=saved,
     )
     aliases = {m.name.strip().lower(): m.alias for m in metrics or () if m.alias}
+    _check_aliases(aliases, request)
     return request, aliases
+
+
+def _check_aliases(aliases: dict[str, str], request: QueryRequest) -> None:
+    """A result's columns keep distinct names: an alias may not repeat another, nor name a
+    group-by or an unaliased metric (a column would then be lost in a JSON result)."""
+    for alias in aliases.values():
+        check_text(alias, f"Alias {shorten(alias)}")
+        if not alias.strip() or len(alias) > 128 or not alias.isprintable():
+            raise InvalidRequest(f"Alias {shorten(alias)} must be 1 to 128 printable characters.")
+    taken = [*request.group_by, *(m for m in request.metrics if m not in aliases)]
+    names = list(aliases.values())
+    for alias in names:
+        if names.count(alias) > 1 or alias.lower() in (t.lower() for t in taken):
+            raise InvalidRequest(f"Alias {shorten(alias)} names another column of the result: "
+                                 "give each metric an alias of its own.")  # fmt: skip
 
 
 def _dimension(group_by: list[t.GroupByInput]) -> str:

@@ -2,10 +2,11 @@
 
 * Every operation, introspection included, is asked by an authenticated caller: the caller is
   authenticated (and takes its one rate-limit token) before the document is even validated.
+* Every root field after the first takes one more token from the caller's rate limit: thirty
+  aliased `createQuery` fields are thirty queries, and thirty catalog fields thirty catalog
+  calls, not one request (introspection's own fields are free).
 * A root field that runs a query, creates a job or compiles SQL is *costly*: a document may
-  hold at most TALLY_GRAPHQL_MAX_COSTLY_FIELDS of them, and each one after the first takes one
-  more token from the caller's rate limit. Thirty aliased `createQuery` fields are thirty
-  queries, not one request."""
+  hold at most TALLY_GRAPHQL_MAX_COSTLY_FIELDS of them."""
 
 from __future__ import annotations
 
@@ -34,9 +35,16 @@ CallerOf = Callable[[dict[str, Any]], Caller]
 def costly_fields(
     document: DocumentNode, operation: OperationDefinitionNode, costly: frozenset[str]
 ) -> list[str]:
-    """The response keys of the operation's root fields that are costly: each runs once however
-    often it is written (the same key twice is merged), so keys are counted, not fields. A
-    field that @skip or @include would leave out is counted all the same."""
+    """The response keys of the operation's root fields that are costly (see root_keys)."""
+    return root_keys(document, operation, lambda name: name in costly)
+
+
+def root_keys(
+    document: DocumentNode, operation: OperationDefinitionNode, counted: Callable[[str], bool]
+) -> list[str]:
+    """The response keys of the operation's root fields whose name is `counted`: each runs
+    once however often it is written (the same key twice is merged), so keys are counted, not
+    fields. A field that @skip or @include would leave out is counted all the same."""
     fragments = {d.name.value: d for d in document.definitions
                  if isinstance(d, FragmentDefinitionNode)}  # fmt: skip
     keys: dict[str, None] = {}
@@ -45,7 +53,7 @@ def costly_fields(
     while stack:
         selection = stack.pop()
         if isinstance(selection, FieldNode):
-            if selection.name.value in costly:
+            if counted(selection.name.value):
                 keys[(selection.alias or selection.name).value] = None
         elif isinstance(selection, InlineFragmentNode):
             stack.extend(selection.selection_set.selections)
@@ -73,9 +81,9 @@ class RequestGate(SchemaExtension):
         context = self.execution_context
         document = context.graphql_document
         operation = get_operation_ast(document, context.operation_name) if document else None
+        svc: TallyService = context.context["request"].app.state.service
         if document is not None and operation is not None and self.costly:
             keys = costly_fields(document, operation, self.costly)
-            svc: TallyService = context.context["request"].app.state.service
             cap = svc.settings.graphql_max_costly_fields
             if len(keys) > cap:
                 raise TooComplex(
@@ -84,6 +92,11 @@ class RequestGate(SchemaExtension):
                     "(TALLY_GRAPHQL_MAX_COSTLY_FIELDS).",
                     costly_fields=len(keys), max_costly_fields=cap,
                 )
-            for _ in keys[1:]:  # the first is the request's own token, taken when it arrived
+        if document is not None and operation is not None:
+            # Every root field does work (a catalog field with a new set of metrics builds
+            # MetricFlow's group-by index under its global lock): each after the first takes
+            # one more token; introspection is GraphQL's own and free.
+            fields = root_keys(document, operation, lambda name: not name.startswith("__"))
+            for _ in fields[1:]:  # the first is the request's own token, taken when it arrived
                 svc.limits.admit(self.caller)
         yield

@@ -25,7 +25,8 @@ class EmbedTokenBody(BaseModel):
         '(e.g. {"roles": ["tenant"], "countries": ["DE"]})',
     )
     metrics: list[str] | None = Field(None, description="the only metrics it may query")
-    ttl_seconds: float = Field(900, description="lifetime, at most one day")
+    ttl_seconds: float = Field(900, ge=1, le=86400, strict=True,
+                               description="lifetime in seconds, 1 to 86400 (a day)")
     scopes: list[str] | None = Field(None, description="meta and/or query (default both)")
     subject: str | None = Field(
         None,

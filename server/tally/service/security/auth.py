@@ -117,9 +117,12 @@ class Authenticator:
         if kind == "embed":
             pinned = claims.get("tally") or {}
             scopes = frozenset(pinned.get("scopes") or EMBED_SCOPES) & EMBED_SCOPES
-            return self._caller(transport, request_id, f"embed:{claims.get('sub', '?')}", scopes,
+            subject = str(claims.get("sub", "?"))
+            minter = subject.rsplit("/", 1)[0] if "/" in subject else None
+            return self._caller(transport, request_id, f"embed:{subject}", scopes,
                                 pinned.get("claims") or {}, "embed",
-                                metrics=pinned.get("metrics"))  # fmt: skip
+                                metrics=pinned.get("metrics"),
+                                group=f"embed:{minter}" if minter else None)  # fmt: skip
         return self._caller(transport, request_id, f"jwt:{claims.get('sub', '?')}",
                             scopes_of(claims), claims, "jwt")  # fmt: skip
 
@@ -133,12 +136,15 @@ class Authenticator:
         how: str,
         metrics: list[str] | None = None,
         key_id: str | None = None,
+        group: str | None = None,
     ) -> Caller:
         grant = grant_for(self.config.policies, roles_of(claims, self.config.roles_claim),
                           claims, metrics)  # fmt: skip
         extra: dict[str, Any] = {"auth": how}
         if key_id:
             extra["key_id"] = key_id
+        if group:
+            extra["group"] = group
         if grant.policies:
             extra["policies"] = list(grant.policies)
         return Caller(

@@ -113,7 +113,13 @@ class KeyStore:
             created_at=_now(),
         )
         with self._lock:
-            keys = {**self._read(), key_id: key}
+            existing = self._read()
+            if any(k.name == name and k.revoked_at is None for k in existing.values()):
+                # A key's subject is its name (rate limits, jobs, the audit log): two active
+                # keys of one name would share them.
+                raise CallerError(f"An active key is already named {name!r}: revoke it first, "
+                                  "or choose another name.")  # fmt: skip
+            keys = {**existing, key_id: key}
             self._write(keys)
         return key, token
 

@@ -124,19 +124,21 @@ def roles_of(claims: Mapping[str, Any], roles_claim: str) -> tuple[str, ...]:
     claims (`realm_access.roles`, as Keycloak nests them); else the `role` claim. A claim that
     is not a string or a list of strings is refused (401): a malformed claim must never leave
     a caller without the restrictions of its roles."""
-    raw = claim_at(claims, roles_claim)
-    if raw is _MISSING:
-        raw = claims.get("role")
-    if raw is None or raw is _MISSING:
-        return ()
-    if isinstance(raw, str):
-        return tuple(raw.replace(",", " ").split())
-    if isinstance(raw, list | tuple) and all(isinstance(r, str) for r in raw):
-        return tuple(raw)
-    raise Unauthorized(
-        f"The token's roles claim ({roles_claim}) must be a string or a list of role names, "
-        f"not {_kind(raw)}."
-    )
+    roles: list[str] = []
+    for name, raw in ((roles_claim, claim_at(claims, roles_claim)), ("role", claims.get("role"))):
+        # Both claims count: an empty `roles` must not hide a `role` and its restrictions.
+        if raw is None or raw is _MISSING:
+            continue
+        if isinstance(raw, str):
+            roles += raw.replace(",", " ").split()
+        elif isinstance(raw, list | tuple) and all(isinstance(r, str) for r in raw):
+            roles += raw
+        else:
+            raise Unauthorized(
+                f"The token's roles claim ({name}) must be a string or a list of role names, "
+                f"not {_kind(raw)}."
+            )
+    return tuple(dict.fromkeys(roles))
 
 
 _MISSING = object()

@@ -140,6 +140,12 @@ class Tokens:
             raise Unauthorized(f"The token lacks the {e.claim!r} claim.") from None
         except jwt.PyJWTError as e:
             raise Unauthorized(f"The token is not valid: {str(e)[:120]}.") from None
+        for name in ("exp", "iat", "nbf"):  # PyJWT reads "1700000000" as a number too
+            value = claims.get(name)
+            if value is not None and (isinstance(value, bool) or
+                                      not isinstance(value, int | float)):
+                raise Unauthorized(f"The token's {name!r} claim must be a number (seconds "
+                                   "since 1970).")  # fmt: skip
         longest = MAX_EMBED_TTL if issuer == EMBED_ISSUER else (
             self.config.max_lifetime_seconds if self.config is not None else 0.0
         )
@@ -165,7 +171,7 @@ class Tokens:
         """`subject` is the minter; the token's own subject adds whom it is for (`for_subject`,
         else a digest of the pinned claims), so that the tenants of one minting key never
         share a rate limit or each other's jobs."""
-        if not 0 < ttl_seconds <= MAX_EMBED_TTL:
+        if not 1 <= ttl_seconds <= MAX_EMBED_TTL:
             raise CallerError(f"ttl_seconds must be between 1 and {MAX_EMBED_TTL}.")
         if for_subject is not None and (
             not for_subject.strip() or not for_subject.isprintable() or len(for_subject) > 128
