@@ -63,12 +63,22 @@ def bug(path: Path, error: BaseException) -> ProjectReadBug:
     )
 
 
+def _cause(error: BaseException, kinds: tuple[type, ...]) -> BaseException:
+    """The first of `kinds` in the chain of causes (dbt wraps what a template raised)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kinds):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
 def render_failure(path: Path, failed: KeyFailed, where: str) -> ConfigurationError:
     """A value of dbt_project.yml, profiles.yml or packages.yml dbt refused to render."""
     from dbt.exceptions import EnvVarMissingError, RequiredVarNotFoundError
 
     key = dotted(failed.keypath)
-    error = failed.error
+    error = _cause(failed.error, (EnvVarMissingError, RequiredVarNotFoundError))
     if isinstance(error, EnvVarMissingError):
         return ConfigurationError(
             f"{path}: {key} needs environment variable {error.var}, which is not set "
