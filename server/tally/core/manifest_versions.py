@@ -3,8 +3,8 @@
 dbt records, in `project_configuration.dsi_package_version`, the version of the library that
 wrote the file:
 
-* dbt 1.6 to 1.11 write it with dbt-semantic-interfaces (0.2 ... 0.9: dbt 1.10 and 1.11 both
-  write 0.9.0);
+* dbt 1.11 and earlier write it with dbt-semantic-interfaces (dbt 1.10 and 1.11 both write
+  0.9.0);
 * dbt 1.12 writes it with MetricFlow's own semantic interfaces, and records MetricFlow's
   version (0.213 and later), with the newer metric spec (simple metrics that carry their own
   aggregation, semantic models without measures).
@@ -56,7 +56,7 @@ def unsupported(data: Any) -> str | None:
     who, (major, minor, _) = writer
     mf = installed_metricflow()
     reads = (f"tally reads manifests of dbt-semantic-interfaces up to "
-             f"{_NEWEST_DSI[0]}.{_NEWEST_DSI[1]} (dbt 1.6 to 1.11) and of MetricFlow up to "
+             f"{_NEWEST_DSI[0]}.{_NEWEST_DSI[1]} (dbt 1.11 and earlier) and of MetricFlow up to "
              f"{mf[0]}.{mf[1]} (dbt 1.12 with that MetricFlow)")  # fmt: skip
     if major == 0 and minor >= _METRICFLOW_FROM:
         newer = (major, minor) > mf[:2]
