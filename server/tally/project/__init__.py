@@ -8,7 +8,7 @@
   DBT_TARGET, else the profile's own `target:` (else dbt's "default"). Only that target is
   rendered, by dbt's profile renderer (`env_var()`, `as_number`, `as_bool`, secrets...), and
   checked by the adapter's own credentials class when the adapter is installed (loading.py,
-  dbt_calls.py).
+  dbt_calls.py, dbt_profile.py).
 * dbt_project.yml rendered by dbt's project renderer with the target's context: the keys dbt
   renders at load time are rendered, `vars:`, hooks and `query-comment` stay text, as dbt
   keeps them until a model uses them. `require-dbt-version` is checked (DBT_VERSION_CHECK and

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import ConfigurationError, TallyError
-from tally.project import dbt_calls
+from tally.project import dbt_calls, dbt_profile
 from tally.project.locate import PROFILES_FILE, PROJECT_FILE, find_profiles_dir
 from tally.project.messages import bug
 
@@ -116,7 +116,7 @@ def _read(
         raise ConfigurationError(f"{path} names no `profile:`; dbt needs one, and so does tally.")
     rendered_target = None
     if profiles_dir is not None:
-        rendered_target = dbt_calls.render_target(profiles_dir, profile_name, path, target)
+        rendered_target = dbt_profile.render_target(profiles_dir, profile_name, path, target)
     try:
         project = dbt_calls.render_project(
             partial, project_dir, rendered_target.context if rendered_target else None,
