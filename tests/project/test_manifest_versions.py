@@ -54,9 +54,6 @@ def test_a_manifest_of_each_dbt_version_answers_as_the_hand_sql(spine, version, 
     shutil.copytree(MANIFESTS / version, target)
     dbt_version = json.loads((target / "manifest.json").read_text())["metadata"]["dbt_version"]
     assert version == f"dbt-{dbt_version}"
-    listed = spine.tally("list", "metrics", TALLY_MANIFEST_PATH=str(target /
-                                                                  "semantic_manifest.json"))
-    assert listed.returncode == 0 and "keep_rate" in listed.stdout, listed.stderr
     with in_folder(spine.project_dir, monkeypatch, DBT_TARGET_PATH=str(target)):
         status, answer = rest(BODY)
     assert status == 200, answer

@@ -9,6 +9,7 @@ import shutil
 import duckdb
 
 from tally.project import read_project
+from tally.settings import Settings
 from tests.support.corpus import in_folder, rest
 
 BODY = {"metrics": ["orders", "gross_amount"], "group_by": ["metric_time__month"],
@@ -36,7 +37,7 @@ def test_the_target_path_is_dbts(corpus, monkeypatch, tmp_path):
         assert read_project(project.project_dir).target_path == tmp_path / "abs"
 
 
-def test_a_manifest_written_with_target_path_elsewhere(corpus, tmp_path):
+def test_a_manifest_written_with_target_path_elsewhere(corpus, tmp_path, monkeypatch):
     """`dbt parse --target-path X` writes where tally does not look, as dbt itself would not:
     the missing manifest is one line naming where tally looked; DBT_TARGET_PATH (which dbt reads
     too) or TALLY_MANIFEST_PATH finds it."""
@@ -50,11 +51,13 @@ def test_a_manifest_written_with_target_path_elsewhere(corpus, tmp_path):
     [line] = missing.stderr.strip().splitlines()
     assert str(project.project_dir / "out" / "semantic_manifest.json") in line
     assert "dbt parse" in line and "TALLY_MANIFEST_PATH" in line
-    for env in ({"DBT_TARGET_PATH": str(elsewhere)},
-                {"TALLY_MANIFEST_PATH": str(elsewhere / "semantic_manifest.json")}):
-        found = project.tally("query", "--metrics", "orders", "--format", "csv", **env)
-        assert found.returncode == 0, found.stderr
-        assert found.stdout.splitlines()[1:] == [str(len(project.hand("select 1 from raw_orders")))]
+    found = project.tally("query", "--metrics", "orders", "--format", "csv",
+                          DBT_TARGET_PATH=str(elsewhere))  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.splitlines()[1:] == [str(len(project.hand("select 1 from raw_orders")))]
+    manifest = elsewhere / "semantic_manifest.json"
+    with in_folder(project.project_dir, monkeypatch, TALLY_MANIFEST_PATH=str(manifest)):
+        assert Settings().resolved_manifest_path() == manifest
 
 
 def test_target_chooses_the_warehouse(corpus, tmp_path, monkeypatch):
