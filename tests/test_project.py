@@ -117,9 +117,11 @@ def test_profile_errors_list_what_exists(clean_env):
 
 
 def test_a_required_env_var_is_named(clean_env):
+    # As dbt reads profiles: without `target:` it looks for an output named "default", and a
+    # `password` it cannot render is kept as written (tests/project/ shows both).
     root = project(clean_env)
-    profiles(root, "shop:\n  outputs:\n    dev:\n      type: postgres\n"
-             "      password: \"{{ env_var('PG_PW') }}\"\n")
+    profiles(root, "shop:\n  target: dev\n  outputs:\n    dev:\n      type: postgres\n"
+             "      host: \"{{ env_var('PG_PW') }}\"\n")
     with pytest.raises(ConfigurationError, match="environment variable PG_PW"):
         read_profile_target(root)
 

@@ -59,7 +59,7 @@ def plan(settings: Settings, data_file: Path | None) -> BuildPlan:
     project_dir = settings.resolved_project_dir()
     profiles_dir = settings.resolved_profiles_dir()
     output = read_profile_target(project_dir, profiles_dir, settings.target)
-    project = read_project(project_dir)
+    project = read_project(project_dir, profiles_dir, settings.target)
     return BuildPlan(
         project_dir=project_dir,
         profiles_dir=profiles_dir,

@@ -293,7 +293,7 @@ class Settings(BaseSettings):
 
     def resolved_target_path(self) -> Path:
         """dbt's output folder: where `dbt parse` writes the manifests."""
-        return read_project(self.resolved_project_dir()).target_path
+        return read_project(self.resolved_project_dir(), self.profiles_dir, self.target).target_path
 
     def resolved_manifest_path(self) -> Path:
         if self.manifest_path is not None:

@@ -18,6 +18,8 @@ module imports another test module or a conftest):
 * hand_sql: the correctness suite's reference SQL over raw.* and its strict row comparison.
 * transports: the correctness suite's REST and GraphQL adapters.
 * project_copies: copies of the dbt project broken on purpose, the in-process `tally` CLI.
+* corpus: the corpus of dbt project shapes (tests/fixtures/corpus/), each built once per run;
+  running tally from a project's folder with no options; hand SQL over a fixture's CSV.
 * interrupts: stopping a running warehouse query.
 * scheduling: the order and grouping of tests over pytest-xdist workers.
 * waiting: `eventually(condition)`, instead of sleeping for a guessed time.

@@ -40,6 +40,7 @@ GROUPS = {
 
 # Slow tests, by what their node id starts with or contains.
 SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/", "tests/clients/",
+                 "tests/project/",
                  "tests/cache/test_replicas.py", "tests/warehouse/test_dbt_adapter.py",
                  "tests/rollups/test_postgres.py")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport

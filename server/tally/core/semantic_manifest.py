@@ -16,6 +16,7 @@ from metricflow_semantics.model.dbt_manifest_parser import (
 )
 from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
 
+from tally.core.manifest_versions import unsupported, writer_of
 from tally.errors import ManifestUnavailable
 
 
@@ -45,10 +46,20 @@ def load_manifest(path: Path) -> LoadedManifest:
         )
     raw = path.read_bytes()
     try:
+        data = json.loads(raw)
+    except ValueError as e:  # a half-written or foreign file: never replace a good manifest
+        raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
+    why = unsupported(data)
+    if why is not None:
+        raise ManifestUnavailable(f"Semantic manifest at {path} is not supported: {why}.")
+    try:
         manifest = parse_manifest_from_dbt_generated_manifest(raw.decode("utf-8"))
         lookup = SemanticManifestLookup(manifest)
     except Exception as e:  # a half-written or foreign file: never replace a good manifest with it
-        raise ManifestUnavailable(f"Semantic manifest at {path} cannot be read: {e}") from e
+        writer = writer_of(data)
+        by = f" (written by {writer[0]})" if writer else ""
+        raise ManifestUnavailable(f"Semantic manifest at {path}{by} cannot be read: "
+                                  f"{' '.join(str(e).split())[:500]}") from e  # fmt: skip
     data = _dbt_manifest(path.parent / "manifest.json")
     return LoadedManifest(
         path=path,

@@ -79,20 +79,22 @@ class Monitor:
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
-def monitor_files(project_dir: Path) -> list[Path]:
-    raw = read_project(project_dir).raw
-    paths = raw.get("model-paths") or raw.get("source-paths") or ["models"]
+def monitor_files(
+    project_dir: Path, profiles_dir: Path | None = None, target: str | None = None
+) -> list[Path]:
     files: list[Path] = []
-    for rel in paths:
-        folder = (project_dir / str(rel)).resolve() / "monitors"
+    for path in read_project(project_dir, profiles_dir, target).model_paths:
+        folder = path / "monitors"
         if folder.is_dir():
             files += sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
     return files
 
 
-def load_monitors(project_dir: Path) -> tuple[Monitor, ...]:
+def load_monitors(
+    project_dir: Path, profiles_dir: Path | None = None, target: str | None = None
+) -> tuple[Monitor, ...]:
     monitors: list[Monitor] = []
-    for path in monitor_files(project_dir):
+    for path in monitor_files(project_dir, profiles_dir, target):
         try:
             top = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:

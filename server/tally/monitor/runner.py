@@ -11,30 +11,51 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tally.errors import TallyError
+from tally.errors import ConfigurationError, TallyError
 from tally.monitor.checks import ALERT, CHECKS, ERROR, Context, MonitorResult
 from tally.monitor.config import Monitor, load_monitors
 from tally.monitor.relations import Relations
 from tally.monitor.state import STATE_FILE, MonitorState
 from tally.notify import Event, Notifier
-from tally.project import read_project
+from tally.project import read_project, read_var
 
 log = logging.getLogger("tally.monitor")
 STATUS_VALUE = {"ok": 0, "warn": 1, "alert": 2, "error": 3}
 
 
-def reference_day(project_dir: Path, as_of: dt.date | None = None) -> tuple[dt.date, dt.datetime]:
+def reference_day(
+    project_dir: Path, as_of: dt.date | None = None, profiles_dir: Path | None = None,
+    target: str | None = None,
+) -> tuple[dt.date, dt.datetime]:  # fmt: skip
     """(the latest complete day, the reference time). With the project's `as_of_date` var (or
     an explicit one) the data is complete through that day and "now" is its end, so the same
-    data always gives the same verdicts; without, yesterday and the wall clock."""
+    data always gives the same verdicts; without, yesterday and the wall clock. The var is
+    read as dbt's models read it, without macros (tally.project.read_var)."""
     if as_of is None:
-        value = (read_project(project_dir).raw.get("vars") or {}).get("as_of_date")
+        project = read_project(project_dir, profiles_dir, target)
+        value = read_var(project, "as_of_date",
+                         instead="with TALLY_AS_OF_DATE or `tally monitor --as-of`")
         if value:
-            as_of = dt.date.fromisoformat(str(value))
+            as_of = _as_date(project_dir, value)
     if as_of is not None:
         return as_of, dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return now.date() - dt.timedelta(days=1), now
+
+
+def _as_date(project_dir: Path, value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip()[:10])
+    except ValueError:
+        raise ConfigurationError(
+            f"{project_dir / 'dbt_project.yml'}: vars.as_of_date is {value!r}, not a date "
+            "(YYYY-MM-DD): monitors count from it (or from TALLY_AS_OF_DATE, "
+            "`tally monitor --as-of`)."
+        ) from None
 
 
 def run_monitors(
@@ -43,7 +64,9 @@ def run_monitors(
     if not monitors:
         return []
     project_dir = service.settings.resolved_project_dir()
-    day, now = reference_day(project_dir, as_of or service.settings.as_of_date)
+    settings = service.settings
+    day, now = reference_day(project_dir, as_of or settings.as_of_date, settings.profiles_dir,
+                             settings.target)
     # dbt's manifest.json beside the semantic manifest tally serves (both from one dbt parse).
     relations = Relations(service.settings.resolved_manifest_path().parent / "manifest.json")
     ctx = Context(service, relations, now, day)
@@ -75,7 +98,9 @@ class MonitorRunner:
         self._lock = threading.Lock()
 
     def monitors(self) -> tuple[Monitor, ...]:
-        return load_monitors(self.service.settings.resolved_project_dir())
+        settings = self.service.settings
+        return load_monitors(settings.resolved_project_dir(), settings.profiles_dir,
+                             settings.target)
 
     def run(self) -> list[MonitorResult]:
         with self._lock:  # the schedule and a refresh never run the checks twice at once

@@ -8,6 +8,7 @@ parsed at the same time."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tally.errors import CallerError, ServerFault
+from tally.errors import CallerError, ServerFault, TallyError
 from tally.project import read_project
 from tally.validate.context import check_shape
 from tally.validate.locate import Locator, model_paths
@@ -88,8 +89,9 @@ def _check(spec: str, project_dir: Path) -> Side | _Ref:
     if path.is_dir():
         candidates = [path / "semantic_manifest.json", path / "target/semantic_manifest.json"]
         if (path / "dbt_project.yml").is_file():  # a project folder: dbt's own target path
-            target = read_project(path.resolve()).target_path
-            candidates.insert(1, target / "semantic_manifest.json")
+            with contextlib.suppress(TallyError):  # unreadable: the usual places only
+                target = read_project(path.resolve()).target_path
+                candidates.insert(1, target / "semantic_manifest.json")
         for candidate in candidates:
             if candidate.exists():
                 return Side.read(spec, candidate)
@@ -140,7 +142,11 @@ def _parse_ref(
     else:
         profiles = profiles_dir
     print(f"{ref.spec}: running dbt parse on its project...", file=sys.stderr, flush=True)
-    seed = read_project(project_dir.resolve()).target_path / "partial_parse.msgpack"
+    try:  # the checkout's own parse, for dbt to re-read only what differs
+        seed: Path | None = (read_project(project_dir.resolve(), profiles_dir, target)
+                             .target_path / "partial_parse.msgpack")  # fmt: skip
+    except TallyError:
+        seed = None
     outcome = run_parse(copy, profiles, dest / ".tally-diff-target", target, seed=seed)
     if outcome.manifest_path is None:
         problems = [f.message for f in event_findings(outcome, copy, Locator([]))]

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import TallyError
-from tally.project import read_profile_target
+from tally.project import read_profile_target, read_project
 from tally.validate.locate import model_paths
 
 STAMP = "tally_parse.json"
@@ -94,12 +94,14 @@ def _walk(project_dir: Path) -> tuple[list[Path], list[Path]]:
     files: list[Path] = []
     dirs: list[Path] = []
     seen: set[Path] = set()
+    outputs = _dbt_outputs(project_dir)
     for root in [project, *model_paths(project_dir)]:
         if not root.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             here = Path(dirpath)
-            dirnames[:] = sorted(d for d in dirnames if d not in _IGNORED_DIRS)
+            dirnames[:] = sorted(d for d in dirnames
+                                 if d not in _IGNORED_DIRS and here / d not in outputs)
             if here != project and here not in seen:
                 seen.add(here)
                 dirs.append(here)
@@ -110,6 +112,17 @@ def _walk(project_dir: Path) -> tuple[list[Path], list[Path]]:
                 seen.add(path)
                 files.append(path)
     return files, dirs
+
+
+def _dbt_outputs(project_dir: Path) -> set[Path]:
+    """Folders dbt writes rather than reads, by the names the project gives them: its target
+    path (`target-path: out`, DBT_TARGET_PATH) and its packages' install path."""
+    try:
+        project = read_project(project_dir)
+    except TallyError:
+        return set()
+    folders = [project.target_path, project.packages_install_path]
+    return {Path(os.path.abspath(f)) for f in folders if f is not None}
 
 
 def source_files(project_dir: Path) -> list[Path]:

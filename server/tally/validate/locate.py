@@ -9,6 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from tally.errors import TallyError
+from tally.project import read_project
 from tally.validate.findings import Location
 
 # Top-level keys of dbt property files and the element kind of their items.
@@ -25,7 +27,13 @@ _SKIP_DIRS = {"target", "dbt_packages", "logs", ".build", "node_modules"}
 
 
 def model_paths(project_dir: Path) -> list[Path]:
-    """The folders dbt reads models (and semantic YAML) from."""
+    """The folders dbt reads models (and semantic YAML) from, as dbt reads them (tally.project);
+    the file's own text when dbt cannot read it: `tally validate` reports dbt's error then, and
+    still locates what it can."""
+    try:
+        return list(read_project(project_dir).model_paths)
+    except TallyError:
+        pass
     project_file = project_dir / "dbt_project.yml"
     paths = ["models"]
     try:

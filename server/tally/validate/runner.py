@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tally.errors import CallerError, TallyError
+from tally.project import read_project
 from tally.service import TallyService
 from tally.settings import load_settings
 from tally.validate import dw, mf_rules, tally_rules
@@ -113,8 +114,11 @@ def _parse(
     options: ValidateOptions, project_dir: Path, profiles_dir: Path, tmp: Path,
     stage: StageResult, progress: Callable[[str], None],
 ) -> ParseOutcome:  # fmt: skip
-    """A fresh earlier parse, else `dbt parse` into --target-path or a temporary folder."""
-    target_dir = (options.target_path or project_dir / "target").resolve()
+    """A fresh earlier parse (in --target-path, else dbt's target path: DBT_TARGET_PATH, the
+    project's target-path, target/), else `dbt parse` into --target-path or a temporary
+    folder."""
+    target_dir = (options.target_path or _dbt_target_path(options, project_dir, profiles_dir)
+                  ).resolve()  # fmt: skip
     target = target_info(project_dir, profiles_dir, options.target)
     outcome, why = None, "--parse asks for a full parse"
     if not options.force_parse:
@@ -130,6 +134,13 @@ def _parse(
     outcome = run_parse(project_dir, profiles_dir, where, options.target, progress)
     stage.detail = f"parsed in {outcome.seconds:.1f} s"
     return outcome
+
+
+def _dbt_target_path(options: ValidateOptions, project_dir: Path, profiles_dir: Path) -> Path:
+    try:
+        return read_project(project_dir, profiles_dir, options.target).target_path
+    except TallyError:  # dbt parse reports what is wrong with the project
+        return project_dir / "target"
 
 
 def _count_dbt_rules(report: Report, outcome: ParseOutcome) -> None:
