@@ -18,6 +18,8 @@ PROJECT     := dbt_project
 WAREHOUSE   := $(PROJECT)/warehouse.duckdb
 GENERATED   := $(PROJECT)/.tally/generated
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+# Material for MkDocs prints a banner about MkDocs 2.0 on every build; the site needs neither.
+export NO_MKDOCS_2_WARNING := 1
 # The dbt Semantic Layer's published Python SDK, in a virtualenv of its own: its graphql-core
 # pin conflicts with strawberry's. The client tests (tests/dbtsl_clients/) run it unmodified.
 SDK_VENV  := .venv-sdk
@@ -25,7 +27,7 @@ SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
 
 .PHONY: install sdk-venv warehouse warehouse-postgres warehouse-spark install-spark test-spark \
-        demo test test-refresh test-big lint clean help browser dashboard-build
+        demo test test-refresh test-big lint docs clean help browser dashboard-build
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
@@ -37,7 +39,8 @@ help:
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make warehouse-spark     the same on the profile's spark target (TALLY_SPARK_MASTER, TALLY_SPARK_WAREHOUSE)"
 	@echo "make test-spark the correctness suite on a Spark cluster (master + 2 workers; slow)"
-	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff"
+	@echo "make lint       ruff, the import-layer contract (lint-imports), sqlfluff, the docs site (strict)"
+	@echo "make docs       build the documentation site into site/ (mkdocs --strict)"
 	@echo "make dashboard-build  npm ci + build the TypeScript client and dashboard components"
 	@echo "make browser    install Debian's chromium for the browser tests (root; idempotent)"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
@@ -79,9 +82,9 @@ $(SDK_STAMP):
 	$(SDK_VENV)/bin/python -m pip install --quiet "$(SDK_SPEC)"
 	@touch $(SDK_STAMP)
 
-# `tally build` rebuilds safely while a server runs (README, "Rebuilding while serving"): dbt
-# builds a side copy of the DuckDB file, then the file and dbt's target/ are swapped in, data
-# first. Here the side copy starts from freshly generated raw data (--from).
+# `tally build` rebuilds safely while a server runs (docs/operations.md, "Rebuilding while
+# serving"): dbt builds a side copy of the DuckDB file, then the file and dbt's target/ are
+# swapped in, data first. Here the side copy starts from freshly generated raw data (--from).
 warehouse: $(STAMP)
 	@mkdir -p $(GENERATED)
 	$(BIN)/tally generate --seed $(SEED) --scale $(SCALE) --start $(HISTORY_START) --end $(AS_OF) \
@@ -157,9 +160,15 @@ test-refresh: $(STAMP)
 	$(BIN)/python -m pytest tests/refresh -n 0
 
 lint: $(STAMP)
-	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example
+	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example docs
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/sqlfluff lint dbt_project
+	$(BIN)/mkdocs build --strict --quiet --site-dir site
+
+# The documentation site (mkdocs.yml, docs/): --strict fails on a broken link or anchor. The
+# settings, CLI and GraphQL references are written from the code at build time (docs/hooks.py).
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
 
 clean:
 	rm -rf clients/node_modules clients/js/dist clients/dashboard/dist

@@ -277,13 +277,18 @@ class Settings(BaseSettings):
     )
     webhook_timeout_seconds: float = Field(10.0, gt=0, description="Per delivery attempt.")
     smtp_host: str | None = Field(None, description="SMTP server for email notifications.")
-    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_port: int = Field(25, ge=1, le=65535, description="Port of the SMTP server.")
     smtp_from: str = Field("tally@localhost", description="From address of notifications.")
-    smtp_user: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_starttls: bool = False
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    smtp_user: str | None = Field(
+        None, description="SMTP login (with TALLY_SMTP_PASSWORD); unset: no login."
+    )
+    smtp_password: SecretStr | None = Field(None, description="Password of TALLY_SMTP_USER.")
+    smtp_starttls: bool = Field(False, description="Upgrade the SMTP connection with STARTTLS.")
+    host: str = Field(
+        "127.0.0.1", description="Address `tally serve` listens on (--host). Without "
+        "authentication it serves only on a loopback address (see --insecure)."
+    )
+    port: int = Field(8080, ge=1, le=65535, description="HTTP port of `tally serve` (--port).")
 
     def resolved_project_dir(self) -> Path:
         return find_project_dir(self.project_dir)

@@ -1,4 +1,4 @@
-"""Tests of the raw-data generator against the contract in GLOSSARY.md ("Raw data")."""
+"""Tests of the raw-data generator against the contract in docs/data.md ("Raw data")."""
 
 from __future__ import annotations
 

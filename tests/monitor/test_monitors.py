@@ -149,7 +149,7 @@ def test_metric_values_against_hand_sql(results, anomalous, clean):
             assert r.value == series[-1], (name, country)
             assert r.expected == statistics.median(series[:-1]), (name, country)
     assert results["anomalous"][f"weekly_orders_by_country[{ANOMALY_COUNTRY}]"].value == 0
-    assert VALID_ORDERS  # the hand SQL's definitions (GLOSSARY.md) are the ones above
+    assert VALID_ORDERS  # the hand SQL's definitions (docs/data.md) are the ones above
 
 
 def test_freshness_uses_dbt_source_thresholds_and_the_as_of_date(results, anomalous):

@@ -1,5 +1,5 @@
 """Reference SQL over raw.* for the demo dashboard's tiles (semantic/dashboards/overview.yml),
-restating GLOSSARY.md like hand_sql.py: revenue and orders (optionally for some countries and a
+restating docs/data.md like hand_sql.py: revenue and orders (optionally for some countries and a
 date range), revenue by a grain or by country, gross margin by product category, and the cohort
 retention grid. Never the dbt models, never SQL tally generated."""
 

@@ -1,7 +1,7 @@
 """The correctness suite's reference helpers: served rows from tally, expected rows from SQL written
 by hand over raw.* ONLY (never the dbt models), and a strict row-by-row comparison.
 
-Every expected value comes from the CTEs below, which restate GLOSSARY.md over the raw tables:
+Every expected value comes from the CTEs below, which restate docs/data.md over the raw tables:
 valid customers, order totals from lines, customer attributes (lifetime value, segment, status)."""
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ ORDER_DIMENSIONS = (
     "order__order_status",
 )
 
-# The cleaning rules and the customer attributes of GLOSSARY.md, restated over raw.* only.
+# The cleaning rules and the customer attributes of docs/data.md, restated over raw.* only.
 # Columns of enriched_orders are named like tally's group-by items so the tests can group by them.
 VALID_ORDERS = """
 valid_customers as (
@@ -120,7 +120,7 @@ enriched_orders as (
 )
 """
 
-# Lines of completed orders with their product (the item metrics of GLOSSARY.md), after
+# Lines of completed orders with their product (the item metrics of docs/data.md), after
 # VALID_ORDERS: `expected_rows(raw, f"{ITEM_LINES} select ... from item_lines")`.
 ITEM_LINES = """
 , item_lines as (
@@ -139,7 +139,7 @@ ITEM_LINES = """
 )
 """
 
-# The cohort retention grid (GLOSSARY.md): cohort = month of a valid customer's first completed
+# The cohort retention grid (docs/data.md): cohort = month of a valid customer's first completed
 # order; period p = months from it to a completed order's month; every cohort has periods
 # 0 .. (months to 2025-12). `select * from cells` after it.
 COHORT_GRID = """

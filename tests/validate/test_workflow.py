@@ -1,7 +1,7 @@
 """`.github/workflows/semantic-ci.yml` usable as is: every command it runs exists and takes the
 flags it is given, the diff and docs steps run after a failed validation, the diff step works
-(run with bash as GitHub runs it) on a base with and without a dbt project, and README's
-"Validate in CI" shows the same steps."""
+(run with bash as GitHub runs it) on a base with and without a dbt project, and the docs'
+"Validate in CI" page shows the same steps."""
 
 from __future__ import annotations
 
@@ -74,11 +74,11 @@ def test_diff_and_docs_run_after_a_failed_validation_and_the_diff_never_fails_th
     assert "--values --format markdown" in diff["run"]
 
 
-def test_readme_shows_the_workflows_steps_verbatim():
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("### The workflow"):]
+def test_docs_show_the_workflows_steps_verbatim():
+    page = (ROOT / "docs" / "validate.md").read_text()
+    section = page[page.index("## The workflow"):]
     block = re.search(r"```yaml\n(.*?)```", section, re.S)
-    assert block, "no yaml block in README's The workflow"
+    assert block, "no yaml block in docs/validate.md's The workflow"
     workflow_lines = WORKFLOW.read_text().splitlines()
     lines = [line for line in block.group(1).splitlines() if line.strip()]
     assert len(lines) > 15

@@ -1,7 +1,7 @@
 """The warehouse base class as an engine's author meets it: a whole engine over SQLite (the
-standard library's, a real database) in the hooks README's "Adding a warehouse engine" names,
-registered with one line, gets the time limit through the watchdog, interrupt(), the error
-ladder, a pool, ping() and stream() from the base."""
+standard library's, a real database) in the hooks that docs/warehouses.md's "Adding a warehouse
+engine" names, registered with one line, gets the time limit through the watchdog, interrupt(),
+the error ladder, a pool, ping() and stream() from the base."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
--- Customer-level figures over completed orders only (GLOSSARY: revenue and every customer-level
+-- Customer-level figures over completed orders only (docs/data.md: revenue and every customer-level
 -- figure count completed orders only). Built from staging, not from fct_orders, so that
 -- dim_customers does not depend on the fact table that joins to it.
 with completed as (

@@ -1,4 +1,4 @@
--- One row per order with the sums over its lines (GLOSSARY: "Orders and amounts").
+-- One row per order with the sums over its lines (docs/data.md: "Orders and amounts").
 select
     order_id,
     count(order_item_id) as total_items,

@@ -19,7 +19,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     rest = args.args[1:] if args.args[:1] == ["--"] else args.args
     try:
-        return generate_main(rest)
+        return generate_main(rest, prog="tally generate")
     except ValueError as e:  # e.g. a scale of 0, an end before the start
         print(f"error: {e}", file=sys.stderr)
         return 2

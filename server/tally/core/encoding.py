@@ -1,9 +1,9 @@
 """Every encoder of results, the one home of encoding (core/formats.py names them and says which
-format is which): a whole result or table at once (JSON in the DESIGN.md shape, CSV, Arrow IPC
-stream, NDJSON, the CLI's plain-text table), and stream writers over record batches (CSV, Arrow
-IPC, Parquet, NDJSON) that yield bytes as each batch arrives, so memory stays bounded by one
-batch whatever the result's size. Decimals stay exact in JSON and NDJSON text: written as JSON
-numbers with every digit, never through a float."""
+format is which): a whole result or table at once (JSON in the shape docs/api.md, "The JSON
+result", describes; CSV, Arrow IPC stream, NDJSON, the CLI's plain-text table), and stream
+writers over record batches (CSV, Arrow IPC, Parquet, NDJSON) that yield bytes as each batch
+arrives, so memory stays bounded by one batch whatever the result's size. Decimals stay exact
+in JSON and NDJSON text: written as JSON numbers with every digit, never through a float."""
 
 from __future__ import annotations
 

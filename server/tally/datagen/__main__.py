@@ -11,9 +11,11 @@ from pathlib import Path
 from tally.datagen.generator import generate
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser(prog: str = "python -m tally.datagen") -> argparse.ArgumentParser:
+    """The generator's arguments (`tally generate` passes its own to it; the CLI reference of
+    the docs is written from this parser)."""
     parser = argparse.ArgumentParser(
-        prog="python -m tally.datagen",
+        prog=prog,
         description="(Re)create schema raw in a DuckDB file with deterministic fake shop data.",
     )
     parser.add_argument("--seed", type=int, default=42, help="random seed (default: 42)")
@@ -56,7 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="the day the anomalies are relative to (default: --end)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None, prog: str = "python -m tally.datagen") -> int:
+    args = parser(prog).parse_args(argv)
     from tally.datagen.anomalies import inject, parse_anomalies
 
     anomalies = parse_anomalies(args.anomalies)  # a bad spec fails before generating

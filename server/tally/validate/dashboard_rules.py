@@ -21,7 +21,7 @@ from tally.validate.findings import Location, Severity, Stage, register_rule
 DASHBOARD_VALID = register_rule(
     "dashboard_valid", Stage.TALLY, Severity.ERROR,
     "every dashboard file reads: known keys, tile types, grains, dates",
-    "fix the key or value the message names (see README, \"Dashboards as code\")",
+    "fix the key or value the message names (see docs/dashboards.md, \"Dashboards as code\")",
 )  # fmt: skip
 DASHBOARD_TILE_COMPILES = register_rule(
     "dashboard_tile_compiles", Stage.TALLY, Severity.ERROR,

@@ -36,7 +36,7 @@ register(postgres.ENGINE)
 register(spark.ENGINE)
 
 # Engines reached through an ADBC driver, each with the check that its driver is installed.
-# "auto" prefers them: README, "Warehouses", gives the measurements behind that.
+# "auto" prefers them: docs/warehouses.md, "PostgreSQL over ADBC", gives the measurements.
 ADBC_ENGINES: dict[str, tuple[EngineSpec, Callable[[], bool]]] = {
     "postgres": (postgres_adbc.ENGINE, postgres_adbc.installed),
 }
@@ -71,8 +71,8 @@ def engine_for(adapter_type: str | None, path: str = "auto") -> EngineSpec:
     if spec is None:
         raise ConfigurationError(
             f"tally has no warehouse engine for dbt adapter type {adapter_type!r} (engines: "
-            f"{', '.join(sorted(ENGINES))}). README, 'Adding a warehouse engine', says how to "
-            "add one."
+            f"{', '.join(sorted(ENGINES))}). docs/warehouses.md, 'Adding a warehouse "
+            "engine', says how to add one."
         )
     return spec
 

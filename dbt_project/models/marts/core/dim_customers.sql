@@ -44,7 +44,7 @@ final as (
         {{ audit_columns() }}
     from customers as c
     left join completed as cm on c.customer_id = cm.customer_id
-    -- Only valid customers reach the marts (GLOSSARY: cleaning rules).
+    -- Only valid customers reach the marts (docs/data.md: cleaning rules).
     where c.has_valid_email and c.has_valid_name
 )
 

@@ -49,7 +49,7 @@ def runtime_of(request: Request) -> RefreshRuntime:
 
 
 # Not in the OpenAPI schema: it runs dbt, and tools that walk the schema (fuzzers, generated
-# clients) must never start builds; README, "After every build", documents it.
+# clients) must never start builds; docs/operations.md, "After every build", documents it.
 @router.post("/api/v1/refresh", summary="Build, swap in, invalidate, warm, run the monitors",
              dependencies=admin, include_in_schema=False)  # fmt: skip
 async def refresh(request: Request, body: RefreshBody | None = None) -> JSONResponse:
