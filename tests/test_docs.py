@@ -140,6 +140,15 @@ def test_the_api_page_names_every_error_code_and_format():
     from tally import errors
     from tally.core import formats
 
+    import importlib
+    import pkgutil
+
+    import tally
+
+    # Every module, so that every error class exists whatever this process imported before.
+    for module in pkgutil.walk_packages(tally.__path__, "tally."):
+        if not module.name.endswith("__main__"):
+            importlib.import_module(module.name)
     page = _page("api.md")
     seen, todo = set(), [errors.TallyError]
     while todo:

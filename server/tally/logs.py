@@ -31,7 +31,9 @@ def configure(level: str | None = None) -> str:
     """Set up the root handler once, tally at `level` (default: TALLY_LOG_LEVEL, else info) and
     the libraries at warning unless `level` is debug. Returns the level used."""
     chosen = (level or level_from_env()).lower()
-    logging.basicConfig(level=chosen.upper(), format="%(levelname)s %(name)s %(message)s")
+    # force: a library imported earlier (dbt's loader) may have set up the root logger first.
+    logging.basicConfig(level=chosen.upper(), format="%(levelname)s %(name)s %(message)s",
+                        force=True)
     logging.getLogger().setLevel(chosen.upper())
     quiet(chosen)
     return chosen

@@ -162,7 +162,7 @@ def rest(body: dict[str, Any], path: str = "/api/v1/query") -> tuple[int, Any]:
     process through httpx's ASGI transport: (status, JSON)."""
     import httpx
 
-    from tally.api.app import create_app
+    from tally.server import create_app
     from tally.service import TallyService
     from tally.settings import Settings
 
