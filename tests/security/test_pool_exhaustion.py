@@ -60,9 +60,9 @@ def test_a_filter_is_parsed_once_per_request(session_services, monkeypatch):
     parsed: list[str] = []
     real = filters._parse_expression
 
-    def counting(body, clause, dialect):
+    def counting(body, clause, dialect, *tokens):
         parsed.append(clause)
-        return real(body, clause, dialect)
+        return real(body, clause, dialect, *tokens)
 
     monkeypatch.setattr(filters, "_parse_expression", counting)
     svc = session_services.service(cache_enabled=False)

@@ -34,7 +34,8 @@ def canonical_where(clause: Where, dialect: str = "duckdb") -> str:
 def where_key(clause: Where, dialect: str = "duckdb") -> tuple[str, tuple[str, ...]]:
     """A filter as key material: its canonical SQL and each value exactly as written."""
     text = _text(clause, dialect)
-    return canonical_where(clause, dialect), literal_spellings(text) if text is not None else ()
+    spellings = literal_spellings(text, dialect) if text is not None else ()
+    return canonical_where(clause, dialect), spellings
 
 
 def _text(clause: Where, dialect: str = "duckdb") -> str | None:

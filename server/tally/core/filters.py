@@ -26,7 +26,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.dialects.dialect import Dialect
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
 from tally.core import depth
 from tally.core.grains import split_date_part, split_grain
@@ -147,6 +147,7 @@ class CheckedFilter:
     references: tuple[FilterReference, ...]
     skeleton: str = ""  # the SQL with a placeholder per reference
     placeholder: str = ""
+    literals: tuple[str, ...] = ()  # each value exactly as written (see literal_spellings)
 
     def render(self, templates: list[str]) -> str:
         sql = self.skeleton
@@ -176,13 +177,19 @@ _SIGNS = {TokenType.DASH, TokenType.PLUS, TokenType.TILDE}
 def check_depth(clause: str, dialect: str = "duckdb") -> None:
     """InvalidFilter when the clause nests or chains deeper than a parser may safely go; one
     linear pass over the dialect's tokens, before any parsing (tally.core.depth)."""
+    _check_token_depth(_tokens(clause, clause, dialect), clause)
+
+
+def _tokens(text: str, clause: str, dialect: str) -> list[Token]:
     try:
-        tokens = Dialect.get_or_raise(dialect).tokenize(clause)
+        return Dialect.get_or_raise(dialect).tokenize(text)
     except TokenError:
         raise InvalidFilter(
             f"Cannot parse filter {shorten(clause, 300)}: a quote or comment is not closed."
         ) from None
 
+
+def _check_token_depth(tokens: list[Token], clause: str) -> None:
     def kinds() -> Iterator[depth.Kind]:
         previous = depth.Kind.SEP
         for token in tokens:
@@ -220,7 +227,6 @@ def check_where(clause: str, dialect: str = "duckdb") -> CheckedFilter:
 # candidate rollup), the compiler and the cache key; a large `in` list costs a parse each time.
 @functools.lru_cache(maxsize=256)
 def _checked_where(clause: str, dialect: str) -> CheckedFilter:
-    check_depth(clause, dialect)
     references: list[FilterReference] = []
     placeholder = _placeholder_format(clause)
     placeholder_name = re.compile(re.escape(placeholder).replace(r"\{\}", r"\d+"))
@@ -241,7 +247,11 @@ def _checked_where(clause: str, dialect: str) -> CheckedFilter:
             f"Filter {shorten(clause, 300)} references no dimension. Write e.g. "
             "\"{{ Dimension('<entity>__<dimension>') }} = 'value'\"."
         )
-    tree = _parse_expression(body, clause, dialect)
+    # Tokenized once: the depth bound, the values as written and the parse all read these.
+    tokens = _tokens(body, clause, dialect)
+    _check_token_depth(tokens, clause)
+    literals = tuple(body[t.start : t.end + 1] for t in tokens if t.token_type in _VALUE_TOKENS)
+    tree = _parse_expression(body, clause, dialect, tokens)
     for node in tree.walk():
         if isinstance(node, exp.Column):
             name = node.name
@@ -264,7 +274,7 @@ def _checked_where(clause: str, dialect: str) -> CheckedFilter:
     checked = CheckedFilter("", tuple(references), skeleton, placeholder)
     return CheckedFilter(
         checked.render([r.template() for r in references]), tuple(references), skeleton,
-        placeholder,
+        placeholder, literals,
     )
 
 
@@ -368,9 +378,14 @@ def _literal(node: ast.expr, where: str) -> Any:
         raise InvalidFilter(f"Only literal arguments are allowed in {shorten(where)}.") from None
 
 
-def _parse_expression(body: str, clause: str, dialect: str) -> exp.Expression:
+def _parse_expression(
+    body: str, clause: str, dialect: str, tokens: list[Token] | None = None
+) -> exp.Expression:
     try:
-        trees = sqlglot.parse(body, dialect=dialect)
+        if tokens is None:
+            trees = sqlglot.parse(body, dialect=dialect)
+        else:
+            trees = Dialect.get_or_raise(dialect).parser().parse(tokens, body)
     except TokenError:
         raise InvalidFilter(
             f"Cannot parse filter {shorten(clause, 300)}: a quote or comment is not closed."
@@ -586,6 +601,10 @@ def literal_spellings(clause: str, dialect: str = "duckdb") -> tuple[str, ...]:
     (the references' own arguments left out). Cache keys add these to the parsed clause, so two
     clauses that differ in any value never share a key, whatever a dialect's parser makes of
     an escape (`'It''s'` is one string in DuckDB and two concatenated ones in Spark)."""
+    try:
+        return check_where(clause, dialect).literals  # the tokens of its one check
+    except InvalidFilter:
+        pass
     body = _REF.sub(" ", clause)
     try:
         tokens = Dialect.get_or_raise(dialect).tokenize(body)
