@@ -137,13 +137,12 @@ def test_the_api_page_names_every_rest_route():
 
 
 def test_the_api_page_names_every_error_code_and_format():
-    from tally import errors
-    from tally.core import formats
-
     import importlib
     import pkgutil
 
     import tally
+    from tally import errors
+    from tally.core import formats
 
     # Every module, so that every error class exists whatever this process imported before.
     for module in pkgutil.walk_packages(tally.__path__, "tally."):

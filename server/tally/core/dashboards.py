@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 
 from tally.core.request import QueryRequest
-from tally.errors import CallerError, InvalidRequest, NotFound, TallyError, suggestion_suffix
-from tally.project import read_project
+from tally.errors import CallerError, InvalidRequest, NotFound, suggestion_suffix
+from tally.project import model_paths
 
 TILE_TYPES = ("kpi", "line", "bar", "area", "table", "heatmap")
 # Tiles drawn over time: grouped by metric_time at the tile's (or the dashboard's) grain.
@@ -140,20 +140,8 @@ class Dashboard:
 
 
 def dashboard_dirs(project_dir: Path) -> list[Path]:
-    """`dashboards/` in each of the dbt project's model paths (where dbt reads semantic YAML),
-    as dbt reads them (tally.project); the file's own text when dbt cannot read it (the
-    project's error is reported where it matters: serving, validate)."""
-    try:
-        return [p / "dashboards" for p in read_project(project_dir).model_paths]
-    except TallyError:
-        pass
-    paths: list[str] = ["models"]
-    try:
-        data = yaml.safe_load((project_dir / "dbt_project.yml").read_text()) or {}
-        paths = data.get("model-paths") or paths
-    except (OSError, yaml.YAMLError):
-        pass
-    return [(project_dir / p / "dashboards").resolve() for p in paths]
+    """`dashboards/` in each of the dbt project's model paths (where dbt reads semantic YAML)."""
+    return [p / "dashboards" for p in model_paths(project_dir)]
 
 
 def dashboard_files(project_dir: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from tally.errors import ConfigurationError
-from tally.project import read_project
+from tally.project import model_paths
 
 TYPES = ("freshness", "row_count", "metric")
 GRAINS = ("day", "week", "month", "quarter", "year")
@@ -83,7 +83,7 @@ def monitor_files(
     project_dir: Path, profiles_dir: Path | None = None, target: str | None = None
 ) -> list[Path]:
     files: list[Path] = []
-    for path in read_project(project_dir, profiles_dir, target).model_paths:
+    for path in model_paths(project_dir, profiles_dir, target):
         folder = path / "monitors"
         if folder.is_dir():
             files += sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])

@@ -19,12 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tally.errors import ConfigurationError
+from tally.errors import suggestion_suffix
 from tally.notify.events import EVENTS
+from tally.project.tally_file import YamlReader, read_tally_file
 
-CONFIG_FILE = "tally.yml"
 DEFAULT_SECRET_ENV = "TALLY_WEBHOOK_SECRET"
 
 
@@ -52,68 +50,45 @@ class NotifyConfig:
 
 
 def load_notify_config(project_dir: Path) -> NotifyConfig:
-    path = project_dir / CONFIG_FILE
-    if not path.exists():
-        return NotifyConfig()
-    try:
-        top = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigurationError(f"{path}: invalid YAML: {e}.") from None
-    if not isinstance(top, dict):
-        raise ConfigurationError(f"{path}: the file must be a mapping.")
-    hooks = top.get("webhooks") or []
-    if not isinstance(hooks, list):
-        raise ConfigurationError(f"{path}: webhooks must be a list.")
-    webhooks = tuple(_webhook(path, i, h) for i, h in enumerate(hooks))
+    file = read_tally_file(project_dir)
+    reader = file.reader
+    webhooks = tuple(
+        _webhook(reader, i, node)
+        for i, node in enumerate(reader.sequence(file.section("webhooks"), "webhooks"))
+    )
     email = None
-    if top.get("email") is not None:
-        node = top["email"]
-        if not isinstance(node, dict):
-            raise ConfigurationError(f"{path}: email must be a mapping (to, events).")
-        _known(path, node, {"to", "events"}, "email")
-        to = node.get("to")
-        to = [to] if isinstance(to, str) else to
-        if not to or not all(isinstance(t, str) and "@" in t for t in to):
-            raise ConfigurationError(f"{path}: email.to must be one or more addresses.")
-        email = EmailRoute(tuple(to), _events(path, node.get("events"), "email.events"))
+    node = file.section("email")
+    if not reader.empty(node):
+        fields = reader.mapping(node, "email (to, events)")
+        reader.known(fields, ("to", "events"), "email")
+        to = reader.strings(fields.get("to"), "email.to")
+        if not to or not all("@" in t for t in to):
+            raise reader.error(fields.get("to", node), "email.to must be one or more addresses")
+        email = EmailRoute(tuple(to), _events(reader, fields.get("events"), "email.events"))
     return NotifyConfig(webhooks=webhooks, email=email)
 
 
-def _webhook(path: Path, i: int, node: Any) -> Webhook:
+def _webhook(reader: YamlReader, i: int, node: Any) -> Webhook:
     what = f"webhooks[{i}]"
-    if not isinstance(node, dict):
-        raise ConfigurationError(f"{path}: {what} must be a mapping (url, events, secret_env).")
-    _known(path, node, {"url", "events", "secret_env"}, what)
-    url = node.get("url")
+    fields = reader.mapping(node, f"{what} (url, events, secret_env)")
+    reader.known(fields, ("url", "events", "secret_env"), what)
+    url = reader.plain(fields.get("url"))
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-        raise ConfigurationError(f"{path}: {what}.url must be an http(s) URL, got {url!r}.")
-    secret_env = node.get("secret_env", DEFAULT_SECRET_ENV)
-    if not isinstance(secret_env, str) or not secret_env:
-        raise ConfigurationError(f"{path}: {what}.secret_env must name a variable.")
-    return Webhook(url, _events(path, node.get("events"), f"{what}.events"), secret_env)
+        raise reader.error(fields.get("url", node),
+                           f"{what}.url must be an http(s) URL, got {url!r}")  # fmt: skip
+    secret_env = reader.plain(fields.get("secret_env")) or DEFAULT_SECRET_ENV
+    if not isinstance(secret_env, str):
+        raise reader.error(fields["secret_env"], f"{what}.secret_env must name a variable")
+    return Webhook(url, _events(reader, fields.get("events"), f"{what}.events"), secret_env)
 
 
-def _events(path: Path, node: Any, what: str) -> tuple[str, ...]:
-    if node is None:
+def _events(reader: YamlReader, node: Any, what: str) -> tuple[str, ...]:
+    names = reader.strings(node, what)
+    if names is None:
         return EVENTS
-    names = [node] if isinstance(node, str) else node
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigurationError(f"{path}: {what} must be a list of event names.")
     for name in names:
         if name not in EVENTS:
-            import difflib
-
-            close = difflib.get_close_matches(name, EVENTS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigurationError(
-                f"{path}: {what}: unknown event {name!r} (known: {', '.join(EVENTS)}).{hint}"
-            )
+            hint, _ = suggestion_suffix(name, EVENTS)
+            raise reader.error(node, f"{what}: unknown event {name!r} (known: "
+                               f"{', '.join(EVENTS)}).{hint}")  # fmt: skip
     return tuple(names)
-
-
-def _known(path: Path, node: dict, keys: set[str], what: str) -> None:
-    unknown = sorted(set(node) - keys)
-    if unknown:
-        raise ConfigurationError(
-            f"{path}: unknown key {unknown[0]!r} under {what} (known: {', '.join(sorted(keys))})."
-        )

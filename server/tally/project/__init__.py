@@ -21,7 +21,12 @@ Errors are one line naming the file, the key and the fix (messages.py).
 
 from __future__ import annotations
 
-from tally.project.loading import ProjectConfig, read_profile_target, read_project
+from tally.project.loading import (
+    ProjectConfig,
+    model_paths,
+    read_profile_target,
+    read_project,
+)
 from tally.project.locate import (
     PROFILES_FILE,
     PROJECT_FILE,
@@ -36,6 +41,7 @@ __all__ = [
     "ProjectConfig",
     "find_profiles_dir",
     "find_project_dir",
+    "model_paths",
     "read_profile_target",
     "read_project",
     "read_var",

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from tally.errors import ConfigurationError, TallyError
 from tally.project import dbt_calls, dbt_profile
 from tally.project.locate import PROFILES_FILE, PROJECT_FILE, find_profiles_dir
@@ -61,6 +63,30 @@ def read_project(
     """dbt_project.yml, rendered by dbt with the target's context when the profile is found
     (without one when no profiles.yml is found anywhere, as `dbt deps` reads a project)."""
     return _load(project_dir, profiles_dir, target).project
+
+
+def model_paths(
+    project_dir: Path, profiles_dir: Path | str | None = None, target: str | None = None
+) -> list[Path]:
+    """The folders dbt reads models and semantic YAML from (`model-paths`), as dbt reads them;
+    from the file's own text when dbt cannot load the project, so that what sits in those
+    folders (dashboards, monitors, what validate locates) is still found while the project's
+    error is reported where it matters (serving, validate)."""
+    project_dir = Path(project_dir).resolve()
+    try:
+        return list(read_project(project_dir, profiles_dir, target).model_paths)
+    except TallyError:
+        pass
+    paths: Any = None
+    try:
+        data = yaml.safe_load((project_dir / PROJECT_FILE).read_text())
+        if isinstance(data, dict):
+            paths = data.get("model-paths") or data.get("source-paths")
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        pass
+    if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
+        paths = ["models"]
+    return [(project_dir / p).resolve() for p in paths]
 
 
 def read_profile_target(

@@ -1,4 +1,4 @@
-"""The project file (`dbt_project/tally.yml`), its `validate:` section:
+"""The project file tally.yml (beside dbt_project.yml), its `validate:` section:
 
     validate:
       require_owner: true          # every metric's meta names an owner
@@ -18,10 +18,9 @@ from typing import Any
 
 import yaml
 
-from tally.errors import CallerError, suggestion_suffix
+from tally.errors import CallerError, ConfigurationError, suggestion_suffix
+from tally.project.tally_file import TallyFile, YamlReader, read_tally_file
 from tally.validate.findings import RULES, Finding, Severity
-
-CONFIG_FILE = "tally.yml"
 
 
 class ConfigError(CallerError):
@@ -55,87 +54,63 @@ class ValidateConfig:
 
 
 def load_config(project_dir: Path, path: Path | None = None) -> ValidateConfig:
-    """`path`, else <project_dir>/tally.yml, else the defaults."""
-    explicit = path is not None
-    path = path or project_dir / CONFIG_FILE
-    if not path.exists():
-        if explicit:
-            raise ConfigError(f"Config file {path} does not exist.")
-        return ValidateConfig()
+    """`path`, else <project_dir>/tally.yml, else the defaults. A mistake is the caller's
+    (ConfigError, exit 2), one line naming file and line."""
+    if path is not None and not path.exists():
+        raise ConfigError(f"Config file {path} does not exist.")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise ConfigError(_yaml_error(path, e)) from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: cannot be read: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping with a `validate:` section.")
-    section = data.get("validate") or {}
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: `validate:` must be a mapping.")
-    unknown = set(section) - {"require_owner", "rules"}
-    if unknown:
-        raise ConfigError(
-            f"{path}: unknown key(s) under validate: {', '.join(sorted(unknown))} "
-            "(known: require_owner, rules)."
-        )
-    require_owner = section.get("require_owner", False)
-    if not isinstance(require_owner, bool):
-        raise ConfigError(f"{path}: validate.require_owner must be true or false.")
-    rules_section = section.get("rules") or {}
-    if not isinstance(rules_section, dict):
-        kind = "list" if isinstance(rules_section, list) else type(rules_section).__name__
-        raise ConfigError(
-            f"{path}: validate.rules must be a mapping of rule id to setting (e.g. "
-            f"`snake_case_name: warning`), not a {kind}."
-        )
+        return _read(read_tally_file(project_dir, path))
+    except ConfigurationError as e:
+        raise ConfigError(str(e)) from None
+
+
+def _read(file: TallyFile) -> ValidateConfig:
+    if not file.exists:
+        return ValidateConfig()
+    reader = file.reader
+    node = file.section("validate")
+    section = reader.mapping(node, "`validate:`")
+    reader.known(section, ("require_owner", "rules"), "validate")
+    require_owner = reader.boolean(section.get("require_owner"), "validate.require_owner", False)
+    rules_node = section.get("rules")
+    if not reader.empty(rules_node) and not isinstance(rules_node, yaml.MappingNode):
+        kind = "list" if isinstance(rules_node, yaml.SequenceNode) else "single value"
+        raise reader.error(rules_node, "validate.rules must be a mapping of rule id to setting "
+                           f"(e.g. `snake_case_name: warning`), not a {kind}")  # fmt: skip
     rules = {
-        rule_id: _rule_config(path, str(rule_id), value)
-        for rule_id, value in rules_section.items()
+        rule_id: _rule_config(reader, rule_id, value)
+        for rule_id, value in reader.mapping(rules_node, "validate.rules").items()
     }
-    return ValidateConfig(path=path, require_owner=require_owner, rules=rules)
+    return ValidateConfig(path=file.path, require_owner=require_owner, rules=rules)
 
 
-def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
-    """One line: file:line: what is wrong (PyYAML's own message spans several)."""
-    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-    context = getattr(e, "context", None)
-    text = f"{context}, {problem}" if context else problem
-    return f"{where}: invalid YAML: {' '.join(text.split())}"
-
-
-def _rule_config(path: Path, rule_id: str, value: Any) -> RuleConfig:
+def _rule_config(reader: YamlReader, rule_id: str, node: Any) -> RuleConfig:
     if rule_id not in RULES:
         hint, _ = suggestion_suffix(rule_id, RULES)
-        raise ConfigError(
-            f"{path}: unknown rule '{rule_id}'.{hint} (`tally validate --list-rules` lists them)"
-        )
+        raise reader.error(node, f"unknown rule '{rule_id}'.{hint} (`tally validate "
+                           "--list-rules` lists them)")  # fmt: skip
+    value = reader.plain(node)
     if value is False or value == "off":  # YAML reads a bare `off` as False
         return RuleConfig(enabled=False)
     if value is True:
         return RuleConfig()
     if isinstance(value, str):
-        return RuleConfig(severity=_severity(path, rule_id, value))
+        return RuleConfig(severity=_severity(reader, node, rule_id, value))
     if not isinstance(value, dict) or set(value) - {"enabled", "severity"}:
-        raise ConfigError(
-            f"{path}: rule '{rule_id}' takes {{enabled: true|false, severity: error|warning}} "
-            "or one of off, warning, error."
-        )
+        raise reader.error(node, f"rule '{rule_id}' takes {{enabled: true|false, severity: "
+                           "error|warning}} or one of off, warning, error")  # fmt: skip
     enabled = value.get("enabled", True)
     if not isinstance(enabled, bool):
-        raise ConfigError(f"{path}: rules.{rule_id}.enabled must be true or false.")
+        raise reader.error(node, f"rules.{rule_id}.enabled must be true or false")
     severity = value.get("severity")
     return RuleConfig(
-        enabled=enabled, severity=_severity(path, rule_id, severity) if severity else None
+        enabled=enabled, severity=_severity(reader, node, rule_id, severity) if severity else None
     )
 
 
-def _severity(path: Path, rule_id: str, value: str) -> Severity:
+def _severity(reader: YamlReader, node: Any, rule_id: str, value: str) -> Severity:
     try:
         return Severity(str(value).lower())
     except ValueError:
-        raise ConfigError(
-            f"{path}: rules.{rule_id}: severity must be error or warning, not {value!r}."
-        ) from None
+        raise reader.error(node, f"rules.{rule_id}: severity must be error or warning, not "
+                           f"{value!r}") from None  # fmt: skip

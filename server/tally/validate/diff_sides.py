@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import CallerError, ServerFault, TallyError
-from tally.project import read_project
+from tally.project import model_paths, read_project
 from tally.validate.context import check_shape
-from tally.validate.locate import Locator, model_paths
+from tally.validate.locate import Locator
 from tally.validate.parse import event_findings, run_parse
 
 

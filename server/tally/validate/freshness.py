@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import TallyError
-from tally.project import read_profile_target, read_project
-from tally.validate.locate import model_paths
+from tally.project import model_paths, read_profile_target, read_project
 
 STAMP = "tally_parse.json"
 # Never read by dbt: its outputs, and tally's working folder (.tally: the query history, the

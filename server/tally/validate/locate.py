@@ -9,8 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from tally.errors import TallyError
-from tally.project import read_project
+from tally.project import model_paths
 from tally.validate.findings import Location
 
 # Top-level keys of dbt property files and the element kind of their items.
@@ -24,24 +23,6 @@ _TOP = {
 # Lists inside a semantic model.
 _ELEMENTS = {"entities": "entity", "dimensions": "dimension", "measures": "measure"}
 _SKIP_DIRS = {"target", "dbt_packages", "logs", ".build", "node_modules"}
-
-
-def model_paths(project_dir: Path) -> list[Path]:
-    """The folders dbt reads models (and semantic YAML) from, as dbt reads them (tally.project);
-    the file's own text when dbt cannot read it: `tally validate` reports dbt's error then, and
-    still locates what it can."""
-    try:
-        return list(read_project(project_dir).model_paths)
-    except TallyError:
-        pass
-    project_file = project_dir / "dbt_project.yml"
-    paths = ["models"]
-    try:
-        config = yaml.safe_load(project_file.read_text()) or {}
-        paths = config.get("model-paths") or paths
-    except (OSError, yaml.YAMLError):
-        pass
-    return [(project_dir / p).resolve() for p in paths]
 
 
 def yaml_files(roots: list[Path]) -> list[Path]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import ServerFault, suggestion_suffix
+from tally.project import model_paths
 from tally.validate.findings import (
     Finding,
     Location,
@@ -24,7 +25,7 @@ from tally.validate.findings import (
     register_rule,
 )
 from tally.validate.freshness import ParseOutcome, fingerprint, target_info
-from tally.validate.locate import Locator, message_names, model_paths
+from tally.validate.locate import Locator, message_names
 
 DBT_PARSE = register_rule(
     "dbt_parse",

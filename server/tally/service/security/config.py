@@ -29,11 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from tally.project.tally_file import YamlReader, read_tally_file
 
-from tally.errors import ConfigurationError
-
-CONFIG_FILE = "tally.yml"
 ALGORITHMS = ("HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512")
 
 
@@ -76,34 +73,22 @@ class SecurityConfig:
 
 
 def load_security(project_dir: Path) -> SecurityConfig:
-    path = project_dir / CONFIG_FILE
     keys_default = project_dir / ".tally" / "keys.json"
-    if not path.exists():
+    file = read_tally_file(project_dir)
+    if not file.exists:
         return SecurityConfig(keys_file=keys_default)
-    try:
-        root = yaml.compose(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(e, "problem", e)
-        raise ConfigurationError(f"{path}{line}: invalid YAML: {problem}.") from None
-    if root is None:
-        return SecurityConfig(path=path, keys_file=keys_default)
-    reader = _Reader(path)
-    top = reader.mapping(root, "the file")
-    auth = reader.mapping(top.get("auth"), "auth") if "auth" in top else {}
+    reader = file.reader
+    auth = reader.mapping(file.section("auth"), "auth")
     reader.known(auth, {"api_keys", "keys_file", "jwt", "roles_claim"}, "auth")
     jwt = None
     if "jwt" in auth:
         jwt = _jwt(reader, project_dir, auth["jwt"])
     keys_file = reader.path(auth.get("keys_file"), project_dir, "auth.keys_file") or keys_default
-    policies_node = top.get("policies")
-    policies = ()
-    if policies_node is not None:
-        nodes = reader.sequence(policies_node, "policies")
-        policies = tuple(_policy(reader, node) for node in nodes)
+    policies = tuple(
+        _policy(reader, node) for node in reader.sequence(file.section("policies"), "policies")
+    )
     return SecurityConfig(
-        path=path,
+        path=file.path,
         api_keys=reader.boolean(auth.get("api_keys"), "auth.api_keys", default=True),
         keys_file=keys_file,
         jwt=jwt,
@@ -112,7 +97,7 @@ def load_security(project_dir: Path) -> SecurityConfig:
     )
 
 
-def _jwt(reader: _Reader, project_dir: Path, node: Any) -> JwtConfig:
+def _jwt(reader: YamlReader, project_dir: Path, node: Any) -> JwtConfig:
     jwt = reader.mapping(node, "auth.jwt")
     reader.known(jwt, {"algorithms", "public_key_file", "jwks_file", "issuer", "audience",
                        "leeway_seconds", "max_lifetime_seconds"}, "auth.jwt")  # fmt: skip
@@ -143,12 +128,12 @@ def _jwt(reader: _Reader, project_dir: Path, node: Any) -> JwtConfig:
     return config
 
 
-def _policy(reader: _Reader, node: Any) -> Policy:
+def _policy(reader: YamlReader, node: Any) -> Policy:
     policy = reader.mapping(node, "policies[]")
     reader.known(policy, {"role", "row_filters", "metrics", "dimensions"}, "policy")
     role = reader.string(policy.get("role"), "policy.role")
     if not role:
-        raise reader.error(node, "a policy needs a `role:` (\"*\" for every caller)")
+        raise reader.error(node, 'a policy needs a `role:` ("*" for every caller)')
     filters = []
     for item in reader.sequence(policy.get("row_filters"), "policy.row_filters"):
         value = reader.plain(item)
@@ -165,7 +150,7 @@ def _policy(reader: _Reader, node: Any) -> Policy:
     )
 
 
-def _members(reader: _Reader, node: Any, what: str) -> MemberRule:
+def _members(reader: YamlReader, node: Any, what: str) -> MemberRule:
     if node is None:
         return MemberRule()
     rule = reader.mapping(node, what)
@@ -175,78 +160,3 @@ def _members(reader: _Reader, node: Any, what: str) -> MemberRule:
         allow=tuple(n.lower() for n in allow) if allow is not None else None,
         deny=tuple(n.lower() for n in reader.strings(rule.get("deny"), f"{what}.deny") or ()),
     )
-
-
-class _Reader:
-    """Reads composed YAML nodes into plain values, with file:line in every error."""
-
-    def __init__(self, file: Path) -> None:
-        self.file = file
-
-    def where(self, node: Any) -> str:
-        mark = getattr(node, "start_mark", None)
-        return f"{self.file}:{mark.line + 1}" if mark is not None else str(self.file)
-
-    def error(self, node: Any, message: str) -> ConfigurationError:
-        return ConfigurationError(f"{self.where(node)}: {message}.")
-
-    def mapping(self, node: Any, what: str) -> dict[str, Any]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what} must be a mapping")
-        return {str(k.value): v for k, v in node.value}
-
-    def sequence(self, node: Any, what: str) -> list[Any]:
-        if node is None:
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.error(node, f"{what} must be a list")
-        return list(node.value)
-
-    def known(self, mapping: dict[str, Any], keys: set[str], what: str) -> None:
-        unknown = sorted(set(mapping) - keys)
-        if unknown:
-            node = mapping[unknown[0]]
-            raise self.error(node, f"unknown key {unknown[0]!r} under {what} (known: "
-                             f"{', '.join(sorted(keys))})")  # fmt: skip
-
-    def plain(self, node: Any) -> Any:
-        return yaml.safe_load(yaml.serialize(node)) if node is not None else None
-
-    def string(self, node: Any, what: str) -> str | None:
-        value = self.plain(node)
-        if value is not None and not isinstance(value, str):
-            raise self.error(node, f"{what} must be text")
-        return value
-
-    def strings(self, node: Any, what: str) -> list[str] | None:
-        value = self.plain(node)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self.error(node, f"{what} must be a list of names")
-        return value
-
-    def boolean(self, node: Any, what: str, default: bool) -> bool:
-        value = self.plain(node)
-        if value is None:
-            return default
-        if not isinstance(value, bool):
-            raise self.error(node, f"{what} must be true or false")
-        return value
-
-    def number(self, node: Any, what: str, default: float) -> float:
-        value = self.plain(node)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise self.error(node, f"{what} must be a number of seconds")
-        return float(value)
-
-    def path(self, node: Any, project_dir: Path, what: str) -> Path | None:
-        value = self.string(node, what)
-        if not value:
-            return None
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else project_dir / path
