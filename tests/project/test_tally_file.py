@@ -57,7 +57,7 @@ def test_an_unknown_section_names_its_line_and_the_section_meant(tmp_path):
         ("auth:\n  jwt:\n    issuer: [a, b]\n", 3, "must be text"),
         ("policies:\n  - role: analyst\n    row_filter: x\n", 3, "Did you mean 'row_filters'?"),
         ("webhooks:\n  - url: ftp://example.com/hook\n", 2, "http"),
-        ("webhooks:\n  - url: https://example.com/h\n    events: [build.faild]\n", 3, "Did you mean"),
+        ("webhooks:\n  - url: https://h.io\n    events: [build.faild]\n", 3, "Did you mean"),
         ("email:\n  to: 42\n", 2, "email.to"),
         ("validate:\n  rules: [owners]\n", 2, "must be a mapping of rule id to setting"),
     ],
