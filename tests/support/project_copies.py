@@ -10,11 +10,9 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import shutil
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -215,12 +213,10 @@ def _parse_copies(root: Path) -> dict[str, str]:
         mutate(copy)
         copies.append(copy)
 
-    def parse(copy: Copy) -> None:
+    # One after another, in this process: a warm in-process dbt parse from the seed takes a
+    # fraction of a second, a child process of its own seconds (bench/validate_parse.py).
+    for copy in copies:
         run_parse(copy.project_dir, copy.project_dir, copy.target_dir, seed=seed)
-
-    # Two at a time: each parse is a dbt process of its own.
-    with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:
-        list(pool.map(parse, copies))
     return {"root": str(root)}
 
 

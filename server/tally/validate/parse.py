@@ -1,14 +1,15 @@
-"""The dbt parse step: run `dbt parse` (in a child process, dbt_runner), and turn dbt's warnings
-and errors into findings. Whether an earlier parse can be reused instead: freshness.py."""
+"""The dbt parse step: run `dbt parse` (through dbt's programmatic API, dbt_runner.py: in this
+process, or a child process when another parse is running here), and turn dbt's warnings and
+errors into findings. Whether an earlier parse can be reused instead: freshness.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from tally.errors import ServerFault, suggestion_suffix
 from tally.project import model_paths
+from tally.validate import dbt_runner
 from tally.validate.findings import (
     Finding,
     Location,
@@ -58,7 +60,7 @@ def run_parse(
     progress: Callable[[str], None] | None = None,
     seed: Path | None = None,
 ) -> ParseOutcome:
-    """`dbt parse` into target_dir (through dbt_runner, in a child process) and a stamp there.
+    """`dbt parse` into target_dir (through dbt_runner.py) and a stamp there.
 
     Without `seed` dbt reads every file (`--no-partial-parse`), so it reports every warning.
     `seed`: another parse's partial_parse.msgpack, so dbt re-reads only the files that differ
@@ -72,16 +74,17 @@ def run_parse(
     # default when none is given), as the freshness check asks.
     target_name = target_info(project_dir, profiles_dir, target).name or target
     fp, _ = fingerprint(project_dir, target_name)
-    report_path = target_dir / "tally_dbt_events.json"
-    report_path.unlink(missing_ok=True)
     args = [
         "parse",
         "--project-dir", str(project_dir.resolve()),
         "--profiles-dir", str(profiles_dir.resolve()),
         "--target-path", str(target_dir.resolve()),
         "--log-path", str((target_dir / "logs").resolve()),
-        "--quiet",
+        # Nothing on the console (in this process it is tally's own output); all in the file.
+        "--log-level", "none",
+        "--log-level-file", "debug",
         "--no-use-colors",
+        "--no-send-anonymous-usage-stats",
     ]  # fmt: skip
     if seed is None:
         args.append("--no-partial-parse")
@@ -90,23 +93,8 @@ def run_parse(
     if progress:
         progress(f"running dbt parse on {project_dir}...")
     started = time.perf_counter()
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tally.validate.dbt_runner", str(report_path), "--", *args],
-            cwd=project_dir,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise ServerFault(f"dbt parse could not run: {e}") from e
+    data = _run_dbt(args, project_dir, target_dir / "tally_dbt_events.json")
     seconds = time.perf_counter() - started
-    if not report_path.exists():
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise ServerFault("dbt parse crashed: " + " | ".join(tail))
-    data: dict[str, Any] = json.loads(report_path.read_text())
     outcome = ParseOutcome(
         target_dir=target_dir,
         success=bool(data["success"]),
@@ -122,6 +110,38 @@ def run_parse(
     if progress:
         progress(f"dbt parse {'succeeded' if outcome.success else 'failed'} in {seconds:.1f} s")
     return outcome
+
+
+# dbt keeps its flags, event manager and adapters once per process: one parse at a time runs
+# here, a second one at the same time in a child process of its own.
+_in_process = threading.Lock()
+
+
+def _run_dbt(args: list[str], project_dir: Path, report_path: Path) -> dict[str, Any]:
+    """dbt's report of the parse (dbt_runner.py): in this process (no interpreter to start,
+    dbt already imported by the project's loading) unless a parse is running in it already."""
+    if _in_process.acquire(blocking=False):
+        try:
+            return dbt_runner.parse_report(args)
+        except Exception as e:  # dbtRunner returns dbt's own failures; this is anything else
+            raise ServerFault(f"dbt parse crashed: {type(e).__name__}: {e}") from e
+        finally:
+            _in_process.release()
+    report_path.unlink(missing_ok=True)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tally.validate.dbt_runner", str(report_path), "--", *args],
+            cwd=project_dir,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise ServerFault(f"dbt parse could not run: {e}") from e
+    if not report_path.exists():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise ServerFault("dbt parse crashed: " + " | ".join(tail))
+    return json.loads(report_path.read_text())
 
 
 # Findings --------------------------------------------------------------------------------
