@@ -96,9 +96,11 @@ def secured(warehouse, tmp_path_factory) -> Secured:
                 "jwt_secret": SECRET, "admin_token": "admin-secret-token"}
         return Settings(**{**base, **overrides})
 
-    def app_factory(**overrides):
+    def app_factory(clock: Callable[[], float] = time.monotonic, **overrides):
+        """An app over `overrides` of the settings; `clock` what its service reads time from
+        (a FakeClock for a rate-limit burst: no token refills while a slow machine sends it)."""
         s = settings(**overrides)
-        service = TallyService(s, warehouse=DuckDBWarehouse(warehouse.duckdb_path))
+        service = TallyService(s, warehouse=DuckDBWarehouse(warehouse.duckdb_path), clock=clock)
         return create_app(s, service=service)
 
     store = TallyService(settings(), warehouse=DuckDBWarehouse(warehouse.duckdb_path))
@@ -150,7 +152,8 @@ def client(secured) -> Client:
 
 @pytest.fixture
 def client_with(secured) -> Callable[..., Client]:
-    """A client of an app with other settings (e.g. client_with(metrics_token="x"))."""
+    """A client of an app with other settings (e.g. client_with(metrics_token="x")), and
+    optionally another clock (client_with(clock=FakeClock(), ...))."""
     return lambda **overrides: Client(secured.app_factory(**overrides))
 
 

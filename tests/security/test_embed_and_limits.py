@@ -7,6 +7,8 @@ import time
 
 import jwt
 
+from tests.support.clock import FakeClock
+
 QUERY = {"metrics": ["revenue"], "group_by": ["customer__country"]}
 
 
@@ -63,7 +65,7 @@ def test_a_scoped_key_mints_only_its_own_claims(client, secured):
 
 
 def test_rate_limit_per_key_is_429_with_retry_after(client_with, secured):
-    client = client_with(rate_limit_per_minute=60)  # bursts of 10
+    client = client_with(rate_limit_per_minute=60, clock=FakeClock())  # bursts of 10
     token = secured.keys["reader"]
     statuses = [client.request("GET", "/api/v1/metrics", token).status_code for _ in range(14)]
     assert statuses[:10] == [200] * 10 and 429 in statuses[10:]

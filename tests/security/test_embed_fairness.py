@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.clock import FakeClock
+
 
 def _mint(client, minter: str, **body) -> str:
     r = client.request("POST", "/api/v1/embed-tokens", minter, json=body)
@@ -21,7 +23,7 @@ def _metrics(client, token: str) -> int:
 
 
 def test_one_tenants_token_cannot_rate_limit_another_tenants(client_with, secured):
-    client = client_with(rate_limit_per_minute=60)  # bursts of 10
+    client = client_with(rate_limit_per_minute=60, clock=FakeClock())  # bursts of 10
     admin = secured.keys["admin"]
     de = _mint(client, admin, claims={"roles": ["tenant"], "countries": ["DE"]})
     fr = _mint(client, admin, claims={"roles": ["tenant"], "countries": ["FR"]})
@@ -31,7 +33,7 @@ def test_one_tenants_token_cannot_rate_limit_another_tenants(client_with, secure
 
 
 def test_a_subject_given_at_minting_has_its_own_limit(client_with, secured):
-    client = client_with(rate_limit_per_minute=60)
+    client = client_with(rate_limit_per_minute=60, clock=FakeClock())
     admin, claims = secured.keys["admin"], {"roles": ["tenant"], "countries": ["DE"]}
     alice = _mint(client, admin, claims=claims, subject="user-alice")
     alice_again = _mint(client, admin, claims=claims, subject="user-alice")
@@ -49,7 +51,7 @@ def test_a_bad_subject_is_a_400(client, secured, subject):
 
 
 def test_the_minters_own_limit_is_not_spent_by_its_tokens(client_with, secured):
-    client = client_with(rate_limit_per_minute=60)
+    client = client_with(rate_limit_per_minute=60, clock=FakeClock())
     minter = secured.keys["acme-backend"]  # embed scope, tenant DE
     token = _mint(client, minter, claims={"roles": ["tenant"], "countries": ["DE"]})
     for _ in range(12):

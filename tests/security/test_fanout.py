@@ -17,6 +17,7 @@ from tally.core.caller import Caller
 from tally.errors import TooManyQueries
 from tally.service.jobs import JobManager, JobStatus
 from tally.service.limits import Limits, TooManyRequests
+from tests.support.clock import FakeClock
 
 QUERY = {"metrics": ["order_count"]}
 
@@ -32,7 +33,7 @@ def _mint(client, minter: str, subject: str) -> str:
 def test_minted_subjects_share_their_minters_rate(client_with, secured):
     """Rate 60 a minute: bursts of 10 per token, 20 for a minter's tokens together (fanout
     2): the third token of one minter is refused at once, another minter's is not."""
-    client = client_with(rate_limit_per_minute=60, embed_fanout=2)
+    client = client_with(rate_limit_per_minute=60, embed_fanout=2, clock=FakeClock())
     minter = secured.keys["acme-backend"]
     tokens = [_mint(client, minter, f"user-{i}") for i in range(3)]
     codes = [[client.request("GET", "/api/v1/metrics", t).status_code for _ in range(10)]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.clock import FakeClock
+
 RATE = 60  # a minute: bursts of 10 (a sixth of it)
 BURST = RATE // 6
 CREATE = 'q{i}: createQuery(environmentId: 1, metrics: [{{name: "order_count"}}]) {{ queryId }}'
@@ -39,7 +41,7 @@ def _code(body: dict) -> str | None:
 
 @pytest.mark.parametrize("path,document", [("/api/graphql", _creates), ("/graphql", _runs)])
 def test_each_costly_field_takes_a_rate_limit_token(client_with, secured, path, document):
-    client = client_with(rate_limit_per_minute=RATE)
+    client = client_with(rate_limit_per_minute=RATE, clock=FakeClock())
     jobs = client.app.state.service.jobs
     token = secured.keys["reader"]
     fields = 4
@@ -96,7 +98,7 @@ def test_catalog_fields_pay_too(client_with, secured, path):
     """A catalog field with a new set of metrics builds its group-by index under MetricFlow's
     lock: thirty of them in one document cost thirty requests (the adversarial pass slowed
     another tenant's queries a hundredfold with free ones)."""
-    client = client_with(rate_limit_per_minute=RATE)
+    client = client_with(rate_limit_per_minute=RATE, clock=FakeClock())
     metrics = ["revenue", "order_count", "items_sold", "customers", "discounts"]
     few = "{ " + " ".join(CATALOG[path].format(i=i, m=m) for i, m in enumerate(metrics)) + " }"
     assert _code(_post(client, path, secured.keys["reader"], few)) is None  # 5 of a burst of 10
