@@ -36,8 +36,7 @@ LIMITS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(secured, warehouse, tmp_path_factory):
+def _serve(secured, warehouse, tmp_path_factory):
     log = tmp_path_factory.mktemp("exhaustion") / "serve.log"
     env = flight_calls.secured_env(secured, warehouse, rate_limit_per_minute=0,
                                    max_rows=1_000_000, **LIMITS)
@@ -46,11 +45,26 @@ def server(secured, warehouse, tmp_path_factory):
     stop_server(served)
 
 
+@pytest.fixture(scope="module")
+def server(secured, warehouse, tmp_path_factory):
+    yield from _serve(secured, warehouse, tmp_path_factory)
+
+
 @pytest.fixture
 def flight(server):
     client = fl.connect(server.flight)
     yield client
     client.close()
+
+
+@pytest.fixture
+def empty_flight(secured, warehouse, tmp_path_factory):
+    """A server of its own, holding nothing yet: for arithmetic on the global bound, which
+    the module's other tests (in whatever order a worker runs them) would leave entries in."""
+    for served in _serve(secured, warehouse, tmp_path_factory):
+        client = fl.connect(served.flight)
+        yield client
+        client.close()
 
 
 def _gone(client, token, flight) -> bool:
@@ -79,7 +93,8 @@ def test_a_tenant_cannot_evict_another_tenants_pending_result(flight, secured, r
     assert not any(_gone(flight, de, f) for f in flooding[-share:])
 
 
-def test_the_global_bound_takes_from_the_heaviest_caller(flight, secured):
+def test_the_global_bound_takes_from_the_heaviest_caller(empty_flight, secured):
+    flight = empty_flight
     light = secured.tenant("FR")
     waiting = flight_calls.info(flight, light, BY_COUNTRY)
     heavy = [secured.tenant("DE", other) for other in ("A1", "A2", "A3", "A4")]
