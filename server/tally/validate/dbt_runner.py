@@ -22,19 +22,21 @@ unchanged (and semantic failures are reported from dbt's messages alone).
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tally.project.dbt_calls import isolated
+
 
 def parse_report(dbt_args: list[str]) -> dict[str, Any]:
-    """Run dbt with `dbt_args` in this process; what happened, as parse.py reads it."""
-    # dbt sets its invocation context (env_var's environment) in a context variable: a copy
-    # of the caller's context keeps it from outliving the call.
-    return contextvars.copy_context().run(_parse_report, dbt_args)
+    """Run dbt with `dbt_args` in this process; what happened, as parse.py reads it. Under
+    tally.project's one lock for dbt's process state, in a context of its own: tally's
+    reading of a project through dbt's loader in another thread (diff's other side) neither
+    sees this parse's flags nor fires its events into this parse's callback."""
+    return isolated(_parse_report, dbt_args)
 
 
 def _parse_report(dbt_args: list[str]) -> dict[str, Any]:

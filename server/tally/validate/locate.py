@@ -54,6 +54,7 @@ class Locator:
         self._fields: dict[tuple[str, str], dict[str, int]] = {}
         self._by_bare: dict[tuple[str, str], list[str]] = {}
         self._nodes: dict[tuple[str, str], yaml.MappingNode] = {}
+        self.roots = list(roots)
         self.files = yaml_files(roots)
         for path in self.files:
             self._index(path)

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from tally.errors import ServerFault, suggestion_suffix
-from tally.project import model_paths
 from tally.validate import dbt_runner
 from tally.validate.findings import (
     Finding,
@@ -195,9 +194,11 @@ _YAML_ERROR = re.compile(
 _YAML_MARK = re.compile(r'\s*in "<unicode string>", line \d+, column \d+')
 
 
-def _yaml_error(match: re.Match[str], project_dir: Path) -> tuple[str, Location | None]:
+def _yaml_error(
+    match: re.Match[str], project_dir: Path, locator: Locator
+) -> tuple[str, Location | None]:
     rel = match.group("path")
-    roots = [project_dir, *model_paths(project_dir)]
+    roots = [project_dir, *locator.roots]
     path = next((r / rel for r in roots if (r / rel).is_file()), None)
     message = f"YAML syntax error: {_YAML_MARK.sub('', match.group('raw')).strip()}"
     return message, Location(path, int(match.group("line"))) if path else None
@@ -206,7 +207,7 @@ def _yaml_error(match: re.Match[str], project_dir: Path) -> tuple[str, Location 
 def _located(rule: Any, text: str, project_dir: Path, locator: Locator) -> Finding:
     yaml_error = _YAML_ERROR.search(text)
     if yaml_error:
-        message, loc = _yaml_error(yaml_error, project_dir)
+        message, loc = _yaml_error(yaml_error, project_dir, locator)
         return make_finding(rule, message, location=loc,
                             hint="fix the YAML (indentation, a missing '-' or ':')")
     match = _IN_ELEMENT.search(text) or _UID.search(text)
