@@ -4,6 +4,7 @@ independent sibling that knows nothing of the others:
 * the HTTP app (tally.api: REST, GraphQL, the dbt Semantic Layer's GraphQL API, dashboards),
   with MCP's streamable HTTP endpoint mounted at /mcp (tally.mcp);
 * Arrow Flight SQL on its own port (tally.flight), when asked for;
+* the PostgreSQL wire protocol on its own port (tally.pgwire), when asked for;
 * the refresh runtime (tally.refresh: monitors, history, notifications, cache warming).
 
 `tally serve` calls `serve`; tests and embedders call `create_app` for the same app without a
@@ -71,12 +72,24 @@ def serve(settings: Settings, *, insecure: bool = False, log_level: str = "info"
 
         companions.append(start_flight)
         flight = f", Flight SQL on grpc://{settings.host}:{port}"
+    pg = ""
+    if settings.pg_port:
+        pg_port = settings.pg_port
+
+        def start_pg(service: TallyService) -> Stop:
+            from tally.pgwire.server import start
+
+            return start(service, settings.host, pg_port, settings).shutdown
+
+        companions.append(start_pg)
+        pg = (f", PostgreSQL on {settings.host}:{pg_port} (psql -h {settings.host} -p "
+              f"{pg_port} -U tally tally)")
     app = create_app(settings, companions=companions)
     check_exposure(app.state.service, settings.host, insecure)
     print(
         f"tally serving {banner}on http://{settings.host}:{settings.port} "
         f"(REST /api/v1, GraphQL /graphql, dbt Semantic Layer GraphQL /api/graphql, MCP /mcp, "
-        f"docs /docs{flight})",
+        f"docs /docs{flight}{pg})",
         file=sys.stderr,
         flush=True,
     )

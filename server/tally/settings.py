@@ -207,6 +207,24 @@ class Settings(BaseSettings):
         None, ge=1, le=65535, description="Serve Arrow Flight SQL (the dbt Semantic Layer's "
         "JDBC/ADBC protocol) on this port; unset: off."
     )
+    pg_port: int | None = Field(
+        None, ge=1, le=65535, description="Serve the PostgreSQL wire protocol (SQL over "
+        "metrics for psql, JDBC, BI tools) on this port; unset: off."
+    )
+    pg_tls_cert: Path | None = Field(
+        None, description="PEM certificate for the PostgreSQL endpoint's TLS (sslmode=require)."
+    )
+    pg_tls_key: Path | None = Field(None, description="PEM private key for pg_tls_cert.")
+    pg_max_connections: int = Field(
+        100, ge=1, description="PostgreSQL connections at once; more are refused (53300)."
+    )
+    pg_idle_timeout_seconds: float = Field(
+        3600.0, gt=0, description="A PostgreSQL connection idle this long is closed."
+    )
+    pg_statement_timeout_seconds: float | None = Field(
+        None, gt=0, description="A SQL statement running longer is cancelled (57014); unset: "
+        "the warehouse's query time limit."
+    )
     # What the Flight SQL server holds between calls (tally.flight.state): each caller has a
     # share, and a caller over its share loses its own oldest entries, never another's.
     flight_pending_results: int = Field(

@@ -21,6 +21,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="also serve Arrow Flight SQL (dbt Semantic Layer JDBC/ADBC clients) on this port "
         "(env TALLY_FLIGHT_PORT; default: off)",
     )
+    s.add_argument(
+        "--pg-port",
+        type=int,
+        default=None,
+        help="also serve the PostgreSQL wire protocol (SQL over metrics: psql, JDBC, BI tools) "
+        "on this port (env TALLY_PG_PORT; default: off)",
+    )
     s.add_argument("--log-level", default=None, choices=LEVELS,
                    help="tally's own lines (env TALLY_LOG_LEVEL; default info); debug also "
                    "shows MetricFlow's and dbt's")  # fmt: skip
@@ -46,6 +53,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         flight_port=args.flight_port,
+        pg_port=args.pg_port,
     )
     # A wrong project folder, profile or target is the caller's mistake: say so now (exit 2),
     # not as a server that never gets ready. A missing manifest is not: the server starts,

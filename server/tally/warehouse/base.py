@@ -28,14 +28,16 @@ import hashlib
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar
 
 import pyarrow as pa
 
+from tally.core import cancel
 from tally.core.engine import EngineSpec
 from tally.errors import (
+    QueryCancelled,
     QueryDataError,
     QueryTimeout,
     TallyError,
@@ -124,22 +126,51 @@ class BaseWarehouse(ABC, Generic[C]):
     # Shared ------------------------------------------------------------------------------------
 
     def execute(self, sql: str, timeout_seconds: float | None = None) -> pa.Table:
+        scope = cancel.CURRENT.get()
+        if scope is None:
+            return self._execute(sql, timeout_seconds)
+        if scope.cancelled:
+            raise QueryCancelled("canceling statement due to user request")
+        try:
+            return self._execute(sql, timeout_seconds, scope)
+        except TallyError:
+            if scope.cancelled:
+                raise QueryCancelled("canceling statement due to user request") from None
+            raise
+
+    def _execute(self, sql: str, timeout_seconds: float | None,
+                 scope: cancel.CancelScope | None = None) -> pa.Table:
         conn = self._begin()
         reusable = False
         try:
-            limit = self._watched(conn, timeout_seconds)
-            if not limit:  # none, or the database's own: no deadline to keep (~10 us saved)
-                table = self._attempt(conn, sql, timeout_seconds, None)
-                reusable = True
-            else:
-                with WATCHDOG.limit(limit, lambda: self._cancel(conn)) as fired:
-                    table = self._attempt(conn, sql, timeout_seconds, fired)
-                # After the block a cancel is either due (`fired`: it may still be on its way)
-                # or will never come: only a connection no cancel can reach is reused.
-                reusable = not fired.is_set()
+            with scope.watch(self._cancel_callback(conn)) if scope is not None \
+                    else contextlib.nullcontext():
+                table, reusable = self._limited(conn, sql, timeout_seconds)
+            # A cancel from the scope may still be on its way: that connection is not reused.
+            reusable = reusable and (scope is None or not scope.cancelled)
         finally:
             self._end(conn, reusable)
         return table
+
+    def _cancel_callback(self, conn: C) -> Callable[[], None]:
+        def stop() -> None:
+            with self._lock:  # as interrupt(): only a connection still running its query
+                if conn in self._running:
+                    self._cancel(conn)
+
+        return stop
+
+    def _limited(self, conn: C, sql: str, timeout_seconds: float | None
+                 ) -> tuple[pa.Table, bool]:
+        """The result under the time limit, and whether the connection may be reused."""
+        limit = self._watched(conn, timeout_seconds)
+        if not limit:  # none, or the database's own: no deadline to keep (~10 us saved)
+            return self._attempt(conn, sql, timeout_seconds, None), True
+        with WATCHDOG.limit(limit, lambda: self._cancel(conn)) as fired:
+            table = self._attempt(conn, sql, timeout_seconds, fired)
+        # After the block a cancel is either due (`fired`: it may still be on its way) or will
+        # never come: only a connection no cancel can reach is reused.
+        return table, not fired.is_set()
 
     def _attempt(
         self, conn: C, sql: str, timeout_seconds: float | None, fired: threading.Event | None

@@ -1,0 +1,1 @@
+"""The PostgreSQL wire protocol over tally's SQL (tally.sql): `tally serve --pg-port`."""

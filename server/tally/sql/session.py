@@ -1,0 +1,639 @@
+"""`SqlSession`: one SQL connection's state (its caller, settings, transaction flag) and the
+one entry point every SQL transport calls: `execute(text, params)` answers one statement.
+
+A statement is one of: a session command (SET, SHOW, BEGIN/COMMIT/ROLLBACK, DISCARD, ...)
+answered here; a write or DDL, refused (25006); a query over `pg_catalog` /
+`information_schema` (or with no table at all), answered from the emulated catalog
+(pg_catalog.py); or a query over tally's tables, whose SELECTs over them run as metric queries
+through the service (translate.py) and whose outer layers run over their results only, in the
+sandboxed DuckDB of the caller's catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from tally.core.caller import Caller
+from tally.core.cancel import CancelScope, cancel_scope
+from tally.service import TallyService
+from tally.sql import pgtypes
+from tally.sql.catalog import Catalogs, SqlCatalog
+from tally.sql.errors import (
+    InvalidParameter,
+    ReadOnly,
+    SqlError,
+    SqlSyntaxError,
+    UndefinedColumn,
+    UndefinedFunction,
+    UndefinedObject,
+    UndefinedTable,
+    Unsupported,
+)
+from tally.sql.pg_catalog import DATABASE, SERVER_VERSION, VERSION, CatalogDatabase
+from tally.sql.pgtypes import PgType
+from tally.sql.translate import (
+    MetricSelect,
+    identifier,
+    pg_column_name,
+    table_name,
+    translate_select,
+)
+
+MAX_STATEMENT = 200_000
+BATCH_ROWS = 8_192
+_WRITE = re.compile(
+    r"^\s*(insert|update|delete|merge|create|drop|alter|truncate|copy|grant|revoke|vacuum|"
+    r"analyze|cluster|reindex|comment|lock|refresh|call|do|import|load|install|attach|"
+    r"detach|export|checkpoint|pragma|security|reassign|notify|listen)\b", re.IGNORECASE)
+_DENIED_FUNCTIONS = {"read_csv", "read_csv_auto", "read_parquet", "read_json", "read_json_auto",
+                     "read_text", "read_blob", "glob", "parquet_scan", "sniff_csv",
+                     "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "lo_import",
+                     "lo_export", "dblink", "query_table", "query", "getenv", "sqlite_scan",
+                     "postgres_scan", "iceberg_scan", "delta_scan", "read_xlsx", "http_get"}
+_TABLE_FUNCTIONS = {"unnest", "generate_series", "exploding_generate_series",
+                    "generate_subscripts", "pg_get_keywords",
+                    "explode", "range"}
+DEFAULTS = {
+    "server_version": SERVER_VERSION, "server_version_num": "160000",
+    "server_encoding": "UTF8", "client_encoding": "UTF8", "datestyle": "ISO, MDY",
+    "timezone": "UTC", "integer_datetimes": "on", "standard_conforming_strings": "on",
+    "intervalstyle": "postgres", "is_superuser": "off", "application_name": "",
+    "search_path": '"$user", public', "transaction_isolation": "read committed",
+    "default_transaction_isolation": "read committed", "transaction_read_only": "on",
+    "default_transaction_read_only": "on", "max_identifier_length": "63",
+    "lc_collate": "C.UTF-8", "lc_ctype": "C.UTF-8", "extra_float_digits": "1",
+    "statement_timeout": "0", "idle_in_transaction_session_timeout": "0",
+    "bytea_output": "hex", "default_transaction_deferrable": "off",
+    "session_authorization": "tally", "in_hot_standby": "off", "block_size": "8192",
+}
+
+
+@dataclass
+class SqlResult:
+    """One statement's answer: its columns, its rows (None for a command without rows), and
+    its command tag (SELECT 3, SET, BEGIN ...)."""
+
+    columns: tuple[tuple[str, PgType], ...] = ()
+    table: pa.Table | None = None
+    tag: str = ""
+    empty_query: bool = False
+    rows_affected: int | None = None
+    _schema: pa.Schema | None = field(default=None, repr=False)
+
+    def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+        """The rows in batches, each cast to the declared column types as it goes (the whole
+        result is never copied at once)."""
+        if self.table is None:
+            return
+        schema = self._schema or pa.schema([(n, t.arrow()) for n, t in self.columns])
+        for batch in self.table.to_batches(batch_rows):
+            if batch.schema != schema:
+                batch = pa.RecordBatch.from_arrays(
+                    [_cast(batch.column(i), schema.field(i).type)
+                     for i in range(batch.num_columns)], schema=schema)
+            yield batch
+
+    def command_tag(self, rows: int) -> str:
+        return self.tag or f"SELECT {rows}"
+
+
+def _cast(array: pa.Array, to: pa.DataType) -> pa.Array:
+    if array.type == to:
+        return array
+    try:
+        return array.cast(to, safe=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return array.cast(pa.string()) if pa.types.is_string(to) else array
+
+
+class SqlEngine:
+    """What every session of a server shares: the service, the callers' catalogs and their
+    sandboxed DuckDBs (one per catalog, kept while the catalog is)."""
+
+    def __init__(self, service: TallyService) -> None:
+        self.service = service
+        self.catalogs = Catalogs(service)
+        self._databases: OrderedDict[int, tuple[SqlCatalog, CatalogDatabase]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def database(self, catalog: SqlCatalog) -> CatalogDatabase:
+        key = id(catalog)
+        with self._lock:
+            found = self._databases.get(key)
+            if found is not None and found[0] is catalog:
+                return found[1]
+        database = CatalogDatabase(catalog)
+        with self._lock:
+            self._databases[key] = (catalog, database)
+            while len(self._databases) > 64:
+                _, (_, old) = self._databases.popitem(last=False)
+                old.close()
+        return database
+
+    def session(self, caller: Caller, user: str = "tally",
+                settings: dict[str, str] | None = None) -> SqlSession:
+        return SqlSession(self, caller, user, settings)
+
+
+class SqlSession:
+    def __init__(self, engine: SqlEngine, caller: Caller, user: str = "tally",
+                 settings: dict[str, str] | None = None) -> None:
+        self.engine = engine
+        self.service = engine.service
+        self.caller = caller
+        self.user = user
+        self.settings: dict[str, str] = dict(DEFAULTS)
+        for key, value in (settings or {}).items():
+            self.settings[key.lower()] = value
+        self.in_transaction = False
+        self.failed_transaction = False
+        self.scope: CancelScope | None = None
+
+    # Entry points ------------------------------------------------------------------------
+
+    async def execute(self, text: str, params: Sequence[Any] = (),
+                      describe_only: bool = False) -> SqlResult:
+        """One statement's answer (SqlError, or a tally error, for a refusal)."""
+        if len(text) > MAX_STATEMENT:
+            raise SqlSyntaxError(f"The statement is too long ({len(text)} characters).")
+        stripped = _strip_comments(text).strip().rstrip(";").strip()
+        if not stripped:
+            return SqlResult(empty_query=True)
+        command = self._command(stripped)
+        if command is not None:
+            return command
+        if _WRITE.match(stripped):
+            raise ReadOnly(
+                "tally's SQL is read-only: metrics are defined in the dbt project and computed "
+                "from the warehouse, not written through SQL. Use SELECT ... FROM metrics."
+            )
+        tree = _parse(stripped)
+        if params:
+            tree = _bind(tree, params)
+        elif any(True for _ in tree.find_all(exp.Parameter, exp.Placeholder)):
+            if not describe_only:
+                raise InvalidParameter("The statement has parameters ($1, ...) but none were "
+                                       "bound.")
+            tree = _bind(tree, [None] * 100)
+        if not isinstance(tree, exp.Query):
+            raise Unsupported(f"tally answers SELECT statements; got {type(tree).__name__}.")
+        catalog = await self.service.run(self.engine.catalogs.get, self.caller)
+        database = self.engine.database(catalog)
+        self._check_functions(tree)
+        kinds = self._table_kinds(tree, catalog)
+        if "tally" in kinds and "system" in kinds:
+            raise Unsupported("A query over tally's tables cannot read pg_catalog or "
+                              "information_schema in the same statement.")
+        if "tally" in kinds:
+            return await self._metric_query(tree, catalog, database, describe_only)
+        return await asyncio.to_thread(self._catalog_query, tree, database)
+
+    def cancel(self) -> None:
+        """Stop the statement running now (CancelRequest): its warehouse query included."""
+        scope = self.scope
+        if scope is not None:
+            scope.cancel()
+
+    # Session commands ----------------------------------------------------------------------
+
+    def _command(self, text: str) -> SqlResult | None:
+        words = text.split(None, 2)
+        head = words[0].lower()
+        if head in ("begin", "start"):
+            self.in_transaction = True
+            return SqlResult(tag="BEGIN")
+        if head in ("commit", "end", "rollback", "abort"):
+            self.in_transaction = False
+            return SqlResult(tag="ROLLBACK" if head in ("rollback", "abort") else "COMMIT")
+        if head in ("savepoint", "release"):
+            return SqlResult(tag=head.upper())
+        if head == "discard":
+            self.settings = dict(DEFAULTS)
+            return SqlResult(tag=f"DISCARD {words[1].upper() if len(words) > 1 else 'ALL'}")
+        if head in ("deallocate", "close", "unlisten"):
+            tag = {"deallocate": "DEALLOCATE", "close": "CLOSE CURSOR",
+                   "unlisten": "UNLISTEN"}[head]
+            return SqlResult(tag=f"{tag} ALL" if head == "deallocate" and "all" in
+                             text.lower().split() else tag)
+        if head == "set":
+            self._set(text[3:].strip())
+            return SqlResult(tag="SET")
+        if head == "reset":
+            name = text[5:].strip().lower()
+            if name == "all":
+                self.settings = dict(DEFAULTS)
+            else:
+                self.settings[name] = DEFAULTS.get(name, "")
+            return SqlResult(tag="RESET")
+        if head == "show":
+            return self._show(text[4:].strip())
+        if head in ("prepare", "execute", "declare", "fetch", "move"):
+            raise Unsupported(f"{head.upper()} is not supported: use the extended query "
+                              "protocol (Parse/Bind/Execute) for prepared statements.")
+        return None
+
+    def _set(self, rest: str) -> None:
+        rest = re.sub(r"^(session|local)\s+", "", rest, flags=re.IGNORECASE)
+        lowered = rest.lower()
+        if lowered.startswith(("transaction", "session characteristics", "constraints",
+                               "role", "session authorization")):
+            return
+        match = re.match(r"^time\s+zone\s+(.+)$", rest, re.IGNORECASE)
+        if match:
+            name, value = "timezone", match.group(1)
+        else:
+            match = re.match(r"^(names)\s+(.+)$", rest, re.IGNORECASE) or \
+                re.match(r'^("?[\w.]+"?)\s*(?:=|\bto\b)\s*(.*)$', rest, re.IGNORECASE | re.S)
+            if not match:
+                raise SqlSyntaxError(f"Cannot read SET {rest[:60]!r}; write SET name TO value.")
+            name, value = match.group(1).strip('"').lower(), match.group(2)
+            if name == "names":
+                name = "client_encoding"
+        value = value.strip()
+        if value.lower() in ("default", "local"):
+            value = DEFAULTS.get(name, "")
+        parts = [p.strip().strip("'").strip('"') for p in value.split(",")] if \
+            name == "search_path" else [value.strip("'").strip('"')]
+        self.settings[name] = ", ".join(parts)
+
+    def _show(self, name: str) -> SqlResult:
+        key = name.strip().strip('"').lower().replace(" ", "")
+        if key == "timezone" or key == "time_zone":
+            key = "timezone"
+        if key == "all":
+            table = pa.table({"name": list(self.settings),
+                              "setting": list(self.settings.values()),
+                              "description": [""] * len(self.settings)})
+            return SqlResult((("name", pgtypes.TEXT), ("setting", pgtypes.TEXT),
+                              ("description", pgtypes.TEXT)), table, "SHOW")
+        if key not in self.settings:
+            raise UndefinedObject(f'unrecognized configuration parameter "{name}"')
+        table = pa.table({key: [self.settings[key]]})
+        return SqlResult(((key, pgtypes.TEXT),), table, "SHOW")
+
+    # Catalog queries ---------------------------------------------------------------------
+
+    def _catalog_query(self, tree: exp.Expression, database: CatalogDatabase) -> SqlResult:
+        tree = _named(tree)
+        tree = self._session_functions(database.rewrite(tree))
+        sql = tree.sql(dialect="duckdb")
+        cursor = database.cursor()
+        try:
+            relation = cursor.sql(sql)
+            table = relation.to_arrow_table() if relation is not None else None
+        except duckdb.Error as e:
+            raise _duckdb_error(e) from None
+        finally:
+            cursor.close()
+        if table is None:
+            return SqlResult(tag="SELECT 0")
+        return _result_of(table)
+
+    def _session_functions(self, tree: exp.Expression) -> exp.Expression:
+        """version(), current_schema(), current_setting(), set_config(), current_user: the
+        session's answers, as literals."""
+
+        def visit(node: exp.Expression) -> exp.Expression:
+            name = _function_name(node)
+            args = _function_args(node)
+            if name == "version" or isinstance(node, exp.CurrentVersion):
+                return exp.Literal.string(VERSION)
+            if name == "current_schema" or isinstance(node, exp.CurrentSchema):
+                return exp.Literal.string("public")
+            if name == "current_schemas":
+                return exp.Array(expressions=[exp.Literal.string("pg_catalog"),
+                                              exp.Literal.string("public")])
+            if name in ("current_user", "session_user", "user", "current_role") or \
+                    isinstance(node, exp.CurrentUser):
+                return exp.Literal.string(self.user)
+            if name in ("current_database", "current_catalog"):
+                return exp.Literal.string(DATABASE)
+            if name == "current_setting" and args:
+                key = _string_arg(args[0]).lower()
+                if key not in self.settings:
+                    if len(args) > 1:
+                        return exp.Null()
+                    raise UndefinedObject(f'unrecognized configuration parameter "{key}"')
+                return exp.Literal.string(self.settings[key])
+            if name == "set_config" and len(args) >= 2:
+                key, value = _string_arg(args[0]).lower(), _string_arg(args[1])
+                self.settings[key] = value
+                return exp.Literal.string(value)
+            if name in ("now", "transaction_timestamp", "statement_timestamp") or \
+                    isinstance(node, exp.CurrentTimestamp):
+                stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
+                return exp.Cast(this=exp.Literal.string(stamp),
+                                to=exp.DataType.build("TIMESTAMP"))
+            return node
+
+        return tree.transform(visit, copy=False)
+
+    # Metric queries ----------------------------------------------------------------------
+
+    async def _metric_query(self, tree: exp.Expression, catalog: SqlCatalog,
+                            database: CatalogDatabase, describe_only: bool) -> SqlResult:
+        ctes = {identifier(c.args["alias"].this) if c.args.get("alias") else ""
+                for c in tree.find_all(exp.CTE)}
+        selects: list[MetricSelect] = []
+        token = secrets.token_hex(4)
+        dialect = self.service.engine.dialect
+        passthrough: MetricSelect | None = None
+        for table in list(tree.find_all(exp.Table)):
+            schema, name = table_name(table)
+            if not schema and name in ctes:
+                continue
+            select = table.find_ancestor(exp.Select)
+            if select is None or select.args.get("from_") is None or \
+                    select.args["from_"].this is not table:
+                if select is not None and any(j.this is table for j in
+                                              select.args.get("joins") or []):
+                    raise Unsupported(
+                        "tally answers one metric query per SELECT: a join of tally tables "
+                        "cannot be answered exactly. Ask for every metric in one SELECT, or "
+                        "join the results of two subqueries."
+                    )
+                raise Unsupported("A tally table can only be read in a SELECT's FROM.")
+            relation = f"__tally_q{len(selects)}_{token}"
+            metric, rewritten = translate_select(select, table, catalog, relation, dialect)
+            selects.append(metric)
+            if select is tree:
+                tree = rewritten
+                passthrough = metric if _is_plain(rewritten) else None
+            else:
+                select.replace(rewritten)
+        self.scope = scope = CancelScope()
+        try:
+            tables = []
+            for metric in selects:
+                tables.append(await self._run(metric, describe_only, scope))
+        finally:
+            self.scope = None
+        if passthrough is not None and len(selects) == 1:
+            return _passthrough(tree, passthrough, tables[0])
+        return await asyncio.to_thread(self._outer, tree, selects, tables, database)
+
+    async def _run(self, metric: MetricSelect, describe_only: bool,
+                   scope: CancelScope) -> pa.Table:
+        schema = pa.schema([(c.name, c.type.arrow()) for c in metric.columns])
+        if metric.empty or describe_only:
+            if not describe_only:
+                await self.service.run(self.service.check, metric.request, self.caller)
+            return schema.empty_table()
+        with cancel_scope(scope):
+            result = await asyncio.to_thread(self.service.query, metric.request, self.caller)
+        if metric.request.saved_query:
+            return result.table
+        table = result.table
+        arrays = []
+        for f in schema:
+            index = table.schema.get_field_index(f.name)
+            if index < 0:
+                raise UndefinedColumn(f'column "{f.name}" is not in the answer.')
+            arrays.append(table.column(index))
+        return pa.Table.from_arrays(arrays, schema=pa.schema(
+            [(f.name, table.schema.field(table.schema.get_field_index(f.name)).type)
+             for f in schema]))
+
+    def _outer(self, tree: exp.Expression, selects: list[MetricSelect],
+               tables: list[pa.Table], database: CatalogDatabase) -> SqlResult:
+        sql = tree.sql(dialect="duckdb")
+        cursor = database.cursor()
+        try:
+            for metric, table in zip(selects, tables, strict=True):
+                declared = pa.schema([(c.name, c.type.arrow()) for c in metric.columns]) \
+                    if not metric.request.saved_query else None
+                if declared is not None and table.schema != declared:
+                    table = table.cast(declared, safe=False)
+                cursor.register(metric.relation, table)
+            result = cursor.sql(sql)
+            table = result.to_arrow_table() if result is not None else pa.table({})
+        except duckdb.Error as e:
+            raise _duckdb_error(e) from None
+        finally:
+            for metric in selects:
+                with contextlib.suppress(duckdb.Error):
+                    cursor.unregister(metric.relation)
+            cursor.close()
+        return _result_of(table)
+
+    # Checks --------------------------------------------------------------------------------
+
+    def _check_functions(self, tree: exp.Expression) -> None:
+        for node in tree.walk():
+            name = _function_name(node)
+            if name and name in _DENIED_FUNCTIONS:
+                raise Unsupported(f"{name}() reads files or the network: tally's SQL reads "
+                                  "its own tables only.")
+            if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier) \
+                    and _function_name(node.this) not in _TABLE_FUNCTIONS:
+                raise Unsupported(f"The table function {node.this.sql('postgres')[:60]} is not "
+                                  "supported: read tally's tables (metrics, and one per saved "
+                                  "query).")
+
+    def _table_kinds(self, tree: exp.Expression, catalog: SqlCatalog) -> set[str]:
+        ctes = {identifier(c.args["alias"].this) for c in tree.find_all(exp.CTE)
+                if c.args.get("alias")}
+        kinds = set()
+        for table in tree.find_all(exp.Table):
+            schema, name = table_name(table)
+            if schema in ("pg_catalog", "information_schema") or \
+                    (not schema and name.startswith("pg_") and catalog.table(name) is None):
+                kinds.add("system")
+            elif not schema and name in ctes:
+                continue
+            else:
+                kinds.add("tally")
+        return kinds
+
+
+# Helpers ------------------------------------------------------------------------------------
+
+def _named(tree: exp.Expression) -> exp.Expression:
+    """Each unnamed item of the outermost SELECT named as PostgreSQL names it."""
+    if not isinstance(tree, exp.Select):
+        return tree
+    tree = tree.copy()
+    items = []
+    for item in tree.expressions:
+        if isinstance(item, exp.Alias | exp.Star | exp.Column):
+            items.append(item)
+        else:
+            items.append(exp.alias_(item, pg_column_name(item), quoted=True))
+    tree.set("expressions", items)
+    return tree
+
+
+def _is_plain(select: exp.Expression) -> bool:
+    if not isinstance(select, exp.Select):
+        return False
+    if any(select.args.get(k) is not None for k in ("where", "order", "limit", "offset",
+                                                    "distinct", "group", "having")):
+        return False
+    return all(isinstance(p, exp.Alias) and isinstance(p.this, exp.Column)
+               for p in select.expressions)
+
+
+def _passthrough(select: exp.Select, metric: MetricSelect, table: pa.Table) -> SqlResult:
+    """The answer itself, its columns picked and named (no copy of its rows)."""
+    types = {c.name: c.type for c in metric.columns}
+    names, arrays, columns = [], [], []
+    for projection in select.expressions:
+        source = projection.this.name
+        names.append(projection.alias)
+        arrays.append(table.column(source))
+        columns.append((projection.alias, types[source]))
+    picked = pa.Table.from_arrays(arrays, names=names)
+    return SqlResult(tuple(columns), picked)
+
+
+def _result_of(table: pa.Table) -> SqlResult:
+    columns = tuple((f.name, pgtypes.of_arrow(f.type)) for f in table.schema)
+    schema = pa.schema([(n, _wire_arrow(t, f.type)) for (n, t), f in zip(columns, table.schema,
+                                                                         strict=True)])
+    return SqlResult(columns, table, _schema=schema)
+
+
+def _wire_arrow(pg: PgType, arrow: pa.DataType) -> pa.DataType:
+    if pa.types.is_decimal(arrow) or pa.types.is_list(arrow):
+        return arrow
+    try:
+        return pg.arrow()
+    except KeyError:
+        return arrow
+
+
+def _function_name(node: exp.Expression) -> str | None:
+    if isinstance(node, exp.Dot):
+        return _function_name(node.expression)
+    if isinstance(node, exp.Anonymous):
+        return node.name.lower()
+    if isinstance(node, exp.Func):
+        try:
+            return node.sql_name().lower()
+        except Exception:
+            return None
+    return None
+
+
+def _function_args(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.Anonymous):
+        return list(node.expressions)
+    if isinstance(node, exp.Func):
+        args = [node.this] if isinstance(node.this, exp.Expression) else []
+        return args + list(node.expressions)
+    return []
+
+
+def _string_arg(node: exp.Expression) -> str:
+    if isinstance(node, exp.Literal) and node.is_string:
+        return node.this
+    if isinstance(node, exp.Cast):
+        return _string_arg(node.this)
+    raise InvalidParameter("This function takes a string literal.")
+
+
+def _strip_comments(text: str) -> str:
+    """The statement without leading comments (clients prefix statements with them)."""
+    while True:
+        stripped = text.lstrip()
+        if stripped.startswith("--"):
+            newline = stripped.find("\n")
+            text = "" if newline < 0 else stripped[newline + 1:]
+        elif stripped.startswith("/*"):
+            end = stripped.find("*/")
+            text = "" if end < 0 else stripped[end + 2:]
+        else:
+            return stripped
+
+
+def _parse(text: str) -> exp.Expression:
+    text = re.sub(r"OPERATOR\s*\(\s*pg_catalog\s*\.\s*([~!=<>*+-]+)\s*\)", r"\1", text,
+                  flags=re.IGNORECASE)
+    try:
+        statements = [s for s in sqlglot.parse(text, read="postgres") if s is not None]
+    except (ParseError, TokenError) as e:
+        message = str(e).splitlines()[0] if str(e) else "cannot parse"
+        raise SqlSyntaxError(f"syntax error: {message[:300]}") from None
+    except RecursionError:
+        raise SqlSyntaxError("The statement nests too deeply.") from None
+    if len(statements) != 1:
+        raise SqlSyntaxError("Send one statement at a time.")
+    statement = statements[0]
+    if isinstance(statement, exp.Command):
+        raise Unsupported(f"{statement.name.upper()} is not supported by tally's SQL.")
+    return statement
+
+
+def _bind(tree: exp.Expression, params: Sequence[Any]) -> exp.Expression:
+    def visit(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Parameter | exp.Placeholder):
+            text = node.name if isinstance(node, exp.Placeholder) else node.this.name
+            if not text.isdigit():
+                raise InvalidParameter(f"Unknown parameter {node.sql()}.")
+            index = int(text) - 1
+            if not 0 <= index < len(params):
+                raise InvalidParameter(f"The statement uses ${index + 1} but {len(params)} "
+                                       "parameter(s) were bound.")
+            return literal(params[index])
+        return node
+
+    return tree.transform(visit, copy=True)
+
+
+def literal(value: Any) -> exp.Expression:
+    """A bound parameter as a literal node (never spliced into text)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, int | float):
+        node = exp.Literal.number(value)
+        return exp.Neg(this=exp.Literal.number(-value)) if value < 0 else node
+    if isinstance(value, dt.datetime):
+        return exp.Cast(this=exp.Literal.string(value.isoformat(sep=" ")),
+                        to=exp.DataType.build("TIMESTAMP"))
+    if isinstance(value, dt.date):
+        return exp.Cast(this=exp.Literal.string(value.isoformat()),
+                        to=exp.DataType.build("DATE"))
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    return exp.Literal.string(str(value))
+
+
+def _duckdb_error(e: duckdb.Error) -> Exception:
+    message = str(e).splitlines()[0]
+    message = re.sub(r"__(pg|is)_", "", message).replace("__tally_types", "pg_type")
+    message = re.sub(r"__tally_q\d+_[0-9a-f]+", "the metric query", message)
+    if isinstance(e, duckdb.PermissionException):
+        return Unsupported("tally's SQL reads its own tables only (no files, no network).")
+    if isinstance(e, duckdb.CatalogException):
+        if "Function" in message or "function" in message:
+            return UndefinedFunction(message)
+        if "Table" in message:
+            return UndefinedTable(message)
+        return UndefinedObject(message)
+    if isinstance(e, duckdb.BinderException):
+        return UndefinedColumn(message) if "column" in message.lower() else SqlError(message)
+    if isinstance(e, duckdb.ParserException):
+        return SqlSyntaxError(message)
+    if isinstance(e, duckdb.ConversionException | duckdb.InvalidInputException):
+        return InvalidParameter(message)
+    if isinstance(e, duckdb.InterruptException):
+        from tally.errors import QueryCancelled
+
+        return QueryCancelled("canceling statement due to user request")
+    return Unsupported(f"tally cannot answer this statement: {message}")
