@@ -86,7 +86,13 @@ class SqlCatalog:
 
 
 def _metric_type(agg: str | None) -> PgType:
-    return pgtypes.INT8 if agg in _INTEGER_AGGS else pgtypes.FLOAT8
+    """Counts are integers; sums, minimums and maximums keep their exact decimals (money never
+    goes through floating point); averages, ratios and derived metrics are double precision."""
+    if agg in _INTEGER_AGGS:
+        return pgtypes.INT8
+    if agg in ("sum", "min", "max"):
+        return pgtypes.NUMERIC
+    return pgtypes.FLOAT8
 
 
 def _dimension_columns(dimension: DimensionInfo) -> list[Column]:
@@ -116,7 +122,8 @@ def build(service: TallyService, caller: Caller) -> SqlCatalog:
     metric_columns: list[Column] = []
     for metric in metrics:
         agg = None
-        if metric.type == "simple" and metric.inputs and metric.inputs[0] in measures:
+        if metric.type in ("simple", "cumulative") and metric.inputs and \
+                metric.inputs[0] in measures:
             agg = measures[metric.inputs[0]].agg
         facts[metric.name] = MetricFacts(metric.name, metric.type, AGGREGATES.get(agg or "", ()))
         metric_columns.append(Column(metric.name, _metric_type(agg), metric.label,

@@ -99,7 +99,8 @@ class SqlResult:
         result is never copied at once)."""
         if self.table is None:
             return
-        schema = self._schema or pa.schema([(n, t.arrow()) for n, t in self.columns])
+        schema = self._schema or conform_schema(
+            self.table.schema, pa.schema([(n, t.arrow()) for n, t in self.columns]))
         for batch in self.table.to_batches(batch_rows):
             if batch.schema != schema:
                 batch = pa.RecordBatch.from_arrays(
@@ -109,6 +110,22 @@ class SqlResult:
 
     def command_tag(self, rows: int) -> str:
         return self.tag or f"SELECT {rows}"
+
+
+def conform_type(actual: pa.DataType, declared: pa.DataType) -> pa.DataType:
+    """The type a column is sent as: the declared one, except that an exact decimal keeps its
+    own scale (and an integer becomes a decimal of scale 0) where NUMERIC is declared."""
+    if pa.types.is_decimal(declared):
+        if pa.types.is_decimal(actual):
+            return actual
+        if pa.types.is_integer(actual):
+            return pa.decimal128(38, 0)
+    return declared
+
+
+def conform_schema(actual: pa.Schema, declared: pa.Schema) -> pa.Schema:
+    return pa.schema([(d.name, conform_type(a.type, d.type))
+                      for a, d in zip(actual, declared, strict=True)])
 
 
 def _cast(array: pa.Array, to: pa.DataType) -> pa.Array:
@@ -414,7 +431,8 @@ class SqlSession:
         cursor = database.cursor()
         try:
             for metric, table in zip(selects, tables, strict=True):
-                declared = pa.schema([(c.name, c.type.arrow()) for c in metric.columns]) \
+                declared = conform_schema(table.schema, pa.schema(
+                    [(c.name, c.type.arrow()) for c in metric.columns])) \
                     if not metric.request.saved_query else None
                 if declared is not None and table.schema != declared:
                     table = table.cast(declared, safe=False)
@@ -433,11 +451,13 @@ class SqlSession:
     # Checks --------------------------------------------------------------------------------
 
     def _check_functions(self, tree: exp.Expression) -> None:
-        for node in tree.walk():
+        nodes = list(tree.walk())
+        for node in nodes:
             name = _function_name(node)
             if name and name in _DENIED_FUNCTIONS:
                 raise Unsupported(f"{name}() reads files or the network: tally's SQL reads "
                                   "its own tables only.")
+        for node in nodes:
             if isinstance(node, exp.Table) and not isinstance(node.this, exp.Identifier) \
                     and _function_name(node.this) not in _TABLE_FUNCTIONS:
                 raise Unsupported(f"The table function {node.this.sql('postgres')[:60]} is not "
