@@ -310,7 +310,7 @@ class Connection:
                 raise SqlError(f'prepared statement "{name}" does not exist')
             result = await self.run(statement.text, (), describe_only=True)
             statement.described = result
-            count = max([statement_params(statement.text)] + [len(statement.param_oids)])
+            count = max(statement_params(statement.text), len(statement.param_oids))
             oids = [(statement.param_oids[i] if i < len(statement.param_oids) and
                      statement.param_oids[i] else 25) for i in range(count)]
             self.send(m.parameter_description(oids))
@@ -351,10 +351,8 @@ class Connection:
             self.send(m.command_complete(result.tag))
             portal.done = True
             return
-        sent = 0
-        for row in portal.rows:
+        for sent, row in enumerate(portal.rows, start=1):
             self.send(row)
-            sent += 1
             portal.sent += 1
             if sent % 2048 == 0:
                 await self.flush()
