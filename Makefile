@@ -25,9 +25,17 @@ export NO_MKDOCS_2_WARNING := 1
 SDK_VENV  := .venv-sdk
 SDK_STAMP := $(SDK_VENV)/.installed-stamp
 SDK_SPEC  := dbt-sl-sdk[sync,async]==0.13.4
+# Apache Superset (tests/bi/: a BI tool over tally's PostgreSQL wire endpoint), in a virtualenv
+# of its own (its pins conflict with tally's); psycopg2 is its postgres driver. rich and
+# cachetools: 6.1.0 imports them without declaring them; flask-caching: its own lockfile's pin
+# (2.5 passes an argument Superset's metastore cache does not take).
+SUPERSET_VENV  := .venv-superset
+SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-stamp
+SUPERSET_SPEC  := "apache-superset==6.1.*" psycopg2-binary rich cachetools flask-caching==2.3.1
 
 .PHONY: install sdk-venv warehouse warehouse-postgres warehouse-spark install-spark test-spark \
-        demo test test-refresh test-big lint docs clean help browser dashboard-build
+        demo test test-refresh test-big lint docs clean help browser dashboard-build \
+        superset-venv test-bi
 
 help:
 	@echo "make demo       install, build the warehouse, show some metrics, serve on :8080"
@@ -35,6 +43,8 @@ help:
 	@echo "make test-refresh  the refresh pipeline's end-to-end tests (real server, dbt builds)"
 	@echo "make install    create .venv and install tally (editable, with dev tools)"
 	@echo "make sdk-venv   create .venv-sdk with the dbt Semantic Layer SDK (for its tests)"
+	@echo "make superset-venv  create .venv-superset with Apache Superset (for make test-bi)"
+	@echo "make test-bi    Apache Superset over tally's PostgreSQL wire endpoint (real processes)"
 	@echo "make warehouse  generate raw data (SEED=$(SEED) SCALE=$(SCALE) AS_OF=$(AS_OF)), then tally build"
 	@echo "make warehouse-postgres  the same on the profile's postgres target"
 	@echo "make warehouse-spark     the same on the profile's spark target (TALLY_SPARK_MASTER, TALLY_SPARK_WAREHOUSE)"
@@ -81,6 +91,14 @@ $(SDK_STAMP):
 	$(SDK_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(SDK_VENV)/bin/python -m pip install --quiet "$(SDK_SPEC)"
 	@touch $(SDK_STAMP)
+
+superset-venv: $(SUPERSET_STAMP)
+
+$(SUPERSET_STAMP):
+	@test -x $(SUPERSET_VENV)/bin/python || $(PYTHON) -m venv $(SUPERSET_VENV)
+	$(SUPERSET_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(SUPERSET_VENV)/bin/python -m pip install --quiet $(SUPERSET_SPEC)
+	@touch $(SUPERSET_STAMP)
 
 # `tally build` rebuilds safely while a server runs (docs/operations.md, "Rebuilding while
 # serving"): dbt builds a side copy of the DuckDB file, then the file and dbt's target/ are
@@ -151,13 +169,20 @@ test-big: $(STAMP)
 	TALLY_BIG_TESTS=1 $(BIN)/python -m pytest tests/api/rest/test_exports.py -k multi_million -n 0 -s
 
 test: $(STAMP) $(SDK_STAMP) dashboard-build browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh $(TESTS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh \
+	    --ignore=tests/bi $(TESTS)
 
 # The refresh pipeline end to end (a real server, `tally build` and POST /api/v1/refresh with
 # real dbt builds: two to three minutes on its own), kept out of `make test`'s time; .ci/run
 # runs it after `make test`.
 test-refresh: $(STAMP)
 	$(BIN)/python -m pytest tests/refresh -n 0
+
+# Apache Superset (.venv-superset) over tally's PostgreSQL wire endpoint: real `tally serve
+# --pg-port` and Superset processes, its REST API against hand SQL, a chart drawn in headless
+# Chromium (its screenshot: bench/screenshots/superset_chart.png). .ci/run runs it.
+test-bi: $(STAMP) $(SUPERSET_STAMP) browser
+	$(BIN)/python -m pytest tests/bi -n 0 -s
 
 lint: $(STAMP)
 	$(BIN)/ruff check server tests bench clients/python clients/dashboard/example docs
@@ -172,7 +197,7 @@ docs: $(STAMP)
 
 clean:
 	rm -rf clients/node_modules clients/js/dist clients/dashboard/dist
-	rm -rf $(VENV) $(SDK_VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
+	rm -rf $(VENV) $(SDK_VENV) $(SUPERSET_VENV) $(PROJECT)/.tally $(WAREHOUSE) $(WAREHOUSE).wal $(PROJECT)/target \
 	       $(PROJECT)/target.old \
 	       $(PROJECT)/logs \
 	       $(PROJECT)/dbt_packages .pytest_cache .ruff_cache *.egg-info
