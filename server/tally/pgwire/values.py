@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import math
+import re
 import struct
 from collections.abc import Callable
 from typing import Any
@@ -222,7 +223,13 @@ def decode_parameter(data: bytes | None, oid: int, binary: bool) -> Any:
     return data.decode("utf-8", "replace")
 
 
+# pgjdbc's setDate: the date with the client's zone offset, its type left unspecified (0)
+_JDBC_DATE = re.compile(r"(\d{4}-\d{2}-\d{2}) [+-]\d{2}(:?\d{2})?")
+
+
 def _typed_text(text: str, oid: int) -> Any:
+    if oid in (0, pgtypes.DATE.oid) and (jdbc := _JDBC_DATE.fullmatch(text)):
+        return dt.date.fromisoformat(jdbc.group(1))  # a date's zone does not move it
     try:
         if oid in (pgtypes.INT2.oid, pgtypes.INT4.oid, pgtypes.INT8.oid, pgtypes.OID.oid):
             return int(text)

@@ -134,7 +134,8 @@ TABLES: dict[str, str] = {
     "pg_foreign_table": "ftrelid BIGINT, ftserver BIGINT, ftoptions VARCHAR[]",
     "pg_foreign_server": "oid BIGINT, srvname VARCHAR",
     "pg_partitioned_table": "partrelid BIGINT, partstrat VARCHAR, partnatts SMALLINT",
-    "pg_sequence": "seqrelid BIGINT, seqtypid BIGINT",
+    "pg_sequence": "seqrelid BIGINT, seqtypid BIGINT, seqstart BIGINT, seqincrement BIGINT, "
+                   "seqmax BIGINT, seqmin BIGINT, seqcache BIGINT, seqcycle BOOLEAN",
     "pg_depend": "classid BIGINT, objid BIGINT, objsubid INTEGER, refclassid BIGINT, "
                  "refobjid BIGINT, refobjsubid INTEGER, deptype VARCHAR",
     "pg_matviews": "schemaname VARCHAR, matviewname VARCHAR, matviewowner VARCHAR, "
@@ -198,6 +199,13 @@ CREATE MACRO format_type(t, m) AS (SELECT any_value(sql_name) FROM __tally_types
 CREATE MACRO pg_table_is_visible(o) AS (o IN (SELECT oid FROM __pg_class));
 CREATE MACRO pg_type_is_visible(o) AS true;
 CREATE MACRO pg_function_is_visible(o) AS true;
+CREATE MACRO pg_collation_is_visible(o) AS true;
+CREATE MACRO to_regtype(n) AS (SELECT any_value(oid) FROM __pg_type
+    WHERE typname = lower(trim(split_part(n, '.', -1), '"')));
+CREATE MACRO to_regclass(n) AS (SELECT any_value(oid) FROM __pg_class
+    WHERE relname = trim(split_part(n, '.', -1), '"'));
+CREATE MACRO pg_opclass_is_visible(o) AS true;
+CREATE MACRO pg_conversion_is_visible(o) AS true;
 CREATE MACRO pg_get_userbyid(o) AS 'tally';
 CREATE MACRO obj_description(o) AS (SELECT any_value(description) FROM __pg_description
     WHERE objoid = o AND objsubid = 0);
@@ -258,6 +266,10 @@ CREATE MACRO array_upper(a, d) AS CASE WHEN len(a) > 0 THEN len(a) END;
 CREATE MACRO generate_subscripts(a, d) AS TABLE SELECT unnest(range(1, len(a) + 1)) AS s;
 CREATE MACRO pg_tally_version() AS '{VERSION}';
 """
+
+# PostgreSQL's functions that DuckDB has under another name (variadic: no macro can be them).
+RENAMED = {"json_build_object": "json_object", "jsonb_build_object": "json_object",
+           "json_build_array": "json_array", "jsonb_build_array": "json_array"}
 
 
 def bottom_up(node: exp.Expression, visit: Callable[[exp.Expression], exp.Expression]
@@ -416,6 +428,9 @@ class CatalogDatabase:
                 return _type(node)
             if isinstance(node, exp.Collate):
                 return node.this
+            if isinstance(node, exp.Anonymous) and str(node.this).lower() in RENAMED:
+                return exp.Anonymous(this=RENAMED[str(node.this).lower()],
+                                     expressions=node.expressions)
             if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) and \
                     node.this.name.lower() == "pg_catalog" and isinstance(node.expression,
                                                                           exp.Func):

@@ -179,6 +179,7 @@ class SqlSession:
         self.in_transaction = False
         self.failed_transaction = False
         self.scope: CancelScope | None = None
+        self.duckdb: duckdb.DuckDBPyConnection | None = None  # the sandbox cursor running now
 
     # Entry points ------------------------------------------------------------------------
 
@@ -224,6 +225,10 @@ class SqlSession:
         scope = self.scope
         if scope is not None:
             scope.cancel()
+        cursor = self.duckdb  # an outer layer or a catalog query in the sandbox: stop it too
+        if cursor is not None:
+            with contextlib.suppress(duckdb.Error):
+                cursor.interrupt()
 
     # Session commands ----------------------------------------------------------------------
 
@@ -291,6 +296,8 @@ class SqlSession:
         key = name.strip().strip('"').lower().replace(" ", "")
         if key == "timezone" or key == "time_zone":
             key = "timezone"
+        if key == "transactionisolationlevel":  # SHOW TRANSACTION ISOLATION LEVEL (SQLAlchemy)
+            key = "transaction_isolation"
         if key == "all":
             table = pa.table({"name": list(self.settings),
                               "setting": list(self.settings.values()),
@@ -308,13 +315,14 @@ class SqlSession:
         tree = _named(tree)
         tree = self._session_functions(database.rewrite(tree))
         sql = tree.sql(dialect="duckdb")
-        cursor = database.cursor()
+        cursor = self.duckdb = database.cursor()
         try:
             relation = cursor.sql(sql)
             table = relation.to_arrow_table() if relation is not None else None
         except duckdb.Error as e:
             raise _duckdb_error(e) from None
         finally:
+            self.duckdb = None
             cursor.close()
         if table is None:
             return SqlResult(tag="SELECT 0")
@@ -428,12 +436,14 @@ class SqlSession:
     def _outer(self, tree: exp.Expression, selects: list[MetricSelect],
                tables: list[pa.Table], database: CatalogDatabase) -> SqlResult:
         sql = tree.sql(dialect="duckdb")
-        cursor = database.cursor()
+        cursor = self.duckdb = database.cursor()
         try:
             for metric, table in zip(selects, tables, strict=True):
+                # a saved query's table too: its columns as declared (Describe told the client
+                # NUMERIC; its integer counts must not reach the outer SELECT as BIGINT)
                 declared = conform_schema(table.schema, pa.schema(
                     [(c.name, c.type.arrow()) for c in metric.columns])) \
-                    if not metric.request.saved_query else None
+                    if [c.name for c in metric.columns] == table.column_names else None
                 if declared is not None and table.schema != declared:
                     table = table.cast(declared, safe=False)
                 cursor.register(metric.relation, table)
@@ -442,6 +452,7 @@ class SqlSession:
         except duckdb.Error as e:
             raise _duckdb_error(e) from None
         finally:
+            self.duckdb = None
             for metric in selects:
                 with contextlib.suppress(duckdb.Error):
                     cursor.unregister(metric.relation)
