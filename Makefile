@@ -34,7 +34,7 @@ SUPERSET_STAMP := $(SUPERSET_VENV)/.installed-stamp
 SUPERSET_SPEC  := "apache-superset==6.1.*" psycopg2-binary rich cachetools flask-caching==2.3.1
 
 .PHONY: install sdk-venv warehouse warehouse-postgres warehouse-spark install-spark test-spark \
-        demo test test-refresh test-big lint docs clean help browser dashboard-build \
+        demo test test-refresh test-big lint docs clean help browser jdbc dashboard-build \
         superset-venv test-bi
 
 help:
@@ -53,6 +53,7 @@ help:
 	@echo "make docs       build the documentation site into site/ (mkdocs --strict)"
 	@echo "make dashboard-build  npm ci + build the TypeScript client and dashboard components"
 	@echo "make browser    install Debian's chromium for the browser tests (root; idempotent)"
+	@echo "make jdbc       install Debian's pgjdbc for the JDBC client's tests (root; idempotent)"
 	@echo "make clean      remove the venv, the warehouse and dbt's outputs"
 
 install: $(STAMP) dashboard-build
@@ -83,6 +84,12 @@ $(DASHBOARD_JS): $(NPM_STAMP) $(wildcard clients/js/src/*.ts clients/dashboard/s
 # here). Needs root, as CI has.
 browser:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+# Debian's pgjdbc for tests/pgwire/test_jdbc.py (a Java program against tally's PostgreSQL
+# endpoint; Java 17 is installed). Needs root, as CI has.
+jdbc:
+	@test -f /usr/share/java/postgresql.jar || \
+	    (apt-get update && apt-get install -y libpostgresql-jdbc-java)
 
 sdk-venv: $(SDK_STAMP)
 
@@ -168,7 +175,7 @@ TESTS ?=
 test-big: $(STAMP)
 	TALLY_BIG_TESTS=1 $(BIN)/python -m pytest tests/api/rest/test_exports.py -k multi_million -n 0 -s
 
-test: $(STAMP) $(SDK_STAMP) dashboard-build browser
+test: $(STAMP) $(SDK_STAMP) dashboard-build browser jdbc
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --ignore=tests/refresh \
 	    --ignore=tests/bi $(TESTS)
 

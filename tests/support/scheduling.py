@@ -34,13 +34,15 @@ GROUPS = {
     "tests/security/test_tenant_matrix.py": "tenant-matrix",
     # One real server (and one browser) for the clients' and dashboards' tests.
     "tests/clients/": "clients",
+    # One `tally serve --pg-port` for every real PostgreSQL client's tests.
+    "tests/pgwire/": "pgwire",
     # A private PostgreSQL database (raw data copied, dbt build) with rollups built in it.
     "tests/rollups/test_postgres.py": "pg-rollups",
 }
 
 # Slow tests, by what their node id starts with or contains.
 SLOW_PREFIXES = ("tests/validate/", "tests/e2e/", "tests/cli/", "tests/mcp/", "tests/clients/",
-                 "tests/project/",
+                 "tests/project/", "tests/pgwire/",
                  "tests/cache/test_replicas.py", "tests/warehouse/test_dbt_adapter.py",
                  "tests/rollups/test_postgres.py")
 SLOW_PARTS = ("[postgres-",)  # the correctness suite's PostgreSQL transport
