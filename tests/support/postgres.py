@@ -16,9 +16,9 @@ from tests.support.builds import BuiltWarehouse, run_dbt
 
 def server_args() -> dict[str, object]:
     """Connection arguments of the local server's maintenance database."""
-    return {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
-            "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
-            "user": os.environ.get("TALLY_PG_USER", "postgres"),
+    return {"host": os.environ.get("PGHOST", "127.0.0.1"),
+            "port": int(os.environ.get("PGPORT", "5432")),
+            "user": os.environ.get("PGUSER", "postgres"),
             "dbname": "postgres"}
 
 
@@ -45,7 +45,7 @@ class BuiltPostgres:
     manifest_path: Path
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "TALLY_TARGET": "postgres", "TALLY_PG_DATABASE": self.dbname}
+        return {**os.environ, "TALLY_TARGET": "postgres", "PGDATABASE": self.dbname}
 
     def conn(self) -> dict[str, object]:
         return {**server_args(), "dbname": self.dbname}

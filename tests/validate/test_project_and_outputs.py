@@ -48,7 +48,7 @@ def test_project_validates_clean_on_postgres_through_either_path(pg_warehouse, m
     query checked, and no finding, through psycopg2 (native) as through ADBC. A time column
     with no rows in a check's sample must still read as a date, not as a column of no type."""
     monkeypatch.setenv("TALLY_TARGET", "postgres")
-    monkeypatch.setenv("TALLY_PG_DATABASE", pg_warehouse.dbname)
+    monkeypatch.setenv("PGDATABASE", pg_warehouse.dbname)
     monkeypatch.setenv("TALLY_EXECUTION_PATH", path)
     run = tally("validate", "--project-dir", PROJECT_DIR, "--target-path",
                 pg_warehouse.target_dir, "--format", "json")  # fmt: skip

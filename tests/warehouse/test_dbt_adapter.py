@@ -37,7 +37,7 @@ HAND = {
 @pytest.fixture(scope="module")
 def adapter_service(pg_warehouse):
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("TALLY_PG_DATABASE", pg_warehouse.dbname)  # the profile reads it
+        mp.setenv("PGDATABASE", pg_warehouse.dbname)  # the profile reads it
         service = TallyService(Settings(
             project_dir=PROJECT_DIR, manifest_path=pg_warehouse.manifest_path,
             target="postgres", execution_path="dbt-adapter", cache_enabled=False))

@@ -18,10 +18,10 @@ from tests.support.interrupts import assert_interrupt_stops
 from tests.support.paths import PROJECT_DIR
 from tests.support.postgres import postgres_or_skip
 
-PG = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
-      "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
-      "user": os.environ.get("TALLY_PG_USER", "postgres"),
-      "dbname": os.environ.get("TALLY_PG_DATABASE", "test")}
+PG = {"host": os.environ.get("PGHOST", "127.0.0.1"),
+      "port": int(os.environ.get("PGPORT", "5432")),
+      "user": os.environ.get("PGUSER", "postgres"),
+      "dbname": os.environ.get("PGDATABASE", "test")}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_unreachable_server_is_unavailable():
 
 
 def test_profile_target_postgres_builds_this_warehouse(monkeypatch, pg):
-    monkeypatch.setenv("TALLY_PG_DATABASE", PG["dbname"])
+    monkeypatch.setenv("PGDATABASE", PG["dbname"])
     output = read_profile_target(PROJECT_DIR, PROJECT_DIR, target="postgres")
     engine, warehouse = connect(output, PROJECT_DIR, "native")  # auto prefers ADBC
     assert engine.adapter_type == "postgres" and engine.execution_path == "native"
@@ -142,7 +142,7 @@ def test_tally_generate_writes_a_postgres_target(tmp_path):
         out = subprocess.run(
             [tally, "generate", "--target", "postgres", "--scale", "0.02", "--project-dir",
              str(PROJECT_DIR)],
-            env={**os.environ, "TALLY_PG_DATABASE": dbname}, capture_output=True, text=True,
+            env={**os.environ, "PGDATABASE": dbname}, capture_output=True, text=True,
             timeout=120)
         assert out.returncode == 0, out.stderr
         assert "raw.orders" in out.stdout and "copied" in out.stdout

@@ -36,10 +36,10 @@ from tests.support.interrupts import assert_interrupt_stops
 from tests.support.paths import PROJECT_DIR
 from tests.support.postgres import postgres_or_skip
 
-PG = {"host": os.environ.get("TALLY_PG_HOST", "127.0.0.1"),
-      "port": int(os.environ.get("TALLY_PG_PORT", "5432")),
-      "user": os.environ.get("TALLY_PG_USER", "postgres"),
-      "dbname": os.environ.get("TALLY_PG_DATABASE", "test")}
+PG = {"host": os.environ.get("PGHOST", "127.0.0.1"),
+      "port": int(os.environ.get("PGPORT", "5432")),
+      "user": os.environ.get("PGUSER", "postgres"),
+      "dbname": os.environ.get("PGDATABASE", "test")}
 
 
 @pytest.fixture(scope="module")
@@ -346,7 +346,7 @@ def test_the_paths_of_postgres():
 
 
 def test_profile_target_postgres_with_the_adbc_path(monkeypatch, adbc):
-    monkeypatch.setenv("TALLY_PG_DATABASE", PG["dbname"])
+    monkeypatch.setenv("PGDATABASE", PG["dbname"])
     output = read_profile_target(PROJECT_DIR, PROJECT_DIR, target="postgres")
     engine, warehouse = registry.connect(output, PROJECT_DIR)  # auto
     try:
@@ -360,7 +360,7 @@ def test_the_adbc_path_serves_the_psycopg2_numbers(monkeypatch, pg_warehouse):
     """Services configured as a user would (the profile, TALLY_EXECUTION_PATH) answer the same
     through ADBC (auto) and psycopg2 (native), to the type; a bad filter value stays the
     caller's mistake."""
-    monkeypatch.setenv("TALLY_PG_DATABASE", pg_warehouse.dbname)
+    monkeypatch.setenv("PGDATABASE", pg_warehouse.dbname)
     monkeypatch.setenv("TALLY_EXECUTION_PATH", "native")
     base = {"project_dir": PROJECT_DIR, "manifest_path": pg_warehouse.manifest_path,
             "target": "postgres", "cache_enabled": False}
