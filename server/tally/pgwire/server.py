@@ -130,6 +130,11 @@ class Connection:
 
     async def _authenticate(self, params: dict[str, str]) -> bool:
         service = self.server.service
+        cap = self.server.settings.pg_max_connections
+        if len(self.server.connections) >= cap:  # after SSLRequest: the client reads it
+            self.send(m.error("FATAL", "53300", f"sorry, too many clients already "
+                              f"(TALLY_PG_MAX_CONNECTIONS={cap})"))
+            return False
         token = None
         if service.security.configured:
             if not self.tls and not self.server.loopback(self.writer):
@@ -311,9 +316,14 @@ class Connection:
             result = await self.run(statement.text, (), describe_only=True)
             statement.described = result
             count = max(statement_params(statement.text), len(statement.param_oids))
-            oids = [(statement.param_oids[i] if i < len(statement.param_oids) and
-                     statement.param_oids[i] else 25) for i in range(count)]
-            self.send(m.parameter_description(oids))
+            # the types inferred from the columns the parameters are compared with, kept for
+            # Bind (a client then sends the values as described, in binary too)
+            declared = [*statement.param_oids, *[0] * (count - len(statement.param_oids))]
+            for i, t in result.parameter_types.items():
+                if 0 < i <= count and not declared[i - 1]:
+                    declared[i - 1] = t.oid
+            statement.param_oids = declared
+            self.send(m.parameter_description([oid or 25 for oid in declared]))
             self._describe_rows(result, [0])
             return
         portal = self.portals.get(name)
@@ -474,12 +484,6 @@ class PgServer:
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = Connection(self, reader, writer)
         try:
-            if len(self.connections) >= self.settings.pg_max_connections:
-                await asyncio.wait_for(reader.readexactly(8), 10)
-                writer.write(m.error("FATAL", "53300", "sorry, too many clients already "
-                                     f"(TALLY_PG_MAX_CONNECTIONS={self.settings.pg_max_connections})"))
-                await writer.drain()
-                return
             if await connection.start():
                 await connection.serve()
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError, ssl.SSLError):
