@@ -160,7 +160,7 @@ def test_tickets_and_handles_over_the_raw_protocol(sl_server):
         client.get_flight_info(fl.FlightDescriptor.for_command(proto.pack(closed)))
     with pytest.raises(pa.ArrowNotImplementedError, match="not served"):
         client.get_flight_info(fl.FlightDescriptor.for_command(
-            proto.pack(proto.sql("CommandGetXdbcTypeInfo"))))
+            proto.pack(proto.sql("CommandGetExportedKeys"))))
     sql_info = client.get_flight_info(fl.FlightDescriptor.for_command(
         proto.pack(proto.sql("CommandGetSqlInfo", info=[0, 8]))))
     rows = client.do_get(sql_info.endpoints[0].ticket).read_all()

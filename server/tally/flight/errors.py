@@ -84,9 +84,9 @@ class Unimplemented(_CallerFault, pa.ArrowNotImplementedError):  # -> UNIMPLEMEN
         self.message, self.code = message, code
 
 
-def flight_error(e: TallyError) -> Exception:
-    """The Flight exception for one of tally's errors."""
-    message = e.message
+def flight_error(e: TallyError, message: str | None = None) -> Exception:
+    """The Flight exception for one of tally's errors (with `message` instead of its own)."""
+    message = e.message if message is None else message
     if e.status == 401:
         return fl.FlightUnauthenticatedError(message)
     if e.status == 403:

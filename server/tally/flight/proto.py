@@ -20,16 +20,18 @@ STRING, BYTES, BOOL = _F.TYPE_STRING, _F.TYPE_BYTES, _F.TYPE_BOOL
 UINT32, INT32, INT64 = _F.TYPE_UINT32, _F.TYPE_INT32, _F.TYPE_INT64
 SFIXED64, DOUBLE, MESSAGE, ENUM = _F.TYPE_SFIXED64, _F.TYPE_DOUBLE, _F.TYPE_MESSAGE, _F.TYPE_ENUM
 REPEATED = "repeated"
+OPTIONAL = "optional"  # proto3 `optional`: the field has presence (HasField), e.g. a filter
 
 # message -> [(field, number, type, repeated?, type name for messages and enums)]
 _SQL_MESSAGES: dict[str, list[tuple]] = {
     "CommandGetSqlInfo": [("info", 1, UINT32, REPEATED)],
-    "CommandGetXdbcTypeInfo": [("data_type", 1, INT32)],
+    "CommandGetXdbcTypeInfo": [("data_type", 1, INT32, OPTIONAL)],
     "CommandGetCatalogs": [],
-    "CommandGetDbSchemas": [("catalog", 1, STRING), ("db_schema_filter_pattern", 2, STRING)],
+    "CommandGetDbSchemas": [("catalog", 1, STRING, OPTIONAL),
+                            ("db_schema_filter_pattern", 2, STRING, OPTIONAL)],
     "CommandGetTables": [
-        ("catalog", 1, STRING), ("db_schema_filter_pattern", 2, STRING),
-        ("table_name_filter_pattern", 3, STRING), ("table_types", 4, STRING, REPEATED),
+        ("catalog", 1, STRING, OPTIONAL), ("db_schema_filter_pattern", 2, STRING, OPTIONAL),
+        ("table_name_filter_pattern", 3, STRING, OPTIONAL), ("table_types", 4, STRING, REPEATED),
         ("include_schema", 5, BOOL),
     ],
     "CommandGetTableTypes": [],
@@ -115,6 +117,10 @@ def _file(name: str, package: str, messages: dict[str, list[tuple]],
                 field.type_name = spec[4]
             if len(spec) > 5:
                 field.oneof_index = spec[5]
+            if len(spec) > 3 and spec[3] == OPTIONAL:  # a synthetic oneof, as protoc makes
+                field.proto3_optional = True
+                field.oneof_index = len(message.oneof_decl)
+                message.oneof_decl.add(name=f"_{field_name}")
     for path, values in enums.items():
         parent, _, leaf = path.rpartition(".")
         enum = declared[parent].enum_type.add(name=leaf)

@@ -3,10 +3,14 @@ Semantic Layer's JDBC driver and of its Python SDK's ADBC client, so they (and t
 Flight SQL driver) query tally with statements in the dbt Semantic Layer's dialect.
 
 Served: GetSqlInfo; statements (CommandStatementQuery: GetFlightInfo runs the statement
-through the service and keeps the result for its DoGet, which streams it as record batches);
-prepared statements (CreatePreparedStatement, GetFlightInfo, DoGet, ClosePreparedStatement);
-sessions (SetSessionOptions, GetSessionOptions, CloseSession; the session id travels in the
-`arrow_flight_session_id` cookie); the database-metadata commands (empty). Everything else is
+through the service and keeps the result for its DoGet, which streams it as record batches),
+in the dbt Semantic Layer's dialect or, for any other text, tally's SQL over metrics (the
+PostgreSQL endpoint's: `SELECT customer__country, SUM(revenue) FROM metrics GROUP BY 1`,
+tally.flight.sql); prepared statements (CreatePreparedStatement, GetFlightInfo, DoGet,
+ClosePreparedStatement); sessions (SetSessionOptions, GetSessionOptions, CloseSession; the
+session id travels in the `arrow_flight_session_id` cookie); the database-metadata commands
+from the caller's SQL catalog (GetCatalogs, GetDbSchemas, GetTables, GetTableTypes,
+GetXdbcTypeInfo: tally.flight.tables; GetPrimaryKeys empty). Everything else is
 UNIMPLEMENTED; updates are refused (tally is read-only).
 
 Every call is authenticated by the service from `authorization: Bearer <token>`, and may name
@@ -24,12 +28,14 @@ import pyarrow.flight as fl
 
 from tally.core.caller import Caller
 from tally.errors import NotFound
-from tally.flight import commands, errors, proto, sqlinfo
+from tally.flight import commands, errors, proto, sqlinfo, tables
+from tally.flight import sql as flight_sql
 from tally.flight import statement as st
 from tally.flight.errors import InvalidArgument, NotFoundError, Unimplemented, handler
 from tally.flight.state import Bounds, Owner, Prepared, ServerState, Session, owner_of
 from tally.service import TallyService
 from tally.settings import Settings
+from tally.sql.session import SqlEngine
 
 log = logging.getLogger("tally.flight")
 COOKIE = "arrow_flight_session_id"
@@ -89,6 +95,7 @@ class FlightSqlServer(fl.FlightServerBase):
         super().__init__(f"grpc://{host}:{port}", middleware={"tally": _Authenticate(service)})
         self.service = service
         self.state = state_for(service.settings)
+        self.sql = SqlEngine(service)
 
     # Queries ---------------------------------------------------------------------------
 
@@ -119,7 +126,7 @@ class FlightSqlServer(fl.FlightServerBase):
                     "and is read once): run the statement again.", "unknown_ticket",
                 )
             return fl.RecordBatchStream(table)
-        return fl.RecordBatchStream(self._fixed(command))
+        return fl.RecordBatchStream(self._fixed(command, self._call(context)))
 
     def _prepare_ticket(self, context: Any, command: Any,
                         keep: bool = True) -> tuple[pa.Table, bytes]:
@@ -130,18 +137,32 @@ class FlightSqlServer(fl.FlightServerBase):
         if name in ("CommandStatementQuery", "CommandPreparedStatementQuery"):
             text = command.query if name == "CommandStatementQuery" else self._prepared(
                 call, command.prepared_statement_handle).query
-            answer = commands.run(self.service, st.parse(text), call.caller)
-            handle = self.state.results.put(answer.table, call.owner) if keep else b""
-            return answer.table, proto.pack(proto.sql("TicketStatementQuery",
-                                                      statement_handle=handle))
-        table = self._fixed(command)
+            if flight_sql.is_semantic_layer(text):
+                table = commands.run(self.service, st.parse(text), call.caller).table
+            else:  # no DoGet follows a GetSchema: its statement is described, not run
+                table = flight_sql.run(self.sql, call.caller, text, describe_only=not keep)
+            handle = self.state.results.put(table, call.owner) if keep else b""
+            return table, proto.pack(proto.sql("TicketStatementQuery",
+                                               statement_handle=handle))
+        table = self._fixed(command, call)
         return table, proto.pack(command)
 
-    def _fixed(self, command: Any) -> pa.Table:
+    def _fixed(self, command: Any, call: _Call) -> pa.Table:
         """The answer to a command whose ticket is the command itself."""
-        if proto.name_of(command) == "CommandGetSqlInfo":
+        name = proto.name_of(command)
+        if name == "CommandGetSqlInfo":
             return sqlinfo.sql_info(list(command.info),
                                     self.service.settings.query_timeout_seconds)
+        if name == "CommandGetCatalogs":
+            return tables.catalogs()
+        if name == "CommandGetDbSchemas":
+            return tables.db_schemas(command)
+        if name == "CommandGetTableTypes":
+            return tables.table_types()
+        if name == "CommandGetXdbcTypeInfo":
+            return tables.xdbc_type_info(command)
+        if name == "CommandGetTables":
+            return tables.tables(command, self.sql.catalogs.get(call.caller))
         table = sqlinfo.metadata(command)
         if table is None:
             raise Unimplemented(f"Flight SQL {proto.name_of(command)} is not served by tally.")
@@ -173,7 +194,10 @@ class FlightSqlServer(fl.FlightServerBase):
         call = self._call(context)
         if kind == "CreatePreparedStatement":
             request = proto.unpack(body)
-            self._validate(st.parse(request.query), call.caller)
+            if flight_sql.is_semantic_layer(request.query):
+                self._validate(st.parse(request.query), call.caller)
+            else:  # described now (not run), so a mistake fails at prepare time
+                flight_sql.run(self.sql, call.caller, request.query, describe_only=True)
             handle = self.state.prepared.put(Prepared(request.query, call.session), call.owner)
             result = proto.sql("ActionCreatePreparedStatementResult",
                                prepared_statement_handle=handle)

@@ -1,6 +1,6 @@
-"""Flight SQL's fixed-schema answers: GetSqlInfo (what the server is and supports) and the
-database-metadata commands (catalogs, schemas, tables, table types, primary keys), which tally
-answers empty: its tables are not queryable, its semantic layer is.
+"""Flight SQL's fixed-schema answers: GetSqlInfo (what the server is and supports) and
+GetPrimaryKeys (empty: tally's tables have no keys). The catalog, schema, table and type
+commands are answered from the caller's SQL catalog (tally.flight.tables).
 
 GetSqlInfo's schema is exactly the specification's, field for field and union type code for
 type code: the Go ADBC driver reads it when a connection opens and casts each union child to
@@ -39,6 +39,9 @@ STATEMENT_TIMEOUT, TRANSACTION_TIMEOUT = 100, 101
 DDL_CATALOG, DDL_SCHEMA, DDL_TABLE, IDENTIFIER_CASE, IDENTIFIER_QUOTE_CHAR = (
     500, 501, 502, 503, 504)
 QUOTED_IDENTIFIER_CASE = 505
+ALL_TABLES_ARE_SELECTABLE, NULL_ORDERING, SEARCH_STRING_ESCAPE = 506, 507, 513
+SUPPORTS_COLUMN_ALIASING, NULL_PLUS_NULL_IS_NULL = 515, 516
+_NULLS_SORTED_HIGH = 0
 _CASE_INSENSITIVE = 1
 _TRANSACTION_NONE = 0
 
@@ -62,6 +65,11 @@ def sql_info(requested: list[int], timeout_seconds: float) -> pa.Table:
         IDENTIFIER_CASE: (_INT32, _CASE_INSENSITIVE),
         IDENTIFIER_QUOTE_CHAR: (_STRING, '"'),
         QUOTED_IDENTIFIER_CASE: (_INT32, _CASE_INSENSITIVE),
+        ALL_TABLES_ARE_SELECTABLE: (_BOOL, True),
+        NULL_ORDERING: (_INT32, _NULLS_SORTED_HIGH),  # PostgreSQL's: NULLS LAST ascending
+        SEARCH_STRING_ESCAPE: (_STRING, "\\"),  # in GetTables' and GetDbSchemas' patterns
+        SUPPORTS_COLUMN_ALIASING: (_BOOL, True),
+        NULL_PLUS_NULL_IS_NULL: (_BOOL, True),
     }
     # Each id once, however often asked (a request of a million ids is a few rows).
     ids = [i for i in dict.fromkeys(requested or sorted(answers)) if i in answers]
@@ -91,21 +99,9 @@ def _empty(*fields: pa.Field) -> pa.Table:
 
 
 def metadata(command: object) -> pa.Table | None:
-    """The (empty) answer to a database-metadata command, or None for another command."""
+    """The (empty) answer to GetPrimaryKeys, or None for another command."""
     name = proto.name_of(command)  # type: ignore[arg-type]
     text, required = pa.string(), False
-    if name == "CommandGetCatalogs":
-        return _empty(pa.field("catalog_name", text, required))
-    if name == "CommandGetDbSchemas":
-        return _empty(pa.field("catalog_name", text), pa.field("db_schema_name", text, required))
-    if name == "CommandGetTableTypes":
-        return _empty(pa.field("table_type", text, required))
-    if name == "CommandGetTables":
-        fields = [pa.field("catalog_name", text), pa.field("db_schema_name", text),
-                  pa.field("table_name", text, required), pa.field("table_type", text, required)]
-        if command.include_schema:  # type: ignore[attr-defined]
-            fields.append(pa.field("table_schema", pa.binary(), required))
-        return _empty(*fields)
     if name == "CommandGetPrimaryKeys":
         return _empty(pa.field("catalog_name", text), pa.field("db_schema_name", text),
                       pa.field("table_name", text, required),
