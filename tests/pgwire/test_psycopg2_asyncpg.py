@@ -4,6 +4,7 @@ the extended protocol, binary results, its type introspection) against a real se
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import asyncpg
 import psycopg2
@@ -47,9 +48,11 @@ async def _asyncpg_case(pg, case) -> tuple[list[str], list]:
     try:
         statement = await conn.prepare(placeholders(case.template, "$"))
         columns = [a.name for a in statement.get_attributes()]
-        # tally describes every parameter as text (it infers no type from `metric_time >= $1`),
-        # so asyncpg takes strings: dates as ISO text
-        rows = await statement.fetch(*(str(p) for p in case.params))
+        # tally describes $1 in `metric_time >= $1` as DATE (as PostgreSQL infers it), so
+        # asyncpg takes the case's datetime.date values and sends them in binary
+        assert [t.name for t in statement.get_parameters()] == \
+            [type(p).__name__ if type(p) is dt.date else "text" for p in case.params]
+        rows = await statement.fetch(*case.params)
         again = await conn.fetch(case.sql)  # an unnamed statement, binary results too
         assert [tuple(r) for r in again] == [tuple(r) for r in rows]
         return columns, [tuple(r) for r in rows]

@@ -28,6 +28,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from tally.core.caller import Caller
+from tally.errors import QueryCancelled
 from tally.core.cancel import CancelScope, cancel_scope
 from tally.service import TallyService
 from tally.sql import pgtypes
@@ -93,6 +94,9 @@ class SqlResult:
     empty_query: bool = False
     rows_affected: int | None = None
     _schema: pa.Schema | None = field(default=None, repr=False)
+    # Describe: the types of the parameters compared with a column ($1 -> DATE in
+    # `metric_time >= $1`), as PostgreSQL infers them; the others are left to the client.
+    parameter_types: dict[int, PgType] = field(default_factory=dict)
 
     def batches(self, batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
         """The rows in batches, each cast to the declared column types as it goes (the whole
@@ -200,6 +204,7 @@ class SqlSession:
                 "from the warehouse, not written through SQL. Use SELECT ... FROM metrics."
             )
         tree = _parse(stripped)
+        compared = _compared_parameters(tree) if describe_only else {}
         if params:
             tree = _bind(tree, params)
         elif any(True for _ in tree.find_all(exp.Parameter, exp.Placeholder)):
@@ -217,7 +222,9 @@ class SqlSession:
             raise Unsupported("A query over tally's tables cannot read pg_catalog or "
                               "information_schema in the same statement.")
         if "tally" in kinds:
-            return await self._metric_query(tree, catalog, database, describe_only)
+            result = await self._metric_query(tree, catalog, database, describe_only)
+            result.parameter_types = _parameter_types(compared, tree, catalog)
+            return result
         return await asyncio.to_thread(self._catalog_query, tree, database)
 
     def cancel(self) -> None:
@@ -418,8 +425,17 @@ class SqlSession:
             if not describe_only:
                 await self.service.run(self.service.check, metric.request, self.caller)
             return schema.empty_table()
-        with cancel_scope(scope):
-            result = await asyncio.to_thread(self.service.query, metric.request, self.caller)
+        for attempt in (1, 2):
+            try:
+                with cancel_scope(scope):
+                    result = await asyncio.to_thread(self.service.query, metric.request,
+                                                     self.caller)
+                break
+            except QueryCancelled:
+                # Concurrent identical queries share one run: when another connection's cancel
+                # stopped it, this one asks again.
+                if scope.cancelled or attempt == 2:
+                    raise
         if metric.request.saved_query:
             return result.table
         table = result.table
@@ -609,6 +625,45 @@ def _parse(text: str) -> exp.Expression:
     return statement
 
 
+def _parameter_index(node: exp.Expression) -> int | None:
+    if isinstance(node, exp.Parameter | exp.Placeholder):
+        text = node.name if isinstance(node, exp.Placeholder) else node.this.name
+        return int(text) if text.isdigit() else None
+    return None
+
+
+def _compared_parameters(tree: exp.Expression) -> dict[int, str]:
+    """$n -> the column it is compared with (=, <, IN, BETWEEN ...), by name."""
+    found: dict[int, str] = {}
+    for node in tree.walk():
+        if isinstance(node, exp.EQ | exp.NEQ | exp.GT | exp.GTE | exp.LT | exp.LTE):
+            pairs = [(node.this, node.expression), (node.expression, node.this)]
+        elif isinstance(node, exp.In):
+            pairs = [(node.this, e) for e in node.expressions]
+        elif isinstance(node, exp.Between):
+            pairs = [(node.this, node.args.get("low")), (node.this, node.args.get("high"))]
+        else:
+            continue
+        for column, other in pairs:
+            index = _parameter_index(other) if other is not None else None
+            if isinstance(column, exp.Column) and index is not None:
+                found.setdefault(index, identifier(column))
+    return found
+
+
+def _parameter_types(compared: dict[int, str], tree: exp.Expression,
+                     catalog: SqlCatalog) -> dict[int, PgType]:
+    tables = [catalog.table(table_name(t)[1]) for t in tree.find_all(exp.Table)]
+    types: dict[int, PgType] = {}
+    for index, name in compared.items():
+        for table in tables:
+            column = table.column(name) if table is not None else None
+            if column is not None:
+                types[index] = column.type
+                break
+    return types
+
+
 def _bind(tree: exp.Expression, params: Sequence[Any]) -> exp.Expression:
     def visit(node: exp.Expression) -> exp.Expression:
         if isinstance(node, exp.Parameter | exp.Placeholder):
@@ -664,7 +719,5 @@ def _duckdb_error(e: duckdb.Error) -> Exception:
     if isinstance(e, duckdb.ConversionException | duckdb.InvalidInputException):
         return InvalidParameter(message)
     if isinstance(e, duckdb.InterruptException):
-        from tally.errors import QueryCancelled
-
         return QueryCancelled("canceling statement due to user request")
     return Unsupported(f"tally cannot answer this statement: {message}")
