@@ -28,8 +28,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from tally.core.caller import Caller
-from tally.errors import QueryCancelled
 from tally.core.cancel import CancelScope, cancel_scope
+from tally.errors import QueryCancelled
 from tally.service import TallyService
 from tally.sql import pgtypes
 from tally.sql.catalog import Catalogs, SqlCatalog
