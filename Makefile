@@ -161,8 +161,9 @@ demo: warehouse dashboard-build
 	@echo; echo "== a typo gets a suggestion (exit code 2)"
 	-$(BIN)/tally query --metrics revenu
 	@echo; echo "== demo dashboard: http://127.0.0.1:8080/dashboards/overview"
-	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql); Ctrl-C stops"
-	TALLY_WARM_ON_START=true $(BIN)/tally serve --host 127.0.0.1 --port 8080
+	@echo; echo "== SQL over metrics from psql (or any PostgreSQL driver): psql \"host=127.0.0.1 port=5433 user=tally dbname=tally\""
+	@echo; echo "== serving on http://127.0.0.1:8080 (docs at /docs, GraphiQL at /graphql) and PostgreSQL on 5433; Ctrl-C stops"
+	TALLY_WARM_ON_START=true $(BIN)/tally serve --host 127.0.0.1 --port 8080 --pg-port 5433
 
 # pytest-xdist workers (0: one process). The builds every test needs are made once per run and
 # shared (tests/support/shared.py); tests of one heavy fixture run on one worker (loadgroup).
