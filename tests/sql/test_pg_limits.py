@@ -27,7 +27,7 @@ SLOW = ("SELECT count(*) FROM " + " CROSS JOIN ".join(
 def port(warehouse, tmp_path_factory) -> Iterator[int]:
     pg_port = free_port()
     env = tally_env(warehouse, TALLY_PG_MAX_CONNECTIONS="2", TALLY_PG_IDLE_TIMEOUT_SECONDS="3",
-                    TALLY_PG_STATEMENT_TIMEOUT_SECONDS="2")
+                    TALLY_PG_STATEMENT_TIMEOUT_SECONDS="8")
     served = start_server(tmp_path_factory.mktemp("pg-limits") / "serve.log", env,
                           flight=False, args=("--pg-port", str(pg_port)))
     yield pg_port
@@ -41,6 +41,8 @@ def connect(port: int) -> psycopg.Connection:
 
 def test_a_cap_on_connections(port):
     first, second = connect(port), connect(port)
+    # The first statement of a caller builds its catalog: done here, outside the timeouts.
+    assert first.execute("SELECT 1").fetchone() == (1,)
     try:
         with pytest.raises(psycopg.OperationalError) as caught:
             connect(port)
@@ -59,7 +61,7 @@ def test_a_statement_timeout_stops_a_long_statement(port):
         started = time.perf_counter()
         with pytest.raises(errors.QueryCanceled) as caught:
             conn.execute(SLOW)
-        assert time.perf_counter() - started < 15
+        assert time.perf_counter() - started < 25
         assert "statement timeout" in str(caught.value)
         assert conn.execute("SELECT SUM(order_count) FROM metrics").fetchone()[0] > 0
 

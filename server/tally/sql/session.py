@@ -189,7 +189,16 @@ class SqlSession:
 
     async def execute(self, text: str, params: Sequence[Any] = (),
                       describe_only: bool = False) -> SqlResult:
-        """One statement's answer (SqlError, or a tally error, for a refusal)."""
+        """One statement's answer (SqlError, or a tally error, for a refusal). A cancel()
+        at any moment of it (before its warehouse query starts too) stops it."""
+        self.scope = CancelScope()
+        try:
+            return await self._execute(text, params, describe_only)
+        finally:
+            self.scope = None
+
+    async def _execute(self, text: str, params: Sequence[Any],
+                       describe_only: bool) -> SqlResult:
         if len(text) > MAX_STATEMENT:
             raise SqlSyntaxError(f"The statement is too long ({len(text)} characters).")
         stripped = _strip_comments(text).strip().rstrip(";").strip()
@@ -407,13 +416,12 @@ class SqlSession:
                 passthrough = metric if _is_plain(rewritten) else None
             else:
                 select.replace(rewritten)
-        self.scope = scope = CancelScope()
-        try:
-            tables = []
-            for metric in selects:
-                tables.append(await self._run(metric, describe_only, scope))
-        finally:
-            self.scope = None
+        scope = self.scope or CancelScope()
+        tables = []
+        for metric in selects:
+            if scope.cancelled:
+                raise QueryCancelled("canceling statement due to user request")
+            tables.append(await self._run(metric, describe_only, scope))
         if passthrough is not None and len(selects) == 1:
             return _passthrough(tree, passthrough, tables[0])
         return await asyncio.to_thread(self._outer, tree, selects, tables, database)
