@@ -19,6 +19,7 @@ import shutil
 import socket
 import struct
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -263,21 +264,24 @@ def test_the_hostile_corpus_itself(fuzzed):
     assert any(sql for sql in recorder.seen), "no metric query reached the warehouse at all"
 
 
-@pytest.mark.xfail(strict=True, reason="DuckDB types a literal beyond UHUGEINT as BIGNUM, an "
-                   "Arrow opaque binary column; tally declares it text and casts the bytes to a "
-                   "string: invalid UTF-8 in process, XX000 over the wire")
-def test_an_integer_beyond_hugeint(fuzzed):
+def test_an_integer_beyond_hugeint_is_out_of_range(fuzzed):
     engine, _, _ = fuzzed
-    assert run_one(engine, "SELECT 340300000000000000000000000000000000000") in (
-        "result", "error:sql_unsupported", "error:invalid_sql")
+    assert run_one(engine, "SELECT 340300000000000000000000000000000000000") == \
+        "error:sql_numeric_out_of_range"
 
 
-@pytest.mark.xfail(strict=True, reason="the sandboxed DuckDB of outer layers has no time limit: "
-                   "pg_sleep(100) runs 100 s (SET statement_timeout is accepted, not applied); "
-                   "only a cancel stops it")
-def test_a_sleep_is_stopped_by_a_time_limit(fuzzed):
+def test_a_sleep_is_stopped_by_the_sessions_statement_timeout(fuzzed):
     engine, _, _ = fuzzed
-    assert run_one(engine, "SELECT pg_sleep(100)", limit=3.0) != "result"
+    session = engine.session(ANONYMOUS)
+
+    async def go() -> float:
+        await session.execute("SET statement_timeout = '1s'")
+        started = time.perf_counter()
+        with pytest.raises(errors.QueryCancelled, match="statement timeout"):
+            await session.execute("SELECT pg_sleep(100)")
+        return time.perf_counter() - started
+
+    assert asyncio.run(go()) < 10
 
 
 # The wire ---------------------------------------------------------------------------------------

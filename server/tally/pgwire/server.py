@@ -267,14 +267,11 @@ class Connection:
     async def run(self, text: str, params: Any, describe_only: bool = False) -> SqlResult:
         """One statement under the statement timeout, cancellable by CancelRequest."""
         assert self.session is not None
-        limit = self.server.settings.pg_statement_timeout_seconds
+        # The statement timeout (the session's, TALLY_PG_STATEMENT_TIMEOUT_SECONDS, the
+        # warehouse's) is the session's to keep.
         self.task = asyncio.ensure_future(self.session.execute(text, params, describe_only))
         try:
-            return await asyncio.wait_for(asyncio.shield(self.task), limit)
-        except TimeoutError:
-            self.session.cancel()
-            self.task.cancel()
-            raise QueryCancelled("canceling statement due to statement timeout") from None
+            return await asyncio.shield(self.task)
         except asyncio.CancelledError:
             if self.task.cancelled():
                 raise QueryCancelled("canceling statement due to user request") from None
@@ -447,7 +444,7 @@ class PgServer:
     def __init__(self, service: TallyService, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.engine = SqlEngine(service)
+        self.engine = SqlEngine(service, settings.pg_statement_timeout_seconds)
         self.connections: dict[int, Connection] = {}
         self.ssl_context = tls_context(settings)
         self.loop: asyncio.AbstractEventLoop | None = None

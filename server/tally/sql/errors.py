@@ -56,6 +56,11 @@ class InvalidParameter(SqlError):
     sqlstate = "22023"
 
 
+class NumericOutOfRange(SqlError):
+    code = "sql_numeric_out_of_range"
+    sqlstate = "22003"
+
+
 class UndefinedObject(SqlError):
     code = "sql_undefined_object"
     sqlstate = "42704"

@@ -29,12 +29,13 @@ from sqlglot.errors import ParseError, TokenError
 
 from tally.core.caller import Caller
 from tally.core.cancel import CancelScope, cancel_scope
-from tally.errors import QueryCancelled
+from tally.errors import QueryCancelled, ResultTooLarge
 from tally.service import TallyService
 from tally.sql import pgtypes
 from tally.sql.catalog import Catalogs, SqlCatalog
 from tally.sql.errors import (
     InvalidParameter,
+    NumericOutOfRange,
     ReadOnly,
     SqlError,
     SqlSyntaxError,
@@ -145,8 +146,10 @@ class SqlEngine:
     """What every session of a server shares: the service, the callers' catalogs and their
     sandboxed DuckDBs (one per catalog, kept while the catalog is)."""
 
-    def __init__(self, service: TallyService) -> None:
+    def __init__(self, service: TallyService, statement_limit: float | None = None) -> None:
         self.service = service
+        # No statement runs longer than a warehouse query may (or the transport's own limit).
+        self.statement_limit = statement_limit or service.settings.query_timeout_seconds
         self.catalogs = Catalogs(service)
         self._databases: OrderedDict[int, tuple[SqlCatalog, CatalogDatabase]] = OrderedDict()
         self._lock = threading.Lock()
@@ -192,8 +195,13 @@ class SqlSession:
         """One statement's answer (SqlError, or a tally error, for a refusal). A cancel()
         at any moment of it (before its warehouse query starts too) stops it."""
         self.scope = CancelScope()
+        limits = (self.statement_timeout(), self.engine.statement_limit)
+        limit = min((x for x in limits if x), default=None)
         try:
-            return await self._execute(text, params, describe_only)
+            return await asyncio.wait_for(self._execute(text, params, describe_only), limit)
+        except TimeoutError:
+            self.cancel()  # the warehouse query, or the sandbox's, stops too
+            raise QueryCancelled("canceling statement due to statement timeout") from None
         finally:
             self.scope = None
 
@@ -235,6 +243,16 @@ class SqlSession:
             result.parameter_types = _parameter_types(compared, tree, catalog)
             return result
         return await asyncio.to_thread(self._catalog_query, tree, database)
+
+    def statement_timeout(self) -> float | None:
+        """SET statement_timeout, in seconds (None: 0, no limit of the session's own)."""
+        text = self.settings.get("statement_timeout", "0").strip().strip("'").lower()
+        match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)?", text)
+        if not match:
+            return None
+        value = float(match.group(1)) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600,
+                                         "d": 86400}[match.group(2) or "ms"]
+        return value or None
 
     def cancel(self) -> None:
         """Stop the statement running now (CancelRequest): its warehouse query included."""
@@ -334,7 +352,8 @@ class SqlSession:
         cursor = self.duckdb = database.cursor()
         try:
             relation = cursor.sql(sql)
-            table = relation.to_arrow_table() if relation is not None else None
+            table = _fetch(relation, self.service.settings.max_rows) \
+                if relation is not None else None
         except duckdb.Error as e:
             raise _duckdb_error(e) from None
         finally:
@@ -394,6 +413,8 @@ class SqlSession:
         dialect = self.service.engine.dialect
         passthrough: MetricSelect | None = None
         for table in list(tree.find_all(exp.Table)):
+            if not isinstance(table.this, exp.Identifier):
+                continue  # an allowed table function over the results (unnest, ...)
             schema, name = table_name(table)
             if not schema and name in ctes:
                 continue
@@ -459,7 +480,7 @@ class SqlSession:
 
     def _outer(self, tree: exp.Expression, selects: list[MetricSelect],
                tables: list[pa.Table], database: CatalogDatabase) -> SqlResult:
-        sql = tree.sql(dialect="duckdb")
+        sql = _named(tree).sql(dialect="duckdb")
         cursor = self.duckdb = database.cursor()
         try:
             for metric, table in zip(selects, tables, strict=True):
@@ -472,7 +493,8 @@ class SqlSession:
                     table = table.cast(declared, safe=False)
                 cursor.register(metric.relation, table)
             result = cursor.sql(sql)
-            table = result.to_arrow_table() if result is not None else pa.table({})
+            table = _fetch(result, self.service.settings.max_rows) if result is not None \
+                else pa.table({})
         except duckdb.Error as e:
             raise _duckdb_error(e) from None
         finally:
@@ -504,6 +526,8 @@ class SqlSession:
                 if c.args.get("alias")}
         kinds = set()
         for table in tree.find_all(exp.Table):
+            if not isinstance(table.this, exp.Identifier):
+                continue  # a table function (generate_series, unnest): checked already
             schema, name = table_name(table)
             if schema in ("pg_catalog", "information_schema") or \
                     (not schema and name.startswith("pg_") and catalog.table(name) is None):
@@ -516,6 +540,21 @@ class SqlSession:
 
 
 # Helpers ------------------------------------------------------------------------------------
+
+def _fetch(relation: duckdb.DuckDBPyRelation, max_rows: int) -> pa.Table:
+    """The sandbox's answer, read a batch at a time: more than `max_rows` rows is refused as
+    soon as they are seen (a statement that would make billions stops there)."""
+    reader = relation.to_arrow_reader(65_536)
+    batches, rows = [], 0
+    for batch in reader:
+        rows += batch.num_rows
+        if rows > max_rows:
+            raise ResultTooLarge(f"The result has more than {max_rows} rows (the server's "
+                                 "maximum, TALLY_MAX_ROWS): add filters, GROUP BY fewer "
+                                 "columns or a LIMIT.")
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
 
 def _named(tree: exp.Expression) -> exp.Expression:
     """Each unnamed item of the outermost SELECT named as PostgreSQL names it."""
@@ -556,6 +595,13 @@ def _passthrough(select: exp.Select, metric: MetricSelect, table: pa.Table) -> S
 
 
 def _result_of(table: pa.Table) -> SqlResult:
+    for f in table.schema:
+        if isinstance(f.type, pa.ExtensionType) or type(f.type).__name__ == "OpaqueType":
+            name = getattr(f.type, "type_name", "") or str(f.type)
+            if name == "bignum":
+                raise NumericOutOfRange(f'column "{f.name}": a value beyond 128-bit integers '
+                                        "(numeric value out of range)")
+            raise Unsupported(f'column "{f.name}" has a type tally cannot send ({name}).')
     columns = tuple((f.name, pgtypes.of_arrow(f.type)) for f in table.schema)
     schema = pa.schema([(n, _wire_arrow(t, f.type)) for (n, t), f in zip(columns, table.schema,
                                                                          strict=True)])
