@@ -117,8 +117,8 @@ warehouse: $(STAMP)
 	$(BIN)/tally build --project-dir $(PROJECT) --from $(GENERATED)/warehouse.duckdb \
 	    --vars $(DBT_VARS)
 
-# The same demo on PostgreSQL, the profile's `postgres` target (TALLY_PG_HOST, TALLY_PG_PORT,
-# TALLY_PG_USER, TALLY_PG_PASSWORD, TALLY_PG_DATABASE; default 127.0.0.1:5432, database test):
+# The same demo on PostgreSQL, the profile's `postgres` target (PGHOST, PGPORT,
+# PGUSER, PGPASSWORD, PGDATABASE; default 127.0.0.1:5432, database test):
 # the generated raw data copied into schema raw, then `tally build` (dbt builds in place there).
 # dbt's target/ then describes the PostgreSQL build: `TALLY_TARGET=postgres .venv/bin/tally serve`.
 warehouse-postgres: $(STAMP)
