@@ -247,12 +247,15 @@ class Connection:
                 continue
             if result.table is not None:
                 self.send(m.row_description(result.columns, [0] * len(result.columns)))
-                rows = 0
+                rows, chunk = 0, []
                 for row in encoded_rows(result, [0]):
-                    self.send(row)
+                    chunk.append(row)
                     rows += 1
-                    if rows % 2048 == 0:
+                    if rows % 2048 == 0:  # one write per chunk, then wait for the socket
+                        self.send(b"".join(chunk))
+                        chunk.clear()
                         await self.flush()
+                self.send(b"".join(chunk))
                 self.send(m.command_complete(result.command_tag(rows)))
             else:
                 self._after_command(result)
@@ -358,14 +361,19 @@ class Connection:
             self.send(m.command_complete(result.tag))
             portal.done = True
             return
+        chunk: list[bytes] = []
         for sent, row in enumerate(portal.rows, start=1):
-            self.send(row)
+            chunk.append(row)
             portal.sent += 1
-            if sent % 2048 == 0:
+            if sent % 2048 == 0:  # one write per chunk, then wait for the socket
+                self.send(b"".join(chunk))
+                chunk.clear()
                 await self.flush()
             if max_rows > 0 and sent >= max_rows:
+                self.send(b"".join(chunk))
                 self.send(m.PORTAL_SUSPENDED)
                 return
+        self.send(b"".join(chunk))
         portal.done = True
         self.send(m.command_complete(result.command_tag(portal.sent)))
 
