@@ -125,13 +125,55 @@ def test_or_conditions_become_a_checked_where_template(engine, raw):
     same(served, expected, ["customer__country"])
 
 
-def test_an_instant_within_a_day_compares_with_dates_as_postgresql_does(engine, raw):
+def test_strings_take_the_date_columns_type_and_typed_instants_compare_as_instants(engine,
+                                                                                    raw):
+    # PostgreSQL casts an untyped string to the column's type ('2025-03-01 12:00' is the date
+    # 2025-03-01); a typed timestamp compares with the date's midnight.
     served = rows(engine, "SELECT revenue FROM metrics WHERE metric_time >= "
                   "'2025-03-01 12:00:00' AND metric_time < TIMESTAMP '2025-03-31 08:00'")
     expected = expected_rows(raw, f"""
         select {REVENUE} as revenue from enriched_orders
-        where order_date >= date '2025-03-02' and order_date <= date '2025-03-31'""")
+        where order_date >= date '2025-03-01' and order_date <= date '2025-03-31'""")
     same(served, expected, [])
+    served = rows(engine, "SELECT revenue FROM metrics WHERE metric_time >= "
+                  "TIMESTAMP '2025-03-01 12:00:00' AND metric_time < '2025-04-01'")
+    expected = expected_rows(raw, f"""
+        select {REVENUE} as revenue from enriched_orders
+        where order_date >= date '2025-03-02' and order_date < date '2025-04-01'""")
+    same(served, expected, [])
+
+
+def test_date_trunc_of_a_coarser_column_keeps_its_grain(engine, raw):
+    served = rows(engine, "SELECT DATE_TRUNC('month', metric_time__year) AS y, "
+                  "MEASURE(revenue) AS revenue FROM metrics GROUP BY 1")
+    expected = expected_rows(raw, f"""
+        select cast(date_trunc('year', order_date) as date) as y, {REVENUE} as revenue
+        from enriched_orders group by 1""")
+    same(served, expected, ["y"])
+
+
+def test_between_symmetric_like_escapes_and_integer_division(engine, raw):
+    served = rows(engine, "SELECT MEASURE(active_customers) / 7 AS q FROM metrics WHERE "
+                  "metric_time BETWEEN SYMMETRIC '2025-03-31' AND '2025-03-01'")
+    expected = expected_rows(raw, f"""
+        select count(distinct customer_id) filter (where {COMPLETED}) // 7 as q
+        from enriched_orders where order_date between date '2025-03-01' and date '2025-03-31'""")
+    same(served, expected, [])
+    assert isinstance(served[0]["q"], int)
+    escaped = rows(engine, "SELECT customer__country, order_count FROM metrics "
+                   "WHERE customer__country LIKE 'U\\_' GROUP BY 1")
+    assert escaped == []  # 'U\_' is U and an underscore, which no country is
+    plain = rows(engine, "SELECT customer__country FROM metrics "
+                 "WHERE customer__country LIKE 'U_' GROUP BY 1")
+    assert [r["customer__country"] for r in plain] == ["US"]
+
+
+def test_constant_conditions_and_windows_over_the_groups(engine, raw):
+    assert rows(engine, "SELECT SUM(revenue) AS r FROM metrics WHERE 1 = 0") == [{"r": None}]
+    total = expected_rows(raw, f"select {REVENUE} as r from enriched_orders")[0]["r"]
+    served = rows(engine, "SELECT customer__country, SUM(SUM(revenue)) OVER () AS total "
+                  "FROM metrics WHERE 1 = 1 GROUP BY 1")
+    assert served and all(Decimal(str(r["total"])) == Decimal(str(total)) for r in served)
 
 
 def test_a_bare_metric_without_group_by_is_the_total(engine, raw):
@@ -209,6 +251,10 @@ def test_shape_only_queries_run_nothing(engine):
 @pytest.mark.parametrize(("sql", "state", "words"), [
     ("SELECT SUM(average_order_value) FROM metrics", "42803", "MEASURE(average_order_value)"),
     ("SELECT AVG(revenue) FROM metrics", "42803", "SUM(revenue)"),
+    ("SELECT SUM(DISTINCT revenue) FROM metrics", "42803", "MEASURE(revenue)"),
+    ("SELECT SUM(revenue) OVER () FROM metrics", "0A000", "SUM(SUM(revenue)) OVER"),
+    ("SELECT EXTRACT(month FROM metric_time__quarter), revenue FROM metrics GROUP BY 1",
+     "0A000", "extract it from metric_time"),
     ("SELECT * FROM metrics", "0A000", "name the columns"),
     ("SELECT COUNT(*) FROM metrics", "0A000", "COUNT(*)"),
     ("SELECT revenue FROM metrcs", "42P01", 'Did you mean "metrics"?'),

@@ -239,8 +239,10 @@ def decode_parameter(data: bytes | None, oid: int, binary: bool) -> Any:
             return data != b"\x00"
         if oid == pgtypes.INT2.oid:
             return struct.unpack("!h", data)[0]
-        if oid == pgtypes.INT4.oid or oid == pgtypes.OID.oid:
+        if oid == pgtypes.INT4.oid:
             return struct.unpack("!i", data)[0]
+        if oid == pgtypes.OID.oid:
+            return struct.unpack("!I", data)[0]
         if oid == pgtypes.INT8.oid:
             return struct.unpack("!q", data)[0]
         if oid == pgtypes.FLOAT4.oid:
@@ -273,7 +275,7 @@ def _typed_text(text: str, oid: int) -> Any:
             return float(text)
         if oid == pgtypes.NUMERIC.oid:
             value = decimal.Decimal(text)
-            return int(value) if value == value.to_integral_value() else float(value)
+            return int(value) if value == value.to_integral_value() else value
         if oid == pgtypes.BOOL.oid:
             return text.lower() in ("t", "true", "1", "yes", "on")
         if oid == pgtypes.DATE.oid:
@@ -287,10 +289,12 @@ def _typed_text(text: str, oid: int) -> Any:
 
 def _numeric_from_binary(data: bytes) -> Any:
     ndigits, weight, sign, scale = struct.unpack("!hhHH", data[:8])
+    if sign == 0xC000:
+        return float("nan")
     digits = struct.unpack(f"!{ndigits}h", data[8:8 + 2 * ndigits])
     value = decimal.Decimal(0)
     for i, digit in enumerate(digits):
         value += decimal.Decimal(digit) * (decimal.Decimal(10000) ** (weight - i))
     if sign == 0x4000:
         value = -value
-    return int(value) if scale == 0 else float(value)
+    return int(value) if scale == 0 else value.quantize(decimal.Decimal(1).scaleb(-scale))

@@ -30,7 +30,9 @@ SERVER_VERSION = "16.0"
 VERSION = (f"PostgreSQL {SERVER_VERSION} (tally SQL over metrics) on x86_64-pc-linux-gnu, "
            "compiled by tally, 64-bit")
 SANDBOX = {"enable_external_access": False, "autoinstall_known_extensions": False,
-           "autoload_known_extensions": False, "threads": 1, "memory_limit": "2GB"}
+           "autoload_known_extensions": False, "threads": 1, "memory_limit": "2GB",
+           # PostgreSQL's arithmetic: 7 / 2 is 3 between integers
+           "integer_division": True}
 # Well-known OIDs of the catalog tables themselves (`'pg_class'::regclass`).
 SYSTEM_TABLE_OIDS = {"pg_class": 1259, "pg_attribute": 1249, "pg_type": 1247, "pg_proc": 1255,
                      "pg_namespace": 2615, "pg_constraint": 2606, "pg_description": 2609,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import decimal
 import re
 import secrets
 import threading
@@ -50,6 +51,7 @@ from tally.sql.pgtypes import PgType
 from tally.sql.translate import (
     MetricSelect,
     identifier,
+    like_escapes,
     pg_column_name,
     table_name,
     translate_select,
@@ -110,7 +112,7 @@ class SqlResult:
             if batch.schema != schema:
                 batch = pa.RecordBatch.from_arrays(
                     [_cast(batch.column(i), schema.field(i).type)
-                     for i in range(batch.num_columns)], schema=schema)
+                     for i in range(batch.num_columns)], names=schema.names)
             yield batch
 
     def command_tag(self, rows: int) -> str:
@@ -136,10 +138,28 @@ def conform_schema(actual: pa.Schema, declared: pa.Schema) -> pa.Schema:
 def _cast(array: pa.Array, to: pa.DataType) -> pa.Array:
     if array.type == to:
         return array
+    if pa.types.is_decimal(to) and pa.types.is_floating(array.type):
+        # A sum over a DOUBLE column where NUMERIC is declared: each value's shortest exact
+        # decimal (no cast may round 1.5e30 or 1e-12 to 0).
+        return _exact_decimals(array)
     try:
         return array.cast(to, safe=False)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return array.cast(pa.string()) if pa.types.is_string(to) else array
+
+
+def _exact_decimals(array: pa.Array) -> pa.Array:
+    values = [None if v is None or v != v or v in (float("inf"), float("-inf"))
+              else decimal.Decimal(repr(v)) for v in array.to_pylist()]
+    try:
+        return pa.array(values, type=pa.decimal128(38, _scale(values)))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array(values, type=pa.decimal256(76, _scale(values)))
+
+
+def _scale(values: list) -> int:
+    exponents = [-v.as_tuple().exponent for v in values if v is not None]
+    return max(0, min(38, max(exponents, default=0)))
 
 
 class SqlEngine:
@@ -156,16 +176,16 @@ class SqlEngine:
 
     def database(self, catalog: SqlCatalog) -> CatalogDatabase:
         key = id(catalog)
-        with self._lock:
+        with self._lock:  # built under the lock: one database per catalog, never two
             found = self._databases.get(key)
             if found is not None and found[0] is catalog:
+                self._databases.move_to_end(key)
                 return found[1]
-        database = CatalogDatabase(catalog)
-        with self._lock:
+            database = CatalogDatabase(catalog)
             self._databases[key] = (catalog, database)
             while len(self._databases) > 64:
-                _, (_, old) = self._databases.popitem(last=False)
-                old.close()
+                # Not closed here: a session may still hold it; it closes when collected.
+                self._databases.popitem(last=False)
         return database
 
     def session(self, caller: Caller, user: str = "tally",
@@ -348,7 +368,7 @@ class SqlSession:
     def _catalog_query(self, tree: exp.Expression, database: CatalogDatabase) -> SqlResult:
         tree = _named(tree)
         tree = self._session_functions(database.rewrite(tree))
-        sql = tree.sql(dialect="duckdb")
+        sql = like_escapes(tree).sql(dialect="duckdb")
         cursor = self.duckdb = database.cursor()
         try:
             relation = cursor.sql(sql)
@@ -453,6 +473,8 @@ class SqlSession:
         if metric.empty or describe_only:
             if not describe_only:
                 await self.service.run(self.service.check, metric.request, self.caller)
+            if metric.null_row and not describe_only:  # SUM(x) ... WHERE false: one NULL row
+                return pa.table({f.name: pa.nulls(1, f.type) for f in schema}, schema=schema)
             return schema.empty_table()
         for attempt in (1, 2):
             try:
@@ -480,7 +502,7 @@ class SqlSession:
 
     def _outer(self, tree: exp.Expression, selects: list[MetricSelect],
                tables: list[pa.Table], database: CatalogDatabase) -> SqlResult:
-        sql = _named(tree).sql(dialect="duckdb")
+        sql = like_escapes(_named(tree)).sql(dialect="duckdb")
         cursor = self.duckdb = database.cursor()
         try:
             for metric, table in zip(selects, tables, strict=True):
@@ -490,7 +512,9 @@ class SqlSession:
                     [(c.name, c.type.arrow()) for c in metric.columns])) \
                     if [c.name for c in metric.columns] == table.column_names else None
                 if declared is not None and table.schema != declared:
-                    table = table.cast(declared, safe=False)
+                    table = pa.Table.from_arrays(
+                        [_cast(table.column(i).combine_chunks(), declared.field(i).type)
+                         for i in range(table.num_columns)], names=declared.names)
                 cursor.register(metric.relation, table)
             result = cursor.sql(sql)
             table = _fetch(result, self.service.settings.max_rows) if result is not None \
@@ -740,6 +764,14 @@ def literal(value: Any) -> exp.Expression:
         return exp.Null()
     if isinstance(value, bool):
         return exp.Boolean(this=value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            raise InvalidParameter(f"A parameter {value} is not a number a metric can equal.")
+        text = format(value, "f")
+        return exp.Neg(this=exp.Literal.number(text[1:])) if text.startswith("-") else \
+            exp.Literal.number(text)
+    if isinstance(value, float) and value != value:
+        raise InvalidParameter("A NaN parameter cannot be compared (it equals nothing).")
     if isinstance(value, int | float):
         node = exp.Literal.number(value)
         return exp.Neg(this=exp.Literal.number(-value)) if value < 0 else node

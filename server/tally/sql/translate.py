@@ -51,6 +51,7 @@ class MetricSelect:
     relation: str
     columns: tuple[Column, ...]
     empty: bool = False  # LIMIT 0 or WHERE false: the shape without the rows
+    null_row: bool = False  # WHERE false without GROUP BY: one row of NULL aggregates
 
 
 @dataclass
@@ -205,7 +206,8 @@ def translate_select(select: exp.Select, table_node: exp.Table, catalog: SqlCata
                                   where=filters or None)
     columns = tuple(table.column(n) or Column(n, _group_type(n, state)) for n in
                     [*state.group_by, *state.metrics])
-    return MetricSelect(request, relation, columns, empty), out
+    null_row = _never(select) and not state.group_by and group is None
+    return MetricSelect(request, relation, columns, empty, null_row), out
 
 
 def _shape_only(select: exp.Select, table: Table, relation: str) -> tuple[MetricSelect, exp.Select]:
@@ -223,15 +225,34 @@ def _is_empty(select: exp.Select) -> bool:
         value = limit.expression if isinstance(limit, exp.Limit) else limit
         if isinstance(value, exp.Literal) and not value.is_string and value.this in ("0", 0):
             return True
+    return _never(select)
+
+
+def _never(select: exp.Select) -> bool:
+    """WHERE 1 = 0 (or FALSE, AND-ed with anything): no row passes."""
     where = select.args.get("where")
-    if where is not None:
-        cond = where.this
-        if isinstance(cond, exp.Boolean) and not cond.this:
-            return True
-        if isinstance(cond, exp.EQ) and all(isinstance(s, exp.Literal) and not s.is_string
-                                            for s in (cond.this, cond.expression)):
-            return cond.this.this != cond.expression.this
-    return False
+    return where is not None and any(_constant(c) is False for c in _conjuncts(where.this))
+
+
+def _constant(node: exp.Expression) -> bool | None:
+    """The value of a condition without columns that BI tools write (1 = 1, 1 = 0, TRUE,
+    NOT FALSE); None for anything else."""
+    if isinstance(node, exp.Paren):
+        return _constant(node.this)
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Not):
+        inner = _constant(node.this)
+        return None if inner is None else not inner
+    if type(node) in (exp.EQ, exp.NEQ):
+        left, right = _literal(node.this), _literal(node.expression)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                      for v in (left, right))
+        if not numbers and not all(isinstance(v, str) for v in (left, right)):
+            return None
+        same = float(left) == float(right) if numbers else left == right  # type: ignore[arg-type]
+        return same if isinstance(node, exp.EQ) else not same
+    return None
 
 
 def _group_target(item: exp.Expression, projections: list[exp.Expression],
@@ -293,6 +314,7 @@ def _group_term(node: exp.Expression, state: _Select) -> str | None:
             raise Unsupported(f"DATE_TRUNC('{unit.name.lower() if unit else ''}', ...) is not "
                               f"a grain tally serves; use one of {', '.join(g for g in _UNITS if _UNITS[g])}.")  # noqa: E501
         info = state.catalog.time_dimensions[base[0]]
+        grain = _truncated(base[1], grain)
         if info.grains and grain not in info.grains:
             raise Unsupported(f"{base[0]} is not available by {grain}; its grains: "
                               f"{', '.join(info.grains)}.")
@@ -305,10 +327,32 @@ def _group_term(node: exp.Expression, state: _Select) -> str | None:
         if part is None or part not in DATE_PARTS:
             raise Unsupported(f"EXTRACT({node.this.name} FROM ...) is not a date part tally "
                               f"serves; use one of {', '.join(sorted(set(_PARTS.values())))}.")
+        level = {"year": "year", "quarter": "quarter", "month": "month"}.get(part, "day")
+        if _LEVEL.get(base[1], 0) > _LEVEL["day"] and (
+                base[1] == "week" or _LEVEL[level] < _LEVEL[base[1]]):
+            raise Unsupported(
+                f"EXTRACT({part} FROM ...) of a column at the {base[1]} grain is not a date "
+                f"part of its rows' own days; extract it from {base[0]} itself.")
         return f"{base[0]}__extract_{part}"
     if isinstance(node, exp.Cast) and isinstance(node.this, exp.TimestampTrunc | exp.DateTrunc):
         return None  # a cast is the outer SELECT's business: group by the DATE_TRUNC itself
     return None
+
+
+_LEVEL = {"nanosecond": -6, "microsecond": -5, "millisecond": -4, "second": -3, "minute": -2,
+          "hour": -1, "day": 0, "week": 1, "month": 2, "quarter": 3, "year": 4}
+
+
+def _truncated(column_grain: str, unit: str) -> str:
+    """DATE_TRUNC(unit, a column already at column_grain): the coarser of the two where they
+    nest (a month truncated to its year is the year); weeks nest with days only."""
+    if column_grain == unit or _LEVEL.get(column_grain, 0) <= _LEVEL["day"]:
+        return unit if _LEVEL[unit] >= _LEVEL.get(column_grain, 0) else column_grain
+    if "week" in (column_grain, unit):
+        raise Unsupported(f"DATE_TRUNC('{unit}', ...) of a column at the {column_grain} grain "
+                          "is not one of tally's grains (weeks and months do not nest); "
+                          "truncate the time dimension itself.")
+    return unit if _LEVEL[unit] > _LEVEL[column_grain] else column_grain
 
 
 def _metric_of(node: exp.Expression, state: _Select) -> str | None:
@@ -345,6 +389,9 @@ def _metric_of(node: exp.Expression, state: _Select) -> str | None:
             "group-bys in an outer SELECT."
         )
     facts = state.catalog.metrics[column.name]
+    if distinct and kind != "count":
+        raise GroupingError(f"{node.sql('postgres')}: DISTINCT over a metric's values is not "
+                            f"the metric; write MEASURE({column.name}).")
     wanted = "count_distinct" if kind == "count" and distinct else kind
     if wanted not in facts.aggregates:
         allowed = ", ".join(_spell(a, column.name) for a in facts.aggregates)
@@ -366,6 +413,24 @@ def _rewrite(node: exp.Expression, state: _Select) -> exp.Expression:
     """An expression of the SELECT list, HAVING or ORDER BY, over the result's columns."""
 
     def visit(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Window) and isinstance(n.this, exp.AggFunc) and \
+                isinstance(n.this.this, exp.AggFunc | exp.Anonymous):
+            # SUM(SUM(revenue)) OVER (...): a window over the groups' values, which the outer
+            # layer computes over the result's rows (the inner aggregate is the metric).
+            window = n.copy()
+            window.this.set("this", _transform(window.this.this, visit))
+            for key in ("partition_by", "order"):
+                value = window.args.get(key)
+                if isinstance(value, list):
+                    window.set(key, [_transform(v, visit) for v in value])
+                elif isinstance(value, exp.Expression):
+                    window.set(key, _transform(value, visit))
+            return window
+        if isinstance(n, exp.Window | exp.Filter) and _metric_of(n.this, state) is not None:
+            raise Unsupported(
+                f"{n.sql('postgres')[:80]}: a window or FILTER over a metric's own aggregate "
+                "is not its value; aggregate the metric first (e.g. SUM(SUM(revenue)) OVER "
+                "()), or filter with WHERE.")
         metric = _metric_of(n, state)
         if metric is not None:
             state.add_metric(metric)
@@ -401,6 +466,18 @@ def _transform(node: exp.Expression, visit: Callable[[exp.Expression], exp.Expre
 def pg_column_name(node: exp.Expression) -> str:
     """PostgreSQL's name for an unnamed SELECT item over any table."""
     return _column_name(node, None)
+
+
+def like_escapes(tree: exp.Expression) -> exp.Expression:
+    """LIKE with PostgreSQL's default escape character said out loud (DuckDB has none): a
+    pattern 'order\\_%' matches order_ and nothing else on every engine."""
+
+    def visit(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Like | exp.ILike) and not isinstance(node.parent, exp.Escape):
+            return exp.Escape(this=node, expression=exp.Literal.string("\\"))
+        return node
+
+    return tree.transform(visit, copy=False)
 
 
 def _column_name(node: exp.Expression, state: _Select | None) -> str:
@@ -456,6 +533,8 @@ def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
 def _filters(node: exp.Expression, state: _Select) -> list[Where]:
     out: list[Where] = []
     for conjunct in _conjuncts(node):
+        if _constant(conjunct) is not None:
+            continue  # 1 = 1 (kept out) or 1 = 0 (the SELECT is known empty: _is_empty)
         _check_filter(conjunct, state)
         structured = _structured(conjunct, state)
         out.append(structured if structured is not None else _template(conjunct, state))
@@ -503,7 +582,9 @@ def _literal(node: exp.Expression) -> str | int | float | bool | dt.date | dt.da
                                              exp.DataType.Type.TIMESTAMPTZ,
                                              exp.DataType.Type.DATETIME):
             return _parse_time(value)
-        return value
+        if isinstance(value, str) and to in (exp.DataType.Type.TEXT, exp.DataType.Type.VARCHAR):
+            return value
+        return None  # CAST(1.5 AS INT) is 2: the warehouse evaluates it (a where template)
     if isinstance(node, exp.StrToTime | exp.StrToDate | exp.TsOrDsToDate):
         value = _literal(node.this)
         return _parse_time(value) if isinstance(value, str) else None
@@ -546,6 +627,11 @@ def _structured(node: exp.Expression, state: _Select) -> StructuredFilter | None
         low, high = _literal(node.args["low"]), _literal(node.args["high"])
         if name is None or low is None or high is None:
             return None
+        if node.args.get("symmetric"):
+            try:
+                low, high = sorted((low, high), key=_order_key)
+            except TypeError:
+                return None
         return _make(name, "between", [low, high], state)
     if type(node) in _OPS:
         left, right, kind = node.this, node.expression, type(node)
@@ -559,6 +645,15 @@ def _structured(node: exp.Expression, state: _Select) -> StructuredFilter | None
     return None
 
 
+def _order_key(value: object) -> object:
+    if isinstance(value, str):
+        try:
+            return _parse_time(value)
+        except Unsupported:
+            return value
+    return value
+
+
 def _make(name: str, op: str, values: list, state: _Select) -> StructuredFilter | None:
     base, part = split_date_part(name)
     if part:
@@ -570,7 +665,7 @@ def _make(name: str, op: str, values: list, state: _Select) -> StructuredFilter 
             values = [v.isoformat() if isinstance(v, dt.date) else v for v in values]
         return StructuredFilter.parse({"dimension": name, "op": op, "values": values})
     grain = grain or (info.grains[0] if info.grains else "day")
-    times = [_time_literal(v) for v in values]
+    times = [_time_literal(v, dates=grain not in SUB_DAILY) for v in values]
     if grain not in SUB_DAILY:
         op, times = _on_dates(op, times)
     texts = [t.isoformat(sep=" ") if isinstance(t, dt.datetime) else t.isoformat()
@@ -579,13 +674,17 @@ def _make(name: str, op: str, values: list, state: _Select) -> StructuredFilter 
                                    "grain": grain})
 
 
-def _time_literal(value: object) -> dt.date | dt.datetime:
+def _time_literal(value: object, dates: bool) -> dt.date | dt.datetime:
+    """A compared value: typed instants stay instants (see _on_dates); an untyped string
+    takes the column's type, as PostgreSQL casts it: a date column reads '2025-03-01 12:00'
+    as the date 2025-03-01."""
     if isinstance(value, dt.datetime | dt.date):
         return value
     if isinstance(value, str):
         parsed = _parse_time(value)
-        return parsed.date() if isinstance(parsed, dt.datetime) and parsed.time() == dt.time() \
-            else parsed
+        if isinstance(parsed, dt.datetime) and (dates or parsed.time() == dt.time()):
+            return parsed.date()
+        return parsed
     raise Unsupported(f"A time dimension compares with a date ('YYYY-MM-DD'), not {value!r}.")
 
 
@@ -626,7 +725,7 @@ def _template(node: exp.Expression, state: _Select) -> str:
         references.append(_reference(name, state))
         return exp.column(f"__tally_sql_ref_{len(references) - 1}__")
 
-    tree = _transform(node.copy(), visit)
+    tree = like_escapes(_transform(node.copy(), visit))
     for n in tree.walk():
         if isinstance(n, exp.Column) and not n.name.startswith("__tally_sql_ref_"):
             raise Unsupported(f"Cannot filter on {n.sql('postgres')}.")
