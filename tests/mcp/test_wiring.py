@@ -25,9 +25,11 @@ def test_building_the_server_leaves_logging_alone(monkeypatch):
     from tally.service import TallyService
     from tally.settings import Settings
 
+    # Built first: the service's first use of dbt imports snowplow_tracker, whose import calls
+    # logging.basicConfig() (not tally's doing, and not what this test looks at).
+    service = TallyService(Settings(project_dir=PROJECT_DIR))
     root = logging.getLogger()
     monkeypatch.setattr(root, "handlers", [])  # a process that configured no logging
     level = root.level
-    service = TallyService(Settings(project_dir=PROJECT_DIR))
     build_server(service, lambda: service.authenticate(None, transport="mcp"))
     assert root.handlers == [] and root.level == level
