@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from tests.pgwire.cases import CASES, check, placeholders
+from tests.support.hand_sql import expected_rows
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -90,3 +91,31 @@ def test_asyncpg_refused_then_usable(pg):
             await conn.close()
 
     assert asyncio.run(run()) > 0
+
+
+def test_asyncpg_cursor_fetches_a_portal_a_few_rows_at_a_time(pg, raw):
+    # asyncpg's cursor binds a portal and executes it with a row limit again and again
+    # (PortalSuspended between), as JDBC does with a fetch size.
+    sql = ("SELECT metric_time__month, MEASURE(order_count) AS n FROM metrics "
+           "GROUP BY 1 ORDER BY 1")
+
+    async def run() -> tuple[list, list]:
+        conn = await asyncpg.connect(host="127.0.0.1", port=pg.port, user="tally",
+                                     database="tally", password=pg.key)
+        try:
+            async with conn.transaction():
+                cursor = await conn.cursor(sql)
+                pages = [await cursor.fetch(7) for _ in range(3)]
+                rest = [r async for r in conn.cursor(sql, prefetch=5)]
+            return pages, rest
+        finally:
+            await conn.close()
+
+    pages, rest = asyncio.run(run())
+    expected = expected_rows(raw, """
+        select cast(date_trunc('month', order_date) as date) as m, count(*) as n
+        from enriched_orders group by 1 order by 1""")
+    want = [(r["m"], r["n"]) for r in expected]
+    assert [len(p) for p in pages] == [7, 7, 7]
+    assert [(r[0], r[1]) for p in pages for r in p] == want[:21]
+    assert [(r[0], r[1]) for r in rest] == want
