@@ -5,11 +5,7 @@ from .venv-superset, set up from nothing and serving (tests/bi/superset.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.bi.superset import Superset, require_superset, start_superset, stop_superset
-from tests.support.paths import PROJECT_DIR, ROOT, TALLY
-from tests.support.processes import Server, free_port, start_server, stop_server
+from tests.support.paths import PROJECT_DIR, ROOT
+from tests.support.processes import (
+    Server,
+    create_key,
+    free_port,
+    start_server,
+    stop_server,
+    wait_port,
+)
 
 KEY_NAME = "superset"
 
@@ -45,30 +48,6 @@ def _project(root: Path) -> Path:
     return project
 
 
-def _create_key(project: Path, env: dict[str, str]) -> str:
-    argv = [str(TALLY), "keys", "create", KEY_NAME, "--scopes", "meta,query,sql",
-            "--project-dir", str(project)]
-    made = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
-    assert made.returncode == 0, made.stderr
-    key = made.stdout.splitlines()[1].strip()
-    assert key.startswith("tk_"), made.stdout
-    return key
-
-
-def _wait_port(port: int, server: Server, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2):
-                return
-        except OSError:
-            if server.process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"tally's PostgreSQL endpoint is not listening on {port}:\n"
-                            f"{server.log.read_text()[-3000:]}")
-            time.sleep(0.2)
-
-
 @pytest.fixture(scope="session")
 def tally_pg(warehouse, tmp_path_factory) -> Iterator[TallyPg]:
     require_superset()  # nothing to serve to without it
@@ -79,11 +58,11 @@ def tally_pg(warehouse, tmp_path_factory) -> Iterator[TallyPg]:
     shutil.copy(warehouse.duckdb_path, served)
     env = {"TALLY_PROJECT_DIR": str(project), "TALLY_MANIFEST_PATH": str(warehouse.manifest_path),
            "TALLY_DUCKDB_PATH": str(served)}
-    key = _create_key(project, env)
+    key = create_key(project, env, KEY_NAME)
     pg_port = free_port()
     server = start_server(root / "serve.log", env, flight=False, clean_env=True,
                           args=("--pg-port", str(pg_port)))
-    _wait_port(pg_port, server)
+    wait_port(pg_port, server)
     yield TallyPg(server, pg_port, key)
     stop_server(server)
 

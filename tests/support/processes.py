@@ -4,6 +4,7 @@ checked for tracebacks."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -92,3 +93,32 @@ def stop_server(server: Server, *, check_log: bool = True) -> None:
     if check_log:
         text = server.log.read_text()
         assert "Traceback" not in text, text[-3000:]
+
+
+def create_key(project: Path, env: dict[str, str], name: str,
+               claims: dict | None = None) -> str:
+    """An API key made as an operator makes one (`tally keys create`), for `project`."""
+    argv = [str(TALLY), "keys", "create", name, "--scopes", "meta,query,sql",
+            "--project-dir", str(project)]
+    if claims:
+        argv += ["--claims", json.dumps(claims)]
+    made = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.splitlines()[1].strip()
+    assert key.startswith("tk_"), made.stdout
+    return key
+
+
+def wait_port(port: int, server: Server, timeout: float = 60.0) -> None:
+    """Until something listens on 127.0.0.1:port (a server's second protocol); a server that
+    exits or a timeout fails the test with the end of its log."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
+        except OSError:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"nothing listens on port {port}:\n{server.log.read_text()[-3000:]}")
+            time.sleep(0.2)
