@@ -15,6 +15,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import ssl
 import struct
@@ -401,8 +402,6 @@ def encoded_rows(result: SqlResult, formats: list[int]):
 
 
 def statement_params(text: str) -> int:
-    import re
-
     found = [int(n) for n in re.findall(r"\$(\d+)", text)]
     return max(found) if found else 0
 
