@@ -22,7 +22,7 @@ FOR_A_CALLER = {
     "dimension_values_request", "submit_query", "submit_dimension_values", "list_metrics",
     "get_metric", "list_dimensions", "list_entities", "list_measures", "metrics_for",
     "list_saved_queries", "get_saved_query", "may_see", "mint_embed_token", "metric_time",
-    "metrics_among", "metric_definition", "custom_grains", "saved_query_group_bys",
+    "metrics_among", "metric_definition", "custom_grains", "saved_query_group_bys", "admit",
 }
 
 

@@ -2,7 +2,7 @@
 TLS from TALLY_PG_TLS_CERT / TALLY_PG_TLS_KEY (sslmode=require), a password refused over an
 unencrypted connection from another address, a bad password (28P01), and a tenant's JWT as the
 password: only its rows (numbers against hand SQL, cold and warm) and only its metrics, in the
-catalog too."""
+catalog too; and each metric statement counts against the caller's rate limit."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def server(warehouse, tmp_path_factory) -> Iterator[tuple[Server, int]]:
                    check=True, capture_output=True)
     pg_port = free_port()
     env = tally_env(warehouse, project, TALLY_JWT_SECRET=SECRET, TALLY_PG_TLS_CERT=str(cert),
-                    TALLY_PG_TLS_KEY=str(key))
+                    TALLY_PG_TLS_KEY=str(key), TALLY_RATE_LIMIT_PER_MINUTE="120")
     served = start_server(root / "serve.log", env, flight=False,
                           args=("--pg-port", str(pg_port), "--host", "0.0.0.0"))
     yield served, pg_port
@@ -130,3 +130,24 @@ def test_a_password_from_another_address_needs_tls(server):
     with connect(port, token("FR"), host=address, sslmode="require") as conn:
         assert conn.execute("SELECT customer__country FROM metrics GROUP BY 1").fetchall() == \
             [("FR",)]
+
+
+def test_each_metric_statement_takes_from_the_callers_rate_limit(server):
+    # 120 a minute, bursts of 12: one connection cannot run more metric queries than its
+    # caller may (session commands and catalog queries, a BI tool's chatter, do not count).
+    _, port = server
+    with connect(port, token("DE")) as conn:
+        conn.autocommit = True
+        states = []
+        for _ in range(5):
+            conn.execute("SET application_name = 'probe'")
+            conn.execute("SELECT count(*) FROM information_schema.tables")
+        for _ in range(30):
+            try:
+                conn.execute("SELECT MEASURE(revenue) FROM metrics")
+                states.append("ok")
+            except psycopg.Error as e:
+                states.append(e.sqlstate)
+        assert "53300" in states and states[0] == "ok", states
+    with connect(port, token("FR", "US")) as other:  # another caller is not held back
+        assert other.execute("SELECT 1").fetchone() == (1,)

@@ -451,7 +451,10 @@ class PgServer:
     def __init__(self, service: TallyService, settings: Settings) -> None:
         self.service = service
         self.settings = settings
-        self.engine = SqlEngine(service, settings.pg_statement_timeout_seconds)
+        # One connection carries many statements: each metric statement is a request against
+        # the caller's rate limit (session commands and catalog queries are not).
+        self.engine = SqlEngine(service, settings.pg_statement_timeout_seconds,
+                                admit_statements=True)
         self.connections: dict[int, Connection] = {}
         self.ssl_context = tls_context(settings)
         self.loop: asyncio.AbstractEventLoop | None = None

@@ -175,6 +175,12 @@ class TallyService:
         self.limits.admit(caller)
         return caller
 
+    def admit(self, caller: Caller) -> None:
+        """One more request of an authenticated caller against its rate limit
+        (TooManyRequests): for a transport whose one connection carries many requests (the
+        PostgreSQL endpoint's statements), as authenticate() is for one request each."""
+        self.limits.admit(caller)
+
     def mint_embed_token(
         self,
         caller: Caller,

@@ -79,6 +79,7 @@ _BY_CODE = {
     "invalid_query": "0A000",
     "result_too_large": "54000",
     "too_many_queries": "53300",
+    "too_many_requests": "53300",
     "query_cancelled": "57014",
     "query_timeout": "57014",
     "warehouse_unavailable": "08006",

@@ -166,8 +166,12 @@ class SqlEngine:
     """What every session of a server shares: the service, the callers' catalogs and their
     sandboxed DuckDBs (one per catalog, kept while the catalog is)."""
 
-    def __init__(self, service: TallyService, statement_limit: float | None = None) -> None:
+    def __init__(self, service: TallyService, statement_limit: float | None = None,
+                 admit_statements: bool = False) -> None:
         self.service = service
+        # A transport that authenticates once per connection (not per statement) asks for each
+        # metric statement to take from the caller's rate limit.
+        self.admit_statements = admit_statements
         # No statement runs longer than a warehouse query may (or the transport's own limit).
         self.statement_limit = statement_limit or service.settings.query_timeout_seconds
         self.catalogs = Catalogs(service)
@@ -457,6 +461,8 @@ class SqlSession:
                 passthrough = metric if _is_plain(rewritten) else None
             else:
                 select.replace(rewritten)
+        if self.engine.admit_statements and not describe_only:
+            self.service.admit(self.caller)
         scope = self.scope or CancelScope()
         tables = []
         for metric in selects:
